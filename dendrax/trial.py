@@ -1,0 +1,102 @@
+"""Plain-Python values passed between the searcher and the population trainer.
+
+Neither side imports the other: the searcher hands a list of :class:`ModelConfig`
+and a :class:`TrainSettings` to a trainer function, and gets one :class:`TrialOutcome`
+back per config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+from dendrax.config import ModelConfig
+
+LOWERINGS = ("auto", "gather", "dense")
+DATA_ORDERS = ("own", "shared")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Settings shared by every model of a run (not searched per trial).
+
+    data_order: "own" gives each model its own batch order (seeded by its config seed);
+        "shared" makes every model see the same batches (seeded by ``data_seed``), which
+        lets the model axis fold into one large matrix product.
+    lowering: "gather" (x[:, idx] then a contraction), "dense" (scatter into a
+        branches × in_dim matrix, one GEMM) or "auto" (the faster on this backend).
+    chunk_size: most models per compiled call; None estimates it from device memory.
+    """
+
+    n_epochs: int = 15
+    batch_size: int = 256
+    data_order: str = "own"
+    data_seed: int = 0
+    lowering: str = "auto"
+    chunk_size: Optional[int] = None
+    eval_batch_size: int = 2000
+    matmul_dtype: str = "float32"
+
+    def validate(self) -> None:
+        from dendrax.config import ConfigError
+
+        if not isinstance(self.n_epochs, int) or self.n_epochs < 1:
+            raise ConfigError(f"n_epochs={self.n_epochs!r} must be an integer >= 1")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        if self.lowering not in LOWERINGS:
+            raise ConfigError(f"lowering={self.lowering!r}; choose one of {', '.join(LOWERINGS)}")
+        if self.data_order not in DATA_ORDERS:
+            raise ConfigError(
+                f"data_order={self.data_order!r}; choose one of {', '.join(DATA_ORDERS)}")
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
+                                            or self.chunk_size < 1):
+            raise ConfigError(f"chunk_size={self.chunk_size!r} must be None or an integer >= 1")
+        if self.matmul_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose float32 or bfloat16")
+
+
+@dataclasses.dataclass
+class TrialOutcome:
+    """What one trained model (one config, one seed) produced.
+
+    history holds one value per epoch under: train_loss, train_accuracy, val_loss,
+    val_accuracy, test_loss, test_accuracy, and swaps (accepted rewiring swaps that epoch).
+    train_time is the bucket's wall time divided by its number of models.
+    """
+
+    config: ModelConfig
+    total_params: int
+    history: dict[str, list[float]]
+    diverged: bool = False
+    diverged_step: Optional[int] = None
+    diverged_epoch: Optional[int] = None
+    bucket: str = ""
+    bucket_size: int = 1
+    bucket_wall_time: float = 0.0
+    compile_time: float = 0.0
+    train_time: float = 0.0
+
+    def final(self, metric: str) -> float:
+        values = self.history.get(metric) or [float("nan")]
+        return float(values[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["config"] = self.config.to_dict()
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A progress event from the trainer: one per finished epoch of a chunk."""
+
+    bucket: str
+    chunk_models: int
+    epoch: int
+    n_epochs: int
+    alive: int
+    best_val_accuracy: float
+
+
+ProgressFn = Callable[[Progress], None]

@@ -1,0 +1,490 @@
+"""Population trainer: many models of one shape signature as one jit/vmap program.
+
+``make_train(...)`` returns pure functions over a population pytree (leading model axis):
+
+- ``init(hyper, keys)``: parameters, connectivity and AdamW state of every member;
+- ``epoch(state, hyper, data, epoch, order_key)``: one epoch (``lax.scan`` over the
+  steps, with no Python per step) followed by validation and test evaluation;
+- ``train(hyper, keys, data, order_key)``: all epochs fused into one ``lax.scan``.
+
+Members differ in seed and in every value that is not a shape (lr, weight decay,
+resampling on/off, percentage, interval): those are traced arrays, never static.
+A member whose loss or parameters stop being finite is frozen ("diverged"): its updates
+become no-ops, so its NaNs never reach its state, and the other members compute exactly
+the floats they would compute without it.
+
+``train_configs(...)`` is the device-independent entry point used by the searcher: it
+groups configs by shape signature, splits big populations into chunks that fit in
+memory, and returns one :class:`TrialOutcome` per config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dendrax.config import ModelConfig, count_params
+from dendrax.models import DendriticModel, build_model, init_model
+from dendrax.rewire import n_resample_for, rewire
+from dendrax.trial import Progress, TrainSettings, TrialOutcome
+
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+           "test_accuracy", "swaps")
+
+# Stream ids folded into each member's key, so that a member's randomness depends on
+# its own seed only, never on its position in a population.
+_INIT, _ORDER, _REWIRE = 0, 1, 2
+
+
+class Hyper(NamedTuple):
+    """Per-member traced hyperparameters (each a scalar; stacked along the model axis)."""
+
+    lr: jax.Array
+    weight_decay: jax.Array
+    n_resample: jax.Array  # connections replaced per branch and round; 0 = off
+    steps_to_resample: jax.Array
+
+
+class MemberState(NamedTuple):
+    params: Any
+    connectivity: Any
+    opt_state: Any
+    key: jax.Array  # the member's own PRNG key (constant)
+    step: jax.Array  # optimiser steps taken
+    alive: jax.Array  # False once diverged
+    diverged_step: jax.Array  # step at which the loss first stopped being finite, or -1
+
+
+class DeviceData(NamedTuple):
+    """The dataset on the device, evaluation sets padded to whole evaluation batches."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_val: jax.Array
+    y_val: jax.Array
+    val_mask: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    test_mask: jax.Array
+
+
+def adamw(hyper: Hyper) -> optax.GradientTransformation:
+    """AdamW with decoupled weight decay on every parameter, biases included."""
+    return optax.adamw(hyper.lr, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS,
+                       weight_decay=hyper.weight_decay)
+
+
+def _where(cond, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def _where_members(mask, new, old):
+    """Select whole members: ``mask`` has one entry per leading-axis member."""
+
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulationProgram:
+    init: Callable
+    epoch: Callable
+    train: Callable
+    steps_per_epoch: int
+
+
+def make_train(model: DendriticModel, in_dim: int, n_train: int, n_eval_batches: tuple[int, int],
+               settings: TrainSettings) -> PopulationProgram:
+    """Pure population functions for one shape signature (see the module docstring)."""
+    batch_size = settings.batch_size
+    steps = n_train // batch_size  # the last partial batch is dropped, as the original
+    if steps < 1:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n_train} training samples")
+    shared_order = settings.data_order == "shared"
+    eval_bs = settings.eval_batch_size
+
+    def init_member(key, hyper):
+        params, connectivity = init_model(model, jax.random.fold_in(key, _INIT), in_dim)
+        return MemberState(params, connectivity, adamw(hyper).init(params), key,
+                           jnp.int32(0), jnp.bool_(True), jnp.int32(-1))
+
+    def init(hyper: Hyper, keys: jax.Array) -> MemberState:
+        return jax.vmap(init_member)(keys, hyper)
+
+    def loss_fn(params, connectivity, x, y):
+        logits = model.apply({"params": params, "connectivity": connectivity}, x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, jnp.sum(jnp.argmax(logits, -1) == y)
+
+    def sgd_step(state: MemberState, hyper: Hyper, x, y):
+        (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.connectivity, x, y)
+        updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ok = state.alive & jnp.isfinite(loss) & _all_finite(params)
+        newly_dead = state.alive & ~ok
+        state = state._replace(
+            params=_where(ok, params, state.params),
+            opt_state=_where(ok, opt_state, state.opt_state),
+            step=state.step + ok.astype(jnp.int32),
+            alive=ok,
+            diverged_step=jnp.where(newly_dead, state.step + 1, state.diverged_step))
+        return state, jnp.where(ok, loss, jnp.nan), jnp.where(ok, correct, 0)
+
+    def rewire_member(state: MemberState, hyper: Hyper):
+        key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step)
+        params, connectivity, opt_state, accepted = rewire(
+            state.params, state.connectivity, state.opt_state, key, hyper.n_resample, in_dim)
+        return state._replace(params=params, connectivity=connectivity,
+                              opt_state=opt_state), accepted
+
+    def population_step(state: MemberState, hyper: Hyper, x, y):
+        batch_axis = None if shared_order else 0
+        state, loss, correct = jax.vmap(sgd_step, in_axes=(0, 0, batch_axis, batch_axis))(
+            state, hyper, x, y)
+        due = (state.alive & (hyper.n_resample > 0)
+               & (state.step % jnp.maximum(hyper.steps_to_resample, 1) == 0))
+
+        def resample(state):
+            rewired, accepted = jax.vmap(rewire_member)(state, hyper)
+            return _where_members(due, rewired, state), jnp.where(due, accepted, 0)
+
+        def skip(state):
+            return state, jnp.zeros(due.shape, jnp.int32)
+
+        # A real branch at population level: the rewiring work runs only on the steps
+        # where at least one member is due, not on every step.
+        state, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
+        return state, loss, correct, swaps
+
+    def evaluate(state: MemberState, x, y, mask):
+        n_valid = jnp.sum(mask)
+
+        def body(totals, i):
+            xb = jax.lax.dynamic_slice_in_dim(x, i * eval_bs, eval_bs)
+            yb = jax.lax.dynamic_slice_in_dim(y, i * eval_bs, eval_bs)
+            mb = jax.lax.dynamic_slice_in_dim(mask, i * eval_bs, eval_bs)
+            logits = jax.vmap(lambda p, c: model.apply({"params": p, "connectivity": c}, xb))(
+                state.params, state.connectivity)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb[None])
+            correct = (jnp.argmax(logits, -1) == yb[None]) & mb[None]
+            return (totals[0] + jnp.sum(losses * mb[None], -1),
+                    totals[1] + jnp.sum(correct, -1)), None
+
+        members = state.step.shape[0]
+        zeros = (jnp.zeros(members), jnp.zeros(members, jnp.int32))
+        n_batches = x.shape[0] // eval_bs
+        (loss_sum, correct), _ = jax.lax.scan(body, zeros, jnp.arange(n_batches))
+        denom = jnp.maximum(n_valid, 1)
+        nan = jnp.full(members, jnp.nan)
+        return (jnp.where(n_valid > 0, loss_sum / denom, nan),
+                jnp.where(n_valid > 0, correct / denom, nan))
+
+    def epoch(state: MemberState, hyper: Hyper, data: DeviceData, epoch_index, order_key):
+        members = state.step.shape[0]
+        if shared_order:
+            perm = jax.random.permutation(jax.random.fold_in(order_key, epoch_index), n_train)
+        else:
+            perm = jax.vmap(lambda k: jax.random.permutation(
+                jax.random.fold_in(jax.random.fold_in(k, _ORDER), epoch_index), n_train))(state.key)
+
+        def body(state, i):
+            if shared_order:
+                batch = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+            else:
+                batch = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size, axis=1)
+            x, y = data.x_train[batch], data.y_train[batch]
+            state, loss, correct, swaps = population_step(state, hyper, x, y)
+            return state, (loss, correct, swaps)
+
+        state, (loss, correct, swaps) = jax.lax.scan(body, state, jnp.arange(steps))
+        val_loss, val_acc = evaluate(state, data.x_val, data.y_val, data.val_mask)
+        test_loss, test_acc = evaluate(state, data.x_test, data.y_test, data.test_mask)
+        metrics = {
+            "train_loss": jnp.mean(loss, 0),
+            "train_accuracy": jnp.sum(correct, 0) / (steps * batch_size),
+            "val_loss": val_loss, "val_accuracy": val_acc,
+            "test_loss": test_loss, "test_accuracy": test_acc,
+            "swaps": jnp.sum(swaps, 0),
+        }
+        del members
+        return state, metrics
+
+    def train(hyper: Hyper, keys: jax.Array, data: DeviceData, order_key, n_epochs: int):
+        state = init(hyper, keys)
+        return jax.lax.scan(lambda s, e: epoch(s, hyper, data, e, order_key),
+                            state, jnp.arange(n_epochs))
+
+    return PopulationProgram(init=init, epoch=epoch, train=train, steps_per_epoch=steps)
+
+
+# ---- host side ---------------------------------------------------------------------
+
+def resolve_lowering(lowering: str, backend: Optional[str] = None) -> str:
+    """"auto" picks the lowering measured fastest on the backend (docs/benchmarks.md)."""
+    if lowering != "auto":
+        return lowering
+    backend = backend or jax.default_backend()
+    return "dense" if backend in ("gpu", "tpu", "cuda", "rocm") else _CPU_DEFAULT_LOWERING
+
+
+# Measured with benchmarks/throughput.py on the 2-core CPU (docs/benchmarks.md).
+_CPU_DEFAULT_LOWERING = "gather"
+
+
+def _pad_eval(x: np.ndarray, y: np.ndarray, batch: int):
+    n = len(x)
+    padded = max(batch, int(math.ceil(n / batch)) * batch) if n else 0
+    xp = np.zeros((padded, x.shape[1]), np.float32)
+    yp = np.zeros((padded,), np.int32)
+    mask = np.zeros((padded,), bool)
+    xp[:n], yp[:n], mask[:n] = x, y, True
+    return xp, yp, mask
+
+
+_DEVICE_DATA_CACHE: dict = {}
+
+
+def device_data(data, eval_batch_size: int) -> DeviceData:
+    """Put a dataset on the default device once; later calls reuse the same arrays."""
+    key = (id(data), eval_batch_size)
+    cached = _DEVICE_DATA_CACHE.get(key)
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    xv, yv, mv = _pad_eval(data.x_val, data.y_val, eval_batch_size)
+    xt, yt, mt = _pad_eval(data.x_test, data.y_test, eval_batch_size)
+    arrays = DeviceData(
+        np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int32),
+        xv, yv, mv, xt, yt, mt)
+    on_device = DeviceData(*jax.device_put(tuple(arrays)))
+    _DEVICE_DATA_CACHE.clear()  # keep one dataset resident, not every one ever used
+    _DEVICE_DATA_CACHE[key] = (data, on_device)
+    return on_device
+
+
+def effective_eval_batch(settings: TrainSettings, data) -> int:
+    largest = max(len(data.x_val), len(data.x_test), 1)
+    return int(min(settings.eval_batch_size, largest))
+
+
+def bytes_per_model(config: ModelConfig, in_dim: int, n_train: int, settings: TrainSettings,
+                    lowering: str) -> int:
+    """A deliberately generous estimate of one member's device memory."""
+    k = config.inputs_per_branch(in_dim)
+    branches = config.n_branches
+    params = count_params(config, in_dim)
+    total = 4 * 4 * params  # params, grads, two Adam moments
+    if lowering == "dense":
+        total += 4 * 4 * branches * in_dim  # scattered kernel, its gradient, temporaries
+    else:
+        total += 3 * 4 * branches * k * settings.batch_size  # gathered inputs and their grads
+    if settings.data_order == "own":
+        total += 2 * 4 * settings.batch_size * in_dim  # the member's own batch
+    widths = branches + (config.hidden_width or 0) + 10
+    total += 3 * 4 * settings.eval_batch_size * widths
+    total += 4 * n_train  # the member's permutation
+    return int(total * 1.5)
+
+
+def _device_memory_budget() -> int:
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+        limit = stats.get("bytes_limit")
+        if limit:
+            return int(0.6 * (limit - stats.get("bytes_in_use", 0)))
+    except Exception:  # noqa: BLE001 - CPU backends may not implement memory_stats
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(min(8 << 30, pages // 3))
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+def default_chunk_size(config: ModelConfig, in_dim: int, n_train: int,
+                       settings: TrainSettings, lowering: str) -> int:
+    per_model = bytes_per_model(config, in_dim, n_train, settings, lowering)
+    return int(max(1, min(8192, _device_memory_budget() // per_model)))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return any(s in text for s in ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory",
+                                   "OOM"))
+
+
+# Tests set this to pretend that populations above this many members do not fit.
+SIMULATED_MEMORY_LIMIT_MODELS: Optional[int] = None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_program(model: DendriticModel, in_dim: int, n_train: int,
+                      eval_batches: tuple[int, int], settings: TrainSettings):
+    program = make_train(model, in_dim, n_train, eval_batches, settings)
+    return program, jax.jit(program.init), jax.jit(program.epoch)
+
+
+def _hyper_for(configs: Sequence[ModelConfig], in_dim: int) -> Hyper:
+    return Hyper(
+        lr=jnp.asarray([c.lr for c in configs], jnp.float32),
+        weight_decay=jnp.asarray([c.weight_decay for c in configs], jnp.float32),
+        n_resample=jnp.asarray([n_resample_for(c.inputs_per_branch(in_dim), c.percentage_resample,
+                                                c.synaptic_resampling) for c in configs], jnp.int32),
+        steps_to_resample=jnp.asarray([c.steps_to_resample for c in configs], jnp.int32))
+
+
+def member_keys(configs: Sequence[ModelConfig]) -> jax.Array:
+    return jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
+
+
+def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
+                     lowering: Optional[str] = None, bucket: str = "",
+                     progress: Optional[Callable[[Progress], None]] = None):
+    """Train configs of one shape signature as one population (no chunking).
+
+    Returns ``(histories, final_state, timings)``: histories maps each metric to an
+    (epochs, members) numpy array.
+    """
+    if SIMULATED_MEMORY_LIMIT_MODELS is not None and len(configs) > SIMULATED_MEMORY_LIMIT_MODELS:
+        raise MemoryError(f"RESOURCE_EXHAUSTED: simulated, {len(configs)} members do not fit")
+    first = configs[0]
+    keys_differ = {c.shape_key(data.in_dim) for c in configs}
+    if len(keys_differ) != 1:
+        raise ValueError(f"a population needs one shape signature, got {sorted(map(str, keys_differ))}")
+    lowering = resolve_lowering(lowering or settings.lowering)
+    eval_bs = effective_eval_batch(settings, data)
+    settings = dataclasses.replace(settings, eval_batch_size=eval_bs)
+    dev = device_data(data, eval_bs)
+    model = build_model(first, data.n_classes, data.image_shape, lowering, settings.matmul_dtype)
+    eval_batches = (dev.x_val.shape[0] // eval_bs, dev.x_test.shape[0] // eval_bs)
+    program, init_fn, epoch_fn = _compiled_program(model, data.in_dim, len(data.x_train),
+                                                   eval_batches, settings)
+    hyper = _hyper_for(configs, data.in_dim)
+    keys = member_keys(configs)
+    order_key = jax.random.PRNGKey(settings.data_seed)
+
+    t0 = time.perf_counter()
+    init_c = init_fn.lower(hyper, keys).compile()
+    state = init_c(hyper, keys)
+    epoch_c = epoch_fn.lower(state, hyper, dev, jnp.int32(0), order_key).compile()
+    compile_time = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    state = init_c(hyper, keys)
+    history = {m: [] for m in METRICS}
+    for e in range(settings.n_epochs):
+        state, metrics = epoch_c(state, hyper, dev, jnp.int32(e), order_key)
+        metrics = jax.device_get(metrics)
+        for m in METRICS:
+            history[m].append(np.asarray(metrics[m]))
+        if progress is not None:
+            alive = np.asarray(state.alive)
+            val = np.asarray(metrics["val_accuracy"])[alive]
+            progress(Progress(bucket=bucket, chunk_models=len(configs), epoch=e + 1,
+                              n_epochs=settings.n_epochs, alive=int(alive.sum()),
+                              best_val_accuracy=float(np.nanmax(val)) if val.size else float("nan")))
+    jax.block_until_ready(state)
+    run_time = time.perf_counter() - t0
+    histories = {m: np.stack(v) for m, v in history.items()}
+    return histories, state, {"compile": compile_time, "run": run_time}
+
+
+def bucket_name(config: ModelConfig, in_dim: int) -> str:
+    arch, soma, neurons, dendrites, k, hidden, strategy = config.shape_key(in_dim)
+    name = f"{arch}/{'soma' if soma else 'nosoma'}/N{neurons}xD{dendrites}xK{k}"
+    if hidden is not None:
+        name += f"/H{hidden}"
+    return name + ("" if strategy == "random" else f"/{strategy}")
+
+
+def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
+                 progress=None, log=print) -> list[TrialOutcome]:
+    """Train one shape bucket in chunks; halve the chunk and retry on out-of-memory."""
+    in_dim = data.in_dim
+    lowering = resolve_lowering(settings.lowering)
+    name = bucket_name(configs[0], in_dim)
+    chunk = settings.chunk_size or default_chunk_size(configs[0], in_dim, len(data.x_train),
+                                                      settings, lowering)
+    outcomes: list[TrialOutcome] = []
+    start = 0
+    compile_total = run_total = 0.0
+    raw = []
+    while start < len(configs):
+        part = configs[start:start + chunk]
+        try:
+            histories, state, timings = train_population(part, data, settings, lowering=lowering,
+                                                         bucket=name, progress=progress)
+        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are retried
+            if not is_out_of_memory(error) or chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+            if log:
+                log(f"[dendrax] {name}: out of memory with {len(part)} models; "
+                    f"retrying in chunks of {chunk}")
+            continue
+        compile_total += timings["compile"]
+        run_total += timings["run"]
+        raw.append((part, histories, state))
+        start += len(part)
+
+    wall = compile_total + run_total
+    for part, histories, state in raw:
+        diverged_step = np.asarray(state.diverged_step)
+        steps_per_epoch = len(data.x_train) // settings.batch_size
+        for i, config in enumerate(part):
+            hist = {m: [float(v) for v in histories[m][:, i]] for m in METRICS}
+            hist["swaps"] = [int(v) for v in hist["swaps"]]
+            dstep = int(diverged_step[i])
+            outcomes.append(TrialOutcome(
+                config=config, total_params=count_params(config, in_dim, data.n_classes),
+                history=hist, diverged=dstep >= 0,
+                diverged_step=dstep if dstep >= 0 else None,
+                diverged_epoch=(dstep - 1) // steps_per_epoch + 1 if dstep >= 0 else None,
+                bucket=name, bucket_size=len(configs), bucket_wall_time=wall,
+                compile_time=compile_total, train_time=wall / len(configs)))
+    return outcomes
+
+
+def group_by_shape(configs: Sequence[ModelConfig], in_dim: int) -> dict[tuple, list[int]]:
+    """Indices of configs grouped by shape signature, in order of first appearance."""
+    groups: dict[tuple, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(config.shape_key(in_dim), []).append(i)
+    return groups
+
+
+def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),
+                  *, progress=None, on_bucket_done=None, log=print) -> list[TrialOutcome]:
+    """Train every config on ``data``; one outcome per config, in input order.
+
+    Configs are grouped by shape signature and each group trains as one vmapped
+    population; ``on_bucket_done(outcomes)`` is called as each group finishes.
+    """
+    settings.validate()
+    for config in configs:
+        config.validate(data.in_dim)
+    results: list[Optional[TrialOutcome]] = [None] * len(configs)
+    for indices in group_by_shape(configs, data.in_dim).values():
+        outcomes = train_bucket([configs[i] for i in indices], data, settings,
+                                progress=progress, log=log)
+        for i, outcome in zip(indices, outcomes):
+            results[i] = outcome
+        if on_bucket_done is not None:
+            on_bucket_done(outcomes)
+    return results  # type: ignore[return-value]

@@ -236,16 +236,19 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int, n_eval_batches:
 
 # ---- host side ---------------------------------------------------------------------
 
+# The lowering "auto" resolves to, per backend. Dense won on both backends measured
+# (docs/benchmarks.md): on the 2-core CPU 2.35 vs 1.29 model-epochs/s for one model and
+# 8.1 vs 1.8 for eight with a shared order, since XLA's CPU gather moves ~2 G floats/s
+# while its GEMM runs at ~165 GFLOP/s; on an H200 the prototype measured ~10×.
+DEFAULT_LOWERING = {"cpu": "dense", "gpu": "dense", "cuda": "dense", "rocm": "dense",
+                    "tpu": "dense"}
+
+
 def resolve_lowering(lowering: str, backend: Optional[str] = None) -> str:
-    """"auto" picks the lowering measured fastest on the backend (docs/benchmarks.md)."""
+    """"auto" picks the lowering measured fastest on the backend."""
     if lowering != "auto":
         return lowering
-    backend = backend or jax.default_backend()
-    return "dense" if backend in ("gpu", "tpu", "cuda", "rocm") else _CPU_DEFAULT_LOWERING
-
-
-# Measured with benchmarks/throughput.py on the 2-core CPU (docs/benchmarks.md).
-_CPU_DEFAULT_LOWERING = "gather"
+    return DEFAULT_LOWERING.get(backend or jax.default_backend(), "dense")
 
 
 def _pad_eval(x: np.ndarray, y: np.ndarray, batch: int):

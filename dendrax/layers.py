@@ -67,6 +67,9 @@ def local_receptive_field_connectivity(key: jax.Array, branches: int, k: int,
     """
     height, width, channels = (tuple(image_shape) + (1,))[:3]
     in_dim = height * width * channels
+    if k > in_dim:
+        raise ValueError(f"n_dendrite_inputs={k} exceeds the {in_dim} pixels of a "
+                         f"{height}×{width}×{channels} image")
     std = math.sqrt(k)
     max_draws = 64 * k
 
@@ -106,6 +109,10 @@ def init_connectivity(key: jax.Array, strategy: str, branches: int, k: int,
     if strategy == "random":
         return random_connectivity(key, branches, k, in_dim)
     if strategy == "local-receptive-fields":
+        if math.prod(image_shape) != in_dim:
+            raise ValueError(f"local-receptive-fields needs image_shape matching the input: "
+                             f"{tuple(image_shape)} has {math.prod(image_shape)} features, "
+                             f"the input has {in_dim}")
         return local_receptive_field_connectivity(key, branches, k, image_shape)
     if strategy == "fully-connected":
         return full_connectivity(branches, in_dim)

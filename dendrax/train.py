@@ -9,7 +9,8 @@
 
 Members differ in seed and in every value that is not a shape (lr, weight decay,
 resampling on/off, percentage, interval): those are traced arrays, never static.
-A member whose loss or parameters stop being finite is frozen ("diverged"): its updates
+A member whose loss or parameters stop being finite, or whose loss exceeds
+``settings.divergence_threshold``, is frozen ("diverged"): its updates
 become no-ops, so its NaNs never reach its state, and the other members compute exactly
 the floats they would compute without it.
 
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dendrax.config import ModelConfig, count_params
+from dendrax.config import ModelConfig, count_params, group_by_shape, shape_label
 from dendrax.models import DendriticModel, build_model, init_model
 from dendrax.rewire import n_resample_for, rewire
 from dendrax.trial import Progress, TrainSettings, TrialOutcome
@@ -109,7 +110,7 @@ class PopulationProgram:
     steps_per_epoch: int
 
 
-def make_train(model: DendriticModel, in_dim: int, n_train: int, n_eval_batches: tuple[int, int],
+def make_train(model: DendriticModel, in_dim: int, n_train: int,
                settings: TrainSettings) -> PopulationProgram:
     """Pure population functions for one shape signature (see the module docstring)."""
     batch_size = settings.batch_size
@@ -138,6 +139,8 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int, n_eval_batches:
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ok = state.alive & jnp.isfinite(loss) & _all_finite(params)
+        if settings.divergence_threshold is not None:
+            ok &= loss <= settings.divergence_threshold
         newly_dead = state.alive & ~ok
         state = state._replace(
             params=_where(ok, params, state.params),
@@ -336,11 +339,22 @@ def is_out_of_memory(error: BaseException) -> bool:
 SIMULATED_MEMORY_LIMIT_MODELS: Optional[int] = None
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _compiled_program(model: DendriticModel, in_dim: int, n_train: int,
-                      eval_batches: tuple[int, int], settings: TrainSettings):
-    program = make_train(model, in_dim, n_train, eval_batches, settings)
-    return program, jax.jit(program.init), jax.jit(program.epoch)
+                      eval_shapes: tuple, settings: TrainSettings, members: int):
+    """Compile init and epoch for one population size; reused by every later chunk."""
+    t0 = time.perf_counter()
+    program = make_train(model, in_dim, n_train, settings)
+    hyper = Hyper(*(jax.ShapeDtypeStruct((members,), d)
+                    for d in (jnp.float32, jnp.float32, jnp.int32, jnp.int32)))
+    keys = jax.ShapeDtypeStruct((members, 2), jnp.uint32)
+    data = DeviceData(*(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in eval_shapes))
+    init = jax.jit(program.init).lower(hyper, keys).compile()
+    state = jax.eval_shape(program.init, hyper, keys)
+    scalar = jax.ShapeDtypeStruct((), jnp.int32)
+    order_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    epoch = jax.jit(program.epoch).lower(state, hyper, data, scalar, order_key).compile()
+    return init, epoch, time.perf_counter() - t0
 
 
 def _hyper_for(configs: Sequence[ModelConfig], in_dim: int) -> Hyper:
@@ -375,18 +389,15 @@ def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettin
     settings = dataclasses.replace(settings, eval_batch_size=eval_bs)
     dev = device_data(data, eval_bs)
     model = build_model(first, data.n_classes, data.image_shape, lowering, settings.matmul_dtype)
-    eval_batches = (dev.x_val.shape[0] // eval_bs, dev.x_test.shape[0] // eval_bs)
-    program, init_fn, epoch_fn = _compiled_program(model, data.in_dim, len(data.x_train),
-                                                   eval_batches, settings)
+    shapes = tuple((a.shape, a.dtype) for a in dev)
+    cached = _compiled_program.cache_info().hits
+    init_c, epoch_c, compile_time = _compiled_program(model, data.in_dim, len(data.x_train),
+                                                      shapes, settings, len(configs))
+    if _compiled_program.cache_info().hits > cached:
+        compile_time = 0.0  # compiled for an earlier chunk of the same size
     hyper = _hyper_for(configs, data.in_dim)
     keys = member_keys(configs)
     order_key = jax.random.PRNGKey(settings.data_seed)
-
-    t0 = time.perf_counter()
-    init_c = init_fn.lower(hyper, keys).compile()
-    state = init_c(hyper, keys)
-    epoch_c = epoch_fn.lower(state, hyper, dev, jnp.int32(0), order_key).compile()
-    compile_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     state = init_c(hyper, keys)
@@ -408,20 +419,12 @@ def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettin
     return histories, state, {"compile": compile_time, "run": run_time}
 
 
-def bucket_name(config: ModelConfig, in_dim: int) -> str:
-    arch, soma, neurons, dendrites, k, hidden, strategy = config.shape_key(in_dim)
-    name = f"{arch}/{'soma' if soma else 'nosoma'}/N{neurons}xD{dendrites}xK{k}"
-    if hidden is not None:
-        name += f"/H{hidden}"
-    return name + ("" if strategy == "random" else f"/{strategy}")
-
-
 def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
                  progress=None, log=print) -> list[TrialOutcome]:
     """Train one shape bucket in chunks; halve the chunk and retry on out-of-memory."""
     in_dim = data.in_dim
     lowering = resolve_lowering(settings.lowering)
-    name = bucket_name(configs[0], in_dim)
+    name = shape_label(configs[0].shape_key(in_dim))
     chunk = settings.chunk_size or default_chunk_size(configs[0], in_dim, len(data.x_train),
                                                       settings, lowering)
     outcomes: list[TrialOutcome] = []
@@ -462,14 +465,6 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
                 bucket=name, bucket_size=len(configs), bucket_wall_time=wall,
                 compile_time=compile_total, train_time=wall / len(configs)))
     return outcomes
-
-
-def group_by_shape(configs: Sequence[ModelConfig], in_dim: int) -> dict[tuple, list[int]]:
-    """Indices of configs grouped by shape signature, in order of first appearance."""
-    groups: dict[tuple, list[int]] = {}
-    for i, config in enumerate(configs):
-        groups.setdefault(config.shape_key(in_dim), []).append(i)
-    return groups
 
 
 def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),

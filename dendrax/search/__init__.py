@@ -1,0 +1,24 @@
+"""Pure-Python hyperparameter search: spaces, budget, buckets, log, results, searcher.
+
+Nothing in this package imports JAX; the searcher is handed a trainer function (by default
+``dendrax.train.train_configs``, imported only when a search first trains).
+"""
+
+from dendrax.config import group_by_shape, shape_label
+from dendrax.search.budget import Budget, BudgetError, Rejection
+from dendrax.search.log import LogError, SearchLog, read_log, trial_key
+from dendrax.search.results import (SearchResult, SeedStats, format_results, rank_results,
+                                    seed_stats, t_quantile)
+from dendrax.search.searcher import HyperparameterSearcher, replicate_seed
+from dendrax.search.spaces import (Choice, Fixed, IntRange, LogUniform, Uniform, expand_grid,
+                                   parse_distribution, parse_space, sample_grid, sample_space)
+
+__all__ = [
+    "HyperparameterSearcher", "SearchResult", "SeedStats",
+    "Budget", "BudgetError", "Rejection",
+    "LogError", "SearchLog", "read_log", "trial_key",
+    "group_by_shape", "shape_label", "replicate_seed",
+    "format_results", "rank_results", "seed_stats", "t_quantile",
+    "Choice", "Fixed", "IntRange", "LogUniform", "Uniform",
+    "expand_grid", "parse_distribution", "parse_space", "sample_grid", "sample_space",
+]

@@ -1,0 +1,253 @@
+"""Search results: per-config aggregation over seeds, ranking by validation, the table.
+
+Test accuracy is carried and reported but never used to choose or order configurations:
+choosing on test would leak the selection into the number that is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Sequence
+
+RANK_BY = ("val_mean", "val_lcb")
+
+
+# ---- Student's t quantile (no scipy) -------------------------------------------------
+
+def _beta_continued_fraction(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta, by the modified Lentz method."""
+    tiny = 1e-300
+
+    def clamp(v: float) -> float:
+        return v if abs(v) > tiny else tiny
+
+    c = 1.0
+    d = 1.0 / clamp(1.0 - (a + b) * x / (a + 1.0))
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)),
+                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))):
+            d = 1.0 / clamp(1.0 + num * d)
+            c = clamp(1.0 + num / c)
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularised incomplete beta function."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    # The continued fraction converges fast only on this side of the mean; use symmetry.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T ≤ t) for Student's t with ``df`` degrees of freedom."""
+    tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T ≤ t) = p, found by bisection on :func:`t_cdf` (monotone)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p={p!r} must lie in (0, 1)")
+    if df <= 0:
+        raise ValueError(f"df={df!r} must be > 0")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+# ---- per-seed statistics -------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SeedStats:
+    """Spread of one metric over a config's seeds.
+
+    std uses ddof=1; the confidence interval is mean ± t(0.975, n−1) · std / √n.
+    """
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    min: float
+    max: float
+    confidence: float = 0.95
+
+
+def seed_stats(values: Sequence[float], confidence: float = 0.95) -> SeedStats | None:
+    """Statistics over seeds, or None with fewer than two values (no spread to measure)."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n < 2:
+        return None
+    mean = math.fsum(values) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile(0.5 + confidence / 2.0, n - 1) * std / math.sqrt(n)
+    return SeedStats(n=n, mean=mean, std=std, ci_low=mean - half, ci_high=mean + half,
+                     min=min(values), max=max(values), confidence=confidence)
+
+
+# ---- one result per configuration -----------------------------------------------------
+
+@dataclasses.dataclass
+class SearchResult:
+    """One configuration, aggregated over its seeds.
+
+    The first six fields are the original toolkit's. Accuracies and losses are means over
+    the seeds that did not diverge; ``train_time`` is the sum over all the config's seeds.
+    ``history[i]`` is the per-epoch history of seed ``seeds[i]``. ``val_stats`` and
+    ``test_stats`` are None with fewer than two surviving seeds. A config with any diverged
+    seed has ``diverged=True`` and is never ranked.
+    """
+
+    params: dict[str, Any]
+    test_accuracy: float
+    train_accuracy: float
+    total_params: int
+    train_time: float
+    final_test_loss: float
+    val_accuracy: float = math.nan
+    val_loss: float = math.nan
+    seeds: list[int] = dataclasses.field(default_factory=list)
+    history: list[dict[str, list[float]]] = dataclasses.field(default_factory=list)
+    diverged: bool = False
+    n_seeds: int = 1
+    diverged_seeds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    val_stats: SeedStats | None = None
+    test_stats: SeedStats | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    bucket: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = [float(v) for v in values]
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def aggregate(params: dict[str, Any], outcomes: Sequence[Any], bucket: str = "") -> SearchResult:
+    """Fold a config's TrialOutcomes (one per seed) into a :class:`SearchResult`."""
+    if not outcomes:
+        raise ValueError("aggregate needs at least one outcome")
+    alive = [o for o in outcomes if not o.diverged]
+    config = outcomes[0].config.to_dict()
+    config.pop("seed", None)
+    finals = {m: [o.final(m) for o in alive]
+              for m in ("test_accuracy", "train_accuracy", "val_accuracy", "val_loss",
+                        "test_loss")}
+    return SearchResult(
+        params=dict(params),
+        test_accuracy=_mean(finals["test_accuracy"]),
+        train_accuracy=_mean(finals["train_accuracy"]),
+        total_params=int(outcomes[0].total_params),
+        train_time=math.fsum(float(o.train_time) for o in outcomes),
+        final_test_loss=_mean(finals["test_loss"]),
+        val_accuracy=_mean(finals["val_accuracy"]),
+        val_loss=_mean(finals["val_loss"]),
+        seeds=[int(o.config.seed) for o in outcomes],
+        history=[{k: [float(v) for v in vs] for k, vs in o.history.items()} for o in outcomes],
+        diverged=len(alive) < len(outcomes),
+        n_seeds=len(outcomes),
+        diverged_seeds=[{"seed": int(o.config.seed), "epoch": o.diverged_epoch,
+                         "step": o.diverged_step} for o in outcomes if o.diverged],
+        val_stats=seed_stats(finals["val_accuracy"]),
+        test_stats=seed_stats(finals["test_accuracy"]),
+        config=config,
+        bucket=bucket or str(outcomes[0].bucket),
+    )
+
+
+def _or_minus_inf(value: float) -> float:
+    return -math.inf if value is None or math.isnan(value) else value
+
+
+def rank_key(result: SearchResult, rank_by: str = "val_mean") -> tuple:
+    """Larger is better. "val_lcb" ranks by the CI's lower bound; a config with one seed has
+    no measured spread, so it ranks below every config that has one, then by its mean."""
+    if rank_by == "val_lcb":
+        lcb = result.val_stats.ci_low if result.val_stats is not None else -math.inf
+        return (_or_minus_inf(lcb), _or_minus_inf(result.val_accuracy))
+    return (_or_minus_inf(result.val_accuracy),)
+
+
+def rank_results(results: Iterable[SearchResult], rank_by: str = "val_mean") -> list[SearchResult]:
+    """Non-diverged results, best first by validation accuracy (test is never consulted).
+    Ties keep the order in which the configs were searched."""
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
+    return sorted((r for r in results if not r.diverged),
+                  key=lambda r: rank_key(r, rank_by), reverse=True)
+
+
+# ---- the table ----------------------------------------------------------------------
+
+def _acc(mean: float, stats: SeedStats | None) -> str:
+    if mean is None or math.isnan(mean):
+        return "-"
+    return f"{mean:.4f} ± {stats.std:.4f}" if stats is not None else f"{mean:.4f}"
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items() if k != "seed") or "(defaults)"
+
+
+def format_results(results: Sequence[SearchResult], n: int, max_params: int,
+                   rank_by: str = "val_mean") -> str:
+    """The top ``n`` ranked results as a table, then every diverged config (unranked)."""
+    ranked = rank_results(results, rank_by)
+    diverged = [r for r in results if r.diverged]
+    top = ranked[:n]
+    basis = ("lower 95% confidence bound of validation accuracy" if rank_by == "val_lcb"
+             else "mean validation accuracy")
+    lines = ["=" * 100,
+             f"TOP {len(top)} OF {len(ranked)} CONFIGURATIONS (ranked by {basis}; "
+             f"test accuracy is reported, never used for ranking)",
+             "=" * 100]
+    multi = any(r.n_seeds > 1 for r in top)
+    header = (f"{'rank':>4}  {'val acc':<17} {'test acc':<17} {'train acc':<9}  "
+              f"{'params':>13}  {'seeds':>5}  {'time':>7}  configuration")
+    lines.append(header)
+    for i, r in enumerate(top, 1):
+        lines.append(
+            f"{i:>4}  {_acc(r.val_accuracy, r.val_stats):<17} "
+            f"{_acc(r.test_accuracy, r.test_stats):<17} {r.train_accuracy:<9.4f}  "
+            f"{f'{r.total_params:,}/{max_params:,}':>13}  {r.n_seeds:>5}  "
+            f"{r.train_time:>6.1f}s  {describe_params(r.params)}")
+    if multi:
+        lines.append("(mean ± std over seeds; std uses ddof=1)")
+    if not top:
+        lines.append("  no trained configuration to rank")
+    if diverged:
+        lines.append("")
+        lines.append(f"DIVERGED, NOT RANKED ({len(diverged)}):")
+        for r in diverged:
+            where = ", ".join(f"seed {d['seed']} at epoch {d['epoch']}" for d in r.diverged_seeds)
+            lines.append(f"  {r.total_params:,} params, {len(r.diverged_seeds)}/{r.n_seeds} "
+                         f"seeds diverged ({where}): {describe_params(r.params)}")
+    return "\n".join(lines)

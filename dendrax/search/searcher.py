@@ -1,0 +1,515 @@
+"""HyperparameterSearcher: the original toolkit's API over a population trainer.
+
+A search call runs in this order, and everything before training is pure and fast:
+  1. expand the grid / draw the samples (seeded by the master seed and the call's number);
+  2. validate every config (ConfigError naming the parameter; nothing has trained yet);
+  3. check the parameter budget; configs outside it are kept in ``rejected`` with reasons;
+  4. expand each config into ``seeds_per_config`` seeds;
+  5. check/record the spec in the log, skip models the log already holds;
+  6. hand all remaining models to the trainer in ONE call (it trains them bucket by bucket);
+  7. log each bucket as it finishes; aggregate seeds into one SearchResult per config.
+This module never imports JAX: the trainer is a function passed in (or imported lazily).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import numbers
+import random
+import warnings
+from typing import Any, Callable, Mapping, Sequence
+
+from dendrax.config import ConfigError, ModelConfig, count_params
+from dendrax.search import spaces
+from dendrax.search.budget import Budget, Rejection, no_fit_error
+from dendrax.config import group_by_shape, shape_label
+from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
+                                outcome_record, trial_key)
+from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
+                                    rank_results)
+from dendrax.trial import Progress, TrainSettings, TrialOutcome
+
+Trainer = Callable[..., list[TrialOutcome]]
+_MAX_REJECTIONS_SHOWN = 20
+
+
+@dataclasses.dataclass
+class _Candidate:
+    """A config that fits the budget: the params as the user gave them (without seed), the
+    validated config, and its models keyed by trial key, in seed order."""
+
+    params: dict[str, Any]
+    config: ModelConfig
+    trials: dict[str, ModelConfig] = dataclasses.field(default_factory=dict)
+
+
+def replicate_seed(base: int, replicate: int) -> int:
+    """Seed of replicate ``replicate`` of a config whose base seed is ``base``.
+
+    Replicate 0 uses the base itself; later ones a hash of (base, replicate), so seeds do
+    not depend on which other configs are in the search. Every config gets the same seeds,
+    which makes comparisons between configs paired (same batch orders with data_order="own").
+    """
+    if replicate == 0:
+        return int(base)
+    digest = hashlib.sha256(f"dendrax-seed:{int(base)}:{replicate}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        extra = "None or " if allow_none else ""
+        raise ConfigError(f"{name}={value!r} must be {extra}an integer >= {low}")
+
+
+def _check_number(name: str, value: Any, low: float, high: float | None = None,
+                  open_low: bool = False, open_high: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if open_low else value >= low)
+        if high is not None:
+            ok = ok and (value < high if open_high else value <= high)
+    if not ok:
+        left = "(" if open_low else "["
+        right = ")" if open_high else "]"
+        span = f"in {left}{low}, {high}{right}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name}={value!r} must be a number {span}")
+
+
+class HyperparameterSearcher:
+    """Budget-constrained search over dendritic model configurations.
+
+    The first ten arguments are the original toolkit's, with its defaults. The rest:
+      seeds_per_config: models trained per configuration; results report mean ± std and a
+          95% t-interval over them.
+      seed: master seed; grid sub-sampling, random search, data split and per-trial seeds
+          all derive from it.
+      data_dir, validation_fraction: passed to ``dendrax.data.load_dataset``; the
+          validation split is what ranks configurations.
+      log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
+          continues a log written with the same settings, training only what is missing.
+      data_order, lowering, chunk_size: passed to the trainer (see TrainSettings).
+      rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
+          95% confidence interval; favours configs that are good on every seed).
+      data: an already loaded Dataset (skips loading).
+      trainer: ``train_configs``-compatible function; None imports dendrax.train lazily.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "fashion-mnist",
+        subset_size: int | None = None,
+        max_params: int = 8000,
+        min_param_ratio: float = 0.8,
+        n_epochs: int = 15,
+        lr: float = 0.0005,
+        weight_decay: float = 0.01,
+        batch_size: int = 256,
+        n_classes: int = 10,
+        verbose: bool = True,
+        *,
+        seeds_per_config: int = 1,
+        seed: int = 0,
+        data_dir: str | None = None,
+        validation_fraction: float = 0.1,
+        log_path: str | None = None,
+        resume: bool = False,
+        data_order: str = "own",
+        lowering: str = "auto",
+        chunk_size: int | None = None,
+        rank_by: str = "val_mean",
+        data: Any = None,
+        trainer: Trainer | None = None,
+    ):
+        # Every argument is checked before anything slow (data, log, training) happens.
+        if not isinstance(dataset, str) or not dataset:
+            raise ConfigError(f"dataset={dataset!r} must be a dataset name")
+        _check_int("subset_size", subset_size, 1, allow_none=True)
+        self.budget = Budget(max_params, min_param_ratio)
+        # lr, weight_decay, seed: the defaults of every trial, so ModelConfig's own checks.
+        ModelConfig(lr=lr, weight_decay=weight_decay, seed=seed).validate()
+        _check_int("n_classes", n_classes, 2)
+        _check_int("seeds_per_config", seeds_per_config, 1)
+        _check_number("validation_fraction", validation_fraction, 0.0, 1.0,
+                      open_low=True, open_high=True)
+        # n_epochs, batch_size, data_order, lowering, chunk_size: the trainer's own checks.
+        self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
+                                      data_order=data_order, data_seed=seed,
+                                      lowering=lowering, chunk_size=chunk_size)
+        self.settings.validate()
+        if rank_by not in RANK_BY:
+            raise ConfigError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
+        if resume and log_path is None:
+            raise ConfigError("resume=True needs a log_path to resume from")
+        if trainer is not None and not callable(trainer):
+            raise ConfigError(f"trainer={trainer!r} must be a function like "
+                              f"dendrax.train.train_configs")
+
+        self.dataset = dataset
+        self.subset_size = subset_size
+        self.max_params = max_params
+        self.min_param_ratio = min_param_ratio
+        self.min_params = self.budget.min_params
+        self.n_epochs = n_epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.n_classes = n_classes
+        self.verbose = verbose
+        self.seeds_per_config = seeds_per_config
+        self.seed = seed
+        self.data_dir = data_dir
+        self.validation_fraction = validation_fraction
+        self.log_path = log_path
+        self.resume = resume
+        self.rank_by = rank_by
+        self._trainer = trainer
+
+        self.results: list[SearchResult] = []
+        self.rejected: list[Rejection] = []
+        self._n_searches = 0
+        self._completed: dict[str, TrialOutcome] = {}
+        self._log: SearchLog | None = None
+        if log_path is not None:
+            check_writable(log_path)  # fail before the (slow) data load
+
+        if data is None:
+            data = self._load_data()
+        elif verbose and hasattr(data, "summary"):
+            print(data.summary())
+        self.data = data
+        self.in_dim = int(self.data.in_dim)
+        data_classes = getattr(self.data, "n_classes", n_classes)
+        if data_classes != n_classes:
+            raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
+                              f"classes; parameter counts would be wrong")
+        if verbose:
+            print(f"Parameter budget: {self.budget.describe()}")
+
+        if log_path is not None:
+            self._log = SearchLog(log_path, resume=resume, verbose=verbose)
+            self._completed.update(self._log.completed)
+
+    # ---- data and trainer ------------------------------------------------------------
+    def _load_data(self) -> Any:
+        from dendrax.data import load_dataset  # lazy: tests and callers may pass data=
+
+        # With verbose=True, load_dataset prints where the data came from and its summary.
+        return load_dataset(self.dataset, data_dir=self.data_dir, subset_size=self.subset_size,
+                            validation_fraction=self.validation_fraction, seed=self.seed,
+                            verbose=self.verbose)
+
+    @property
+    def trainer(self) -> Trainer:
+        if self._trainer is None:
+            from dendrax.train import train_configs  # lazy: imports JAX
+
+            self._trainer = train_configs
+        return self._trainer
+
+    # ---- the original's per-config helpers --------------------------------------------
+    @staticmethod
+    def estimate_params(in_dim: int, n_neurons: int, n_dendrites: int, n_dendrite_inputs: int,
+                        soma_enabled: bool = True, n_classes: int = 10,
+                        architecture: str = "dendritic_simple", hidden_dim: int | None = None,
+                        strategy: str = "random") -> int:
+        """Exact parameter count of a config, without a searcher (for planning budgets).
+
+        Same signature as the original plus ``strategy``; ``in_dim`` matters only for
+        "fully-connected", whose branches connect every input feature. Raises ConfigError
+        for an invalid config (the original returned 0 for an unknown architecture).
+        """
+        config = ModelConfig(architecture=architecture, n_neurons=n_neurons,
+                             n_dendrites=n_dendrites, n_dendrite_inputs=n_dendrite_inputs,
+                             soma_enabled=soma_enabled, hidden_dim=hidden_dim, strategy=strategy)
+        config.validate(in_dim)
+        return count_params(config, in_dim=in_dim, n_classes=n_classes)
+
+    def _config(self, params: Mapping[str, Any]) -> ModelConfig:
+        """Validated config for one parameter dict; the searcher's lr, weight_decay and seed
+        fill in what the dict leaves out."""
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"a configuration must be a dict of parameters, got {params!r}")
+        merged = {"lr": self.lr, "weight_decay": self.weight_decay, "seed": self.seed,
+                  **params}
+        try:
+            return ModelConfig.from_dict(merged, in_dim=self.in_dim)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (in configuration {dict(params)})") from e
+
+    def create_model(self, params: Mapping[str, Any]) -> tuple[ModelConfig, int]:
+        """(model config, exact parameter count), mirroring the original's (model, count).
+
+        The model itself is built by the trainer, which is where JAX lives; the config is a
+        complete, validated description of it.
+        """
+        config = self._config(params)
+        return config, count_params(config, in_dim=self.in_dim, n_classes=self.n_classes)
+
+    def is_valid_config(self, params: Mapping[str, Any]) -> bool:
+        """True if the config is valid and min_params ≤ its count ≤ max_params."""
+        try:
+            _, total = self.create_model(params)
+        except ConfigError as e:
+            if self.verbose:
+                print(f"Invalid config {dict(params)}: {e}")
+            return False
+        reason = self.budget.reason(total)
+        if reason is not None and self.verbose:
+            print(f"Config outside the budget: {reason}")
+        return reason is None
+
+    # ---- searches ----------------------------------------------------------------------
+    def _rng(self, search_index: int) -> random.Random:
+        # A string seed goes through SHA-512 in random.Random, so this is stable across
+        # processes and Python versions (unlike hash()).
+        return random.Random(f"dendrax-search:{self.seed}:{search_index}")
+
+    def grid_search(self, param_grid: Mapping[str, Any],
+                    max_trials: int | None = None) -> list[SearchResult]:
+        """Train every combination of ``param_grid`` (or ``max_trials`` of them, drawn
+        without replacement by the master seed) that fits the budget. Returns all results
+        so far, like the original."""
+        _check_int("max_trials", max_trials, 1, allow_none=True)
+        grid = spaces.parse_grid(param_grid)
+        combinations = spaces.expand_grid(grid)
+        sampled = spaces.sample_grid(combinations, max_trials, self._rng(self._n_searches))
+        if self.verbose:
+            print(f"\nGrid search: {len(combinations)} combinations"
+                  + (f", {len(sampled)} drawn (max_trials, seed {self.seed})"
+                     if len(sampled) < len(combinations) else ""))
+        self.results.extend(self._search("grid", {"param_grid": grid}, sampled))
+        return self.results
+
+    def random_search(self, param_distributions: Mapping[str, Any],
+                      n_trials: int = 50) -> list[SearchResult]:
+        """Train ``n_trials`` draws from ``param_distributions`` (see
+        :func:`dendrax.search.spaces.parse_distribution` for the formats) that fit the
+        budget. Identical draws train once. Returns all results so far, like the original."""
+        _check_int("n_trials", n_trials, 1)
+        space = spaces.parse_space(param_distributions)
+        sampled = spaces.sample_space(space, n_trials, self._rng(self._n_searches))
+        if self.verbose:
+            print(f"\nRandom search: {n_trials} trials (seed {self.seed})")
+        spec = {"param_distributions": spaces.space_spec(space)}
+        self.results.extend(self._search("random", spec, sampled))
+        return self.results
+
+    def evaluate(self, param_list: Sequence[Mapping[str, Any]]) -> list[SearchResult]:
+        """Train explicit configs as one population; returns their results (not added to
+        ``results``). Configs outside the budget are skipped and recorded in ``rejected``."""
+        param_list = [dict(p) for p in param_list]
+        if not param_list:
+            raise ConfigError("evaluate needs at least one configuration")
+        return self._search("explicit", {"configs": param_list}, param_list,
+                            require_fit=False)
+
+    def train_and_evaluate(self, params: Mapping[str, Any]) -> SearchResult | None:
+        """Train one config (the original's name); None if it is outside the budget."""
+        results = self.evaluate([params])
+        return results[0] if results else None
+
+    # ---- the pipeline -------------------------------------------------------------------
+    def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:
+        """What a search's results depend on; its hash guards resume. Excludes verbose,
+        log_path, and knobs that only change speed (lowering, chunk_size). Also excludes
+        n_trials/max_trials and seeds_per_config, so a resumed search may be extended:
+        trials are keyed by full config and seed, so nothing trained is ever mismatched."""
+        data = self.data
+        return jsonable({
+            "dataset": self.dataset,
+            "subset_size": self.subset_size,
+            "validation_fraction": self.validation_fraction,
+            "data": {"in_dim": self.in_dim, "n_classes": self.n_classes,
+                     "n_train": _length(getattr(data, "y_train", None)),
+                     "n_val": _length(getattr(data, "y_val", None)),
+                     "n_test": _length(getattr(data, "y_test", None)),
+                     "is_sample": getattr(data, "is_sample", None)},
+            "n_epochs": self.n_epochs,
+            "batch_size": self.batch_size,
+            "data_order": self.settings.data_order,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "budget": {"max_params": self.max_params, "min_param_ratio": self.min_param_ratio},
+            "seed": self.seed,
+            "strategy": strategy,
+            "space": space,
+        })
+
+    def _plan(self, sampled: Sequence[Mapping[str, Any]]
+              ) -> tuple[list[_Candidate], list[Rejection]]:
+        """Validate and budget-check ``sampled``; group the configs that fit with their seeds.
+
+        A 'seed' in the params is that config's base seed, so configs that differ only in
+        seed become one candidate with several seeds; each base seed is expanded into
+        ``seeds_per_config`` replicates. Repeated draws collapse into one.
+        """
+        configs = [self._config(p) for p in sampled]  # every config validated first
+        candidates: dict[str, _Candidate] = {}
+        rejections: dict[str, Rejection] = {}
+        for params, config in zip(sampled, configs):
+            key = config_key(config)
+            user_params = {k: v for k, v in params.items() if k != "seed"}
+            total = count_params(config, in_dim=self.in_dim, n_classes=self.n_classes)
+            reason = self.budget.reason(total)
+            if reason is not None:
+                rejections.setdefault(key, Rejection(user_params, total, reason))
+                continue
+            candidate = candidates.setdefault(key, _Candidate(user_params, config))
+            for r in range(self.seeds_per_config):
+                trial = config.replace(seed=replicate_seed(config.seed, r))
+                candidate.trials.setdefault(trial_key(trial), trial)
+        return list(candidates.values()), list(rejections.values())
+
+    def _search(self, strategy: str, space: Mapping[str, Any],
+                sampled: Sequence[Mapping[str, Any]],
+                require_fit: bool = True) -> list[SearchResult]:
+        index = self._n_searches
+        candidates, rejections = self._plan(sampled)
+        self.rejected.extend(rejections)
+        self._report_rejections(rejections, n_configs=len(sampled))
+        if not candidates:
+            if require_fit:
+                raise no_fit_error(self.budget, rejections)
+            return []
+
+        trials = [t for c in candidates for t in c.trials.values()]
+        buckets = group_by_shape(trials, self.in_dim)
+        labels = {trial_key(trials[i]): shape_label(key)
+                  for key, members in buckets.items() for i in members}
+        if self._log is not None:
+            self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
+        todo = [t for t in trials if trial_key(t) not in self._completed]
+        if self.verbose:
+            done = len(trials) - len(todo)
+            print(f"Training {len(todo)} models for {len(candidates)} configurations in "
+                  f"{len(buckets)} shape buckets"
+                  + (f" ({done} more already finished)" if done else ""))
+        if todo:
+            self._train(todo, index, labels)
+        # Counted only once trained: a call that failed (a crash in the trainer) and is
+        # retried in the same process redraws the same samples and reuses the same header.
+        self._n_searches += 1
+
+        results = [aggregate(c.params, [self._completed[k] for k in c.trials],
+                             bucket=shape_label(c.config.shape_key(self.in_dim)))
+                   for c in candidates]
+        if self.verbose:
+            n_div = sum(r.diverged for r in results)
+            print(f"Search completed: {len(results)} of {len(sampled)} configurations trained"
+                  + (f", {n_div} diverged" if n_div else "")
+                  + (f", {len(rejections)} outside the budget" if rejections else ""))
+        return results
+
+    def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str]) -> None:
+        """One trainer call for every model in ``todo``; each bucket is logged as it ends."""
+        logged: set[str] = set()
+
+        def record(outcomes: Sequence[TrialOutcome]) -> None:
+            fresh = [o for o in outcomes if trial_key(o.config) not in logged]
+            for o in fresh:
+                key = trial_key(o.config)
+                logged.add(key)
+                self._completed[key] = o
+                expected = count_params(o.config, in_dim=self.in_dim, n_classes=self.n_classes)
+                if int(o.total_params) != expected:
+                    warnings.warn(f"trainer counted {o.total_params} parameters for "
+                                  f"{o.config}, count_params says {expected}", RuntimeWarning)
+            if self._log is not None:
+                self._log.append(outcome_record(o, index, labels.get(trial_key(o.config), ""))
+                                 for o in fresh)
+            if self.verbose and fresh:
+                alive = [o.final("val_accuracy") for o in fresh if not o.diverged]
+                best = f"best val acc {max(alive):.4f}" if alive else "all diverged"
+                wall = fresh[0].bucket_wall_time
+                print(f"  bucket {fresh[0].bucket or labels.get(trial_key(fresh[0].config))}: "
+                      f"{len(fresh)} models, {best}, {wall:.1f}s")
+
+        def progress(event: Progress) -> None:
+            print(f"  {event.bucket}: epoch {event.epoch}/{event.n_epochs}, "
+                  f"{event.alive}/{event.chunk_models} alive, "
+                  f"best val acc {event.best_val_accuracy:.4f}")
+
+        extra = {}
+        if _accepts(self.trainer, "log"):  # train_configs prints through `log`; quiet it too
+            extra["log"] = print if self.verbose else _silent
+        outcomes = self.trainer(todo, self.data, self.settings,
+                                progress=progress if self.verbose else None,
+                                on_bucket_done=record, **extra)
+        if len(outcomes) != len(todo):
+            raise RuntimeError(f"trainer returned {len(outcomes)} outcomes for {len(todo)} "
+                               f"configs; it must return one per config, in input order")
+        for i, (config, outcome) in enumerate(zip(todo, outcomes)):
+            if trial_key(config) != trial_key(outcome.config):
+                raise RuntimeError(f"trainer outcome {i} is for {outcome.config}, expected "
+                                   f"{config}; outcomes must come back in input order")
+        record(outcomes)  # a trainer that never called on_bucket_done still gets logged
+
+    def _report_rejections(self, rejections: Sequence[Rejection], n_configs: int) -> None:
+        if not self.verbose or not rejections:
+            return
+        print(f"{len(rejections)} of {n_configs} configurations are outside the budget of "
+              f"{self.budget.describe()} and will not be trained:")
+        for r in rejections[:_MAX_REJECTIONS_SHOWN]:
+            print(f"  {r.reason}: {r.params}")
+        if len(rejections) > _MAX_REJECTIONS_SHOWN:
+            print(f"  ... and {len(rejections) - _MAX_REJECTIONS_SHOWN} more "
+                  f"(all are listed by save_results)")
+
+    # ---- results ------------------------------------------------------------------------
+    def get_best_results(self, n: int = 5) -> list[SearchResult]:
+        """The ``n`` best results by validation accuracy (``rank_by``); diverged configs are
+        never ranked and test accuracy is never consulted."""
+        return rank_results(self.results, self.rank_by)[:n]
+
+    def print_results(self, n: int = 5) -> None:
+        """Print the top ``n`` as a table, then any diverged configs."""
+        print(format_results(self.results, n, self.max_params, self.rank_by))
+        if self.rejected:
+            print(f"\n{len(self.rejected)} configurations were outside the budget of "
+                  f"{self.budget.describe()}; save_results lists them.")
+
+    def save_results(self, filename: str) -> None:
+        """Write settings, budget, every result (ranked first, then diverged) with all of
+        its fields, and every rejected config with its count and reason, as JSON."""
+        ranked = rank_results(self.results, self.rank_by)
+        ranked_ids = {id(r): i for i, r in enumerate(ranked, 1)}
+        ordered = ranked + [r for r in self.results if r.diverged]
+        document = {
+            "version": 1,
+            "settings": {**self.spec("", None), "seeds_per_config": self.seeds_per_config,
+                         "lowering": self.settings.lowering,
+                         "chunk_size": self.settings.chunk_size, "rank_by": self.rank_by},
+            "budget": self.budget.to_dict(),
+            "ranking": {"rank_by": self.rank_by, "uses": "validation accuracy only; test "
+                        "accuracy is reported but never used to rank"},
+            "results": [{"rank": ranked_ids.get(id(r)), **r.to_dict()} for r in ordered],
+            "rejected": [r.to_dict() for r in self.rejected],
+        }
+        for key in ("strategy", "space"):
+            document["settings"].pop(key)
+        with open(filename, "w", encoding="utf-8") as f:
+            json.dump(jsonable(document), f, indent=2, allow_nan=False)
+            f.write("\n")
+        if self.verbose:
+            print(f"Results saved to {filename}")
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+def _accepts(function: Callable, name: str) -> bool:
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # some callables have no inspectable signature
+        return False
+
+
+def _length(values: Any) -> int | None:
+    return None if values is None else int(len(values))

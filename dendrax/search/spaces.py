@@ -1,0 +1,229 @@
+"""Search spaces: distributions, grid expansion and seeded sampling.
+
+Pure Python: nothing here knows about models or training. A *space* maps a parameter
+name to a distribution; a *grid* maps a parameter name to a list of values. Both follow
+the original toolkit's formats (see :func:`parse_distribution`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import numbers
+import random
+from typing import Any, Mapping, Sequence
+
+from dendrax.config import ConfigError
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars/arrays -> Python values, tuples -> lists (so specs are JSON-able)."""
+    if hasattr(value, "tolist") and callable(value.tolist):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# ---- distributions -------------------------------------------------------------------
+# Each distribution samples one value from a random.Random; to_spec() is its canonical,
+# JSON-able description (used in the log's spec hash and in save_results).
+
+@dataclasses.dataclass(frozen=True)
+class Fixed:
+    """Always the same value (the original passes non-list, non-tuple, non-dict values through)."""
+
+    value: Any
+
+    def sample(self, rng: random.Random) -> Any:
+        return self.value
+
+    def to_spec(self) -> dict:
+        return {"type": "fixed", "value": plain(self.value)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One of ``values``, uniformly."""
+
+    values: tuple
+
+    def sample(self, rng: random.Random) -> Any:
+        return rng.choice(self.values)
+
+    def to_spec(self) -> dict:
+        return {"type": "choice", "values": plain(list(self.values))}
+
+
+@dataclasses.dataclass(frozen=True)
+class IntRange:
+    """An integer in [low, high], BOTH ends inclusive (the original used random.randint)."""
+
+    low: int
+    high: int
+
+    def sample(self, rng: random.Random) -> int:
+        return rng.randint(self.low, self.high)
+
+    def to_spec(self) -> dict:
+        return {"type": "randint", "low": self.low, "high": self.high}
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform:
+    """A float in [low, high]."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+    def to_spec(self) -> dict:
+        return {"type": "uniform", "low": self.low, "high": self.high}
+
+
+@dataclasses.dataclass(frozen=True)
+class LogUniform:
+    """A float in [low, high] whose logarithm is uniform (for lr and weight_decay); low > 0."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+
+    def to_spec(self) -> dict:
+        return {"type": "loguniform", "low": self.low, "high": self.high}
+
+
+Distribution = Fixed | Choice | IntRange | Uniform | LogUniform
+DISTRIBUTION_TYPES = ("uniform", "choice", "randint", "loguniform")
+
+
+def _bounds(name: str, low: Any, high: Any, integer: bool) -> tuple:
+    low, high = plain(low), plain(high)
+    for label, v in (("low", low), ("high", high)):
+        if not _is_number(v) or (integer and not float(v).is_integer()):
+            kind = "an integer" if integer else "a number"
+            raise ConfigError(f"distribution for {name!r}: {label}={v!r} must be {kind}")
+    if low > high:
+        raise ConfigError(f"distribution for {name!r}: low={low!r} > high={high!r}")
+    return (int(low), int(high)) if integer else (float(low), float(high))
+
+
+def parse_distribution(name: str, spec: Any) -> Distribution:
+    """Turn one entry of ``param_distributions`` into a distribution.
+
+    Formats (the original's, plus "loguniform"):
+      - list                      -> Choice (uniform over the list)
+      - (low, high) 2-tuple       -> IntRange, both ends inclusive, if both are integers;
+                                     Uniform [low, high] if either is a float
+      - {"type": "choice", "values": [...]}
+      - {"type": "randint", "low": a, "high": b}   integers in [a, b], b INCLUSIVE
+        (like Python's random.randint, which the original used; numpy's excludes b)
+      - {"type": "uniform", "low": a, "high": b}   floats in [a, b]
+      - {"type": "loguniform", "low": a, "high": b}
+      - anything else (a number, a string, a bool, None) -> Fixed
+    """
+    if isinstance(spec, (Fixed, Choice, IntRange, Uniform, LogUniform)):
+        return spec
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"distribution for {name!r}: empty list of choices")
+        return Choice(tuple(plain(spec)))
+    if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise ConfigError(f"distribution for {name!r}: a tuple must be (low, high); "
+                              f"got {len(spec)} items (use a list for choices)")
+        integer = all(_is_number(v) and isinstance(plain(v), numbers.Integral) for v in spec)
+        low, high = _bounds(name, spec[0], spec[1], integer)
+        return IntRange(low, high) if integer else Uniform(low, high)
+    if isinstance(spec, Mapping):
+        kind = spec.get("type")
+        if kind not in DISTRIBUTION_TYPES:
+            raise ConfigError(f"distribution for {name!r}: unknown type {kind!r}; "
+                              f"choose one of {', '.join(DISTRIBUTION_TYPES)}")
+        expected = {"type", "values"} if kind == "choice" else {"type", "low", "high"}
+        missing, extra = expected - set(spec), set(spec) - expected
+        if missing or extra:
+            raise ConfigError(f"distribution for {name!r} of type {kind!r} needs exactly the "
+                              f"keys {sorted(expected)}; missing {sorted(missing)}, "
+                              f"unexpected {sorted(extra)}")
+        if kind == "choice":
+            values = spec["values"]
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ConfigError(f"distribution for {name!r}: 'values' must be a non-empty list")
+            return Choice(tuple(plain(list(values))))
+        low, high = _bounds(name, spec["low"], spec["high"], integer=(kind == "randint"))
+        if kind == "randint":
+            return IntRange(low, high)
+        if kind == "loguniform" and low <= 0:
+            raise ConfigError(f"distribution for {name!r}: loguniform needs low > 0, got {low!r}")
+        return Uniform(low, high) if kind == "uniform" else LogUniform(low, high)
+    return Fixed(plain(spec))
+
+
+def parse_space(param_distributions: Mapping[str, Any]) -> dict[str, Distribution]:
+    """Parse every entry of a random-search space (insertion order is kept: it fixes the
+    order in which values are drawn, and so the samples of a given seed)."""
+    if not isinstance(param_distributions, Mapping):
+        raise ConfigError("param_distributions must be a dict of parameter name -> distribution")
+    if not param_distributions:
+        raise ConfigError("empty search space: param_distributions has no parameters")
+    return {str(k): parse_distribution(str(k), v) for k, v in param_distributions.items()}
+
+
+def space_spec(space: Mapping[str, Distribution]) -> dict:
+    return {name: dist.to_spec() for name, dist in space.items()}
+
+
+def sample_space(space: Mapping[str, Distribution], n_trials: int,
+                 rng: random.Random) -> list[dict[str, Any]]:
+    """Draw ``n_trials`` parameter dicts; each draws its parameters in the space's order."""
+    return [{name: dist.sample(rng) for name, dist in space.items()} for _ in range(n_trials)]
+
+
+# ---- grids ----------------------------------------------------------------------------
+
+def parse_grid(param_grid: Mapping[str, Any]) -> dict[str, list]:
+    """Normalise a grid: each value is a list of candidates. A scalar (including a string)
+    is one candidate; an empty list is an error, since it would make the product empty."""
+    if not isinstance(param_grid, Mapping):
+        raise ConfigError("param_grid must be a dict of parameter name -> list of values")
+    if not param_grid:
+        raise ConfigError("empty grid: param_grid has no parameters")
+    grid: dict[str, list] = {}
+    for name, values in param_grid.items():
+        if isinstance(values, (list, tuple, range)) or (
+                hasattr(values, "tolist") and getattr(values, "ndim", 0) > 0):
+            values = plain(list(values))
+        else:
+            values = [plain(values)]
+        if not values:
+            raise ConfigError(f"empty grid: {name!r} has no values")
+        grid[str(name)] = values
+    return grid
+
+
+def expand_grid(param_grid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every combination, in itertools.product order (last parameter varies fastest)."""
+    grid = parse_grid(param_grid)
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*grid.values())]
+
+
+def sample_grid(combinations: Sequence[dict], max_trials: int | None,
+                rng: random.Random) -> list[dict]:
+    """At most ``max_trials`` combinations, drawn WITHOUT replacement, kept in grid order."""
+    if max_trials is None or max_trials >= len(combinations):
+        return list(combinations)
+    picked = sorted(rng.sample(range(len(combinations)), max_trials))
+    return [combinations[i] for i in picked]

@@ -1,0 +1,111 @@
+"""DendriticLayer: the two lowerings agree, connectivity is valid, the soma is block-diagonal."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dendrax.layers import (DendriticLayer, init_connectivity, leaky_relu,
+                            sparse_branch_matmul)
+
+
+def _random_problem(seed=0, batch=16, branches=12, k=20, in_dim=64):
+    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    x = jax.random.normal(keys[0], (batch, in_dim))
+    kernel = jax.random.normal(keys[1], (branches, k))
+    index = init_connectivity(keys[2], "random", branches, k, in_dim, (8, 8, 1))
+    return x, kernel, index
+
+
+def test_lowerings_agree_on_outputs_and_gradients():
+    x, kernel, index = _random_problem()
+
+    def loss(kernel, lowering):
+        return jnp.sum(jnp.sin(sparse_branch_matmul(x, kernel, index, lowering)))
+
+    out_g = sparse_branch_matmul(x, kernel, index, "gather")
+    out_d = sparse_branch_matmul(x, kernel, index, "dense")
+    np.testing.assert_allclose(out_g, out_d, rtol=1e-5, atol=1e-5)
+    grad_g = jax.grad(loss)(kernel, "gather")
+    grad_d = jax.grad(loss)(kernel, "dense")
+    np.testing.assert_allclose(grad_g, grad_d, rtol=1e-5, atol=1e-5)
+
+
+def test_lowerings_match_numpy_and_run_under_jit_and_vmap():
+    x, kernel, index = _random_problem(seed=1)
+    xn, kn, ixn = map(np.asarray, (x, kernel, index))
+    expected = np.einsum("nbk,bk->nb", xn[:, ixn], kn)
+    kernels = jnp.stack([kernel, 2 * kernel])
+    for lowering in ("gather", "dense"):
+        f = jax.jit(jax.vmap(lambda k: sparse_branch_matmul(x, k, index, lowering)))
+        out = f(kernels)
+        np.testing.assert_allclose(out[0], expected, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(out[1], 2 * expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy,k", [("random", 30), ("local-receptive-fields", 30),
+                                        ("local-receptive-fields", 700),
+                                        ("fully-connected", 784)])
+def test_connectivity_is_k_distinct_features(strategy, k):
+    index = np.asarray(init_connectivity(jax.random.PRNGKey(3), strategy, 10, k, 784,
+                                         (28, 28, 1)))
+    assert index.shape == (10, k) and index.dtype == np.int32
+    assert index.min() >= 0 and index.max() < 784
+    for row in index:
+        assert len(set(row.tolist())) == k
+
+
+def test_local_receptive_fields_are_local():
+    index = np.asarray(init_connectivity(jax.random.PRNGKey(4), "local-receptive-fields",
+                                         50, 16, 784, (28, 28, 1)))
+    rows, cols = index // 28, index % 28
+    # std = sqrt(16) = 4 pixels: the spread of a field is far below that of random pixels.
+    assert np.mean(rows.std(axis=1) + cols.std(axis=1)) < 12
+
+
+def test_local_receptive_fields_on_colour_images_use_every_channel():
+    index = np.asarray(init_connectivity(jax.random.PRNGKey(5), "local-receptive-fields",
+                                         20, 40, 32 * 32 * 3, (32, 32, 3)))
+    assert set(np.unique(index % 3).tolist()) == {0, 1, 2}
+    assert index.max() < 3072
+
+
+def test_layer_matches_numpy_with_block_diagonal_soma():
+    layer = DendriticLayer(n_neurons=3, n_dendrites=4, n_dendrite_inputs=10)
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 50))
+    variables = layer.init({"params": jax.random.PRNGKey(1),
+                            "connectivity": jax.random.PRNGKey(2)}, x)
+    assert set(variables) == {"params", "connectivity"}
+    p = jax.tree_util.tree_map(np.asarray, variables["params"])
+    index = np.asarray(variables["connectivity"]["index"])
+    assert index.shape == (12, 10)
+    xn = np.asarray(x)
+    branch = np.einsum("nbk,bk->nb", xn[:, index], p["branch_kernel"]) + p["branch_bias"]
+    branch = np.where(branch >= 0, branch, 0.1 * branch).reshape(5, 3, 4)
+    soma = (branch * p["soma_kernel"]).sum(-1) + p["soma_bias"]
+    expected = np.where(soma >= 0, soma, 0.1 * soma)
+    np.testing.assert_allclose(layer.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_layer_without_soma_outputs_its_branches():
+    layer = DendriticLayer(n_neurons=7, n_dendrites=5, n_dendrite_inputs=8, soma_enabled=False)
+    x = jnp.ones((2, 30))
+    variables = layer.init({"params": jax.random.PRNGKey(1),
+                            "connectivity": jax.random.PRNGKey(2)}, x)
+    assert layer.apply(variables, x).shape == (2, 5)
+    assert set(variables["params"]) == {"branch_kernel", "branch_bias"}
+
+
+def test_initialisation_follows_the_original():
+    layer = DendriticLayer(n_neurons=40, n_dendrites=25, n_dendrite_inputs=100)
+    variables = layer.init({"params": jax.random.PRNGKey(1),
+                            "connectivity": jax.random.PRNGKey(2)}, jnp.ones((1, 784)))
+    p = variables["params"]
+    assert abs(float(jnp.std(p["branch_kernel"])) - np.sqrt(2 / 784)) < 0.002
+    assert abs(float(jnp.std(p["soma_kernel"])) - np.sqrt(2 / 1000)) < 0.004
+    assert float(jnp.abs(p["branch_bias"]).max()) == 0.0
+    assert float(jnp.abs(p["soma_bias"]).max()) == 0.0
+
+
+def test_leaky_relu_slope():
+    np.testing.assert_allclose(leaky_relu(jnp.array([-2.0, 0.0, 3.0])), [-0.2, 0.0, 3.0])

@@ -1,0 +1,92 @@
+"""Resampling invariants: k distinct inputs per branch, only the weakest replaced,
+per-model percentages under vmap, moments of rewired synapses reset."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dendrax.layers import init_connectivity
+from dendrax.rewire import apply_rewiring, draw_rewiring, n_resample_for, rewire
+
+IN_DIM, BRANCHES, K = 100, 16, 24
+
+
+def _model(seed):
+    key_w, key_i = jax.random.split(jax.random.PRNGKey(seed))
+    kernel = jax.random.normal(key_w, (BRANCHES, K))
+    index = init_connectivity(key_i, "random", BRANCHES, K, IN_DIM, (10, 10, 1))
+    return kernel, index
+
+
+def test_invariants_under_vmap_with_mixed_percentages():
+    models = [_model(s) for s in range(4)]
+    kernels = jnp.stack([m[0] for m in models])
+    indices = jnp.stack([m[1] for m in models])
+    n_resample = jnp.array([n_resample_for(K, p, on) for p, on in
+                            [(0.25, True), (0.5, True), (0.1, True), (0.5, False)]])
+    keys = jax.random.split(jax.random.PRNGKey(9), 4)
+
+    def one(kernel, index, key, n):
+        draws = draw_rewiring(key, kernel.shape, IN_DIM)
+        return apply_rewiring(kernel, index, draws, n, IN_DIM)
+
+    new_k, new_i, swapped, accepted = jax.jit(jax.vmap(one))(kernels, indices, keys, n_resample)
+    new_k, new_i, swapped = map(np.asarray, (new_k, new_i, swapped))
+    np.testing.assert_array_equal(swapped.sum(axis=(1, 2)), accepted)
+    assert accepted[3] == 0 and np.array_equal(new_i[3], indices[3])
+    for m in range(4):
+        n = int(n_resample[m])
+        assert 0 < accepted[m] <= n * BRANCHES or n == 0
+        for b in range(BRANCHES):
+            assert len(set(new_i[m, b].tolist())) == K  # still k distinct inputs
+            assert new_i[m, b].min() >= 0 and new_i[m, b].max() < IN_DIM
+            weakest = set(np.argsort(np.abs(np.asarray(kernels[m, b])), kind="stable")[:n].tolist())
+            assert set(np.flatnonzero(swapped[m, b]).tolist()) <= weakest
+            # untouched connections keep feature and weight
+            keep = ~swapped[m, b]
+            np.testing.assert_array_equal(new_i[m, b][keep], np.asarray(indices[m, b])[keep])
+            np.testing.assert_array_equal(new_k[m, b][keep], np.asarray(kernels[m, b])[keep])
+            # new features were not connected before this round
+            assert not set(new_i[m, b][~keep].tolist()) & set(np.asarray(indices[m, b]).tolist())
+
+
+def test_conflicting_and_duplicate_draws_are_rejected():
+    kernel = jnp.array([[0.1, 0.2, 0.3, 5.0]])
+    index = jnp.array([[0, 1, 2, 3]], jnp.int32)
+    # rank 0 draws 3 (already connected), ranks 1 and 2 both draw 7 (duplicate)
+    draws = (jnp.array([[3, 7, 7, 9]], jnp.int32), jnp.full((1, 4), 0.5))
+    from dendrax.rewire import Draws
+    k2, i2, swapped, accepted = apply_rewiring(kernel, index, Draws(*draws), 3, 10)
+    assert int(accepted) == 0
+    np.testing.assert_array_equal(i2, index)
+    draws = Draws(jnp.array([[4, 7, 8, 9]], jnp.int32), jnp.array([[0.5, 0.6, 0.7, 0.8]]))
+    k2, i2, swapped, accepted = apply_rewiring(kernel, index, draws, 2, 10)
+    assert int(accepted) == 2
+    np.testing.assert_array_equal(i2, [[4, 7, 2, 3]])
+    np.testing.assert_allclose(k2, [[0.5, 0.6, 0.3, 5.0]])
+
+
+def test_rewire_resets_adam_moments_of_swapped_synapses():
+    kernel, index = _model(0)
+    params = {"dendrites": {"branch_kernel": kernel, "branch_bias": jnp.zeros(BRANCHES)}}
+    connectivity = {"dendrites": {"index": index}}
+    opt = optax.adamw(1e-3)
+    state = opt.init(params)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    _, state = opt.update(grads, state, params)
+    new_params, new_conn, new_state, accepted = jax.jit(rewire, static_argnums=5)(
+        params, connectivity, state, jax.random.PRNGKey(1), 6, IN_DIM)
+    swapped = np.asarray(new_conn["dendrites"]["index"] != index)
+    assert int(accepted) == swapped.sum() > 0
+    mu = np.asarray(new_state[0].mu["dendrites"]["branch_kernel"])
+    nu = np.asarray(new_state[0].nu["dendrites"]["branch_kernel"])
+    assert np.all(mu[swapped] == 0) and np.all(nu[swapped] == 0)
+    assert np.all(mu[~swapped] != 0) and np.all(nu[~swapped] != 0)
+    assert np.all(np.asarray(new_state[0].mu["dendrites"]["branch_bias"]) != 0)
+
+
+def test_n_resample_uses_python_rounding():
+    assert n_resample_for(96, 0.25, True) == 24
+    assert n_resample_for(10, 0.7, True) == 7  # float32 would give 6
+    assert n_resample_for(96, 0.25, False) == 0

@@ -1,0 +1,110 @@
+"""Search spaces: every distribution format, grid expansion, seeded sampling."""
+
+import random
+
+from dendrax.search import (Choice, Fixed, IntRange, LogUniform, Uniform, expand_grid,
+                            parse_distribution, parse_space, sample_grid, sample_space)
+from test_search_support import FakeTrainer, make_searcher
+
+ALL_FORMATS = {
+    "n_neurons": (8, 15),                                              # int tuple
+    "n_dendrites": [4, 6, 8, 10],                                      # list
+    "n_dendrite_inputs": {"type": "randint", "low": 32, "high": 200},
+    "percentage_resample": {"type": "uniform", "low": 0.1, "high": 0.5},
+    "steps_to_resample": {"type": "choice", "values": [64, 128, 256]},
+    "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+    "weight_decay": (0.0, 0.05),                                       # float tuple
+    "architecture": "dendritic_simple",                                # fixed
+}
+
+
+def test_each_format_parses_to_its_distribution():
+    space = parse_space(ALL_FORMATS)
+    assert space["n_neurons"] == IntRange(8, 15)
+    assert space["n_dendrites"] == Choice((4, 6, 8, 10))
+    assert space["n_dendrite_inputs"] == IntRange(32, 200)
+    assert space["percentage_resample"] == Uniform(0.1, 0.5)
+    assert space["steps_to_resample"] == Choice((64, 128, 256))
+    assert space["lr"] == LogUniform(1e-4, 1e-2)
+    assert space["weight_decay"] == Uniform(0.0, 0.05)
+    assert space["architecture"] == Fixed("dendritic_simple")
+
+
+def test_same_seed_same_samples_for_every_format():
+    space = parse_space(ALL_FORMATS)
+    first = sample_space(space, 200, random.Random(7))
+    again = sample_space(space, 200, random.Random(7))
+    other = sample_space(space, 200, random.Random(8))
+    assert first == again
+    assert first != other
+
+
+def test_samples_stay_inside_their_distributions():
+    samples = sample_space(parse_space(ALL_FORMATS), 3000, random.Random(0))
+    column = {k: [s[k] for s in samples] for k in ALL_FORMATS}
+    # Integer ranges are inclusive at BOTH ends, like the original's random.randint.
+    assert set(column["n_neurons"]) == set(range(8, 16))
+    assert min(column["n_dendrite_inputs"]) == 32 and max(column["n_dendrite_inputs"]) == 200
+    assert all(isinstance(v, int) for v in column["n_dendrite_inputs"])
+    assert set(column["n_dendrites"]) == {4, 6, 8, 10}
+    assert set(column["steps_to_resample"]) == {64, 128, 256}
+    assert all(0.1 <= v <= 0.5 for v in column["percentage_resample"])
+    assert all(1e-4 <= v <= 1e-2 for v in column["lr"])
+    assert all(isinstance(v, float) and 0.0 <= v <= 0.05 for v in column["weight_decay"])
+    assert set(column["architecture"]) == {"dendritic_simple"}
+
+
+def test_randint_high_is_inclusive_even_for_a_tiny_range():
+    dist = parse_distribution("x", {"type": "randint", "low": 3, "high": 4})
+    rng = random.Random(1)
+    assert {dist.sample(rng) for _ in range(200)} == {3, 4}
+
+
+def test_random_search_is_reproducible_from_the_master_seed():
+    space = {"n_neurons": (8, 12), "n_dendrites": [5, 6, 7], "n_dendrite_inputs": (80, 110)}
+
+    def sampled(seed):
+        trainer = FakeTrainer()
+        make_searcher(trainer, seed=seed, max_params=100_000, min_param_ratio=0.01
+                      ).random_search(space, n_trials=10)
+        return [(c.n_neurons, c.n_dendrites, c.n_dendrite_inputs) for c in trainer.trained]
+
+    assert sampled(3) == sampled(3)
+    assert sampled(3) != sampled(4)
+
+
+def test_grid_expands_in_product_order_and_scalars_are_one_value():
+    combos = expand_grid({"n_neurons": [8, 10], "n_dendrites": (4, 6),
+                          "architecture": "soma_disabled"})
+    assert combos == [
+        {"n_neurons": 8, "n_dendrites": 4, "architecture": "soma_disabled"},
+        {"n_neurons": 8, "n_dendrites": 6, "architecture": "soma_disabled"},
+        {"n_neurons": 10, "n_dendrites": 4, "architecture": "soma_disabled"},
+        {"n_neurons": 10, "n_dendrites": 6, "architecture": "soma_disabled"},
+    ]
+
+
+def test_grid_max_trials_is_seeded_and_without_replacement():
+    combos = expand_grid({"a": list(range(10)), "b": list(range(10))})
+    picked = sample_grid(combos, 20, random.Random(5))
+    assert picked == sample_grid(combos, 20, random.Random(5))
+    assert picked != sample_grid(combos, 20, random.Random(6))
+    assert len(picked) == 20
+    assert len({(p["a"], p["b"]) for p in picked}) == 20          # no repeats
+    assert picked == [c for c in combos if c in picked]            # kept in grid order
+    assert sample_grid(combos, 500, random.Random(5)) == combos    # more than there are: all
+
+
+def test_grid_search_max_trials_uses_the_master_seed():
+    grid = {"n_neurons": [8, 9, 10, 11, 12], "n_dendrites": [5, 6, 7],
+            "n_dendrite_inputs": [96, 100]}
+
+    def trained(seed):
+        trainer = FakeTrainer()
+        make_searcher(trainer, seed=seed, max_params=100_000, min_param_ratio=0.01
+                      ).grid_search(grid, max_trials=6)
+        return [(c.n_neurons, c.n_dendrites, c.n_dendrite_inputs) for c in trainer.trained]
+
+    assert trained(1) == trained(1)
+    assert len(set(trained(1))) == 6
+    assert trained(1) != trained(2)

@@ -1,0 +1,115 @@
+"""Population trainer: alone == inside a population, chunking and OOM retry,
+divergence isolation, the fused jit(train) program, and the loss falling."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dendrax import train
+from dendrax.config import ModelConfig, group_by_shape
+from dendrax.models import build_model
+from dendrax.trial import TrainSettings
+from helpers import prototype_data
+
+DATA = prototype_data(n_train=640, n_val=100, n_test=100, in_dim=64, image_shape=(8, 8, 1))
+SMALL = ModelConfig(n_neurons=4, n_dendrites=3, n_dendrite_inputs=16, steps_to_resample=5)
+SETTINGS = TrainSettings(n_epochs=1, batch_size=32)  # 20 steps, resampling 4 times
+
+
+def _leaves(state, member):
+    return [np.asarray(x[member]) for x in jax.tree_util.tree_leaves(state.params)]
+
+
+def test_a_model_trains_the_same_alone_and_inside_a_population_of_64():
+    configs = [SMALL.replace(seed=s, lr=5e-4 * (1 + s % 3), percentage_resample=0.1 * (s % 4))
+               for s in range(64)]
+    _, population, _ = train.train_population(configs, DATA, SETTINGS)
+    for member in (0, 17, 63):
+        _, alone, _ = train.train_population([configs[member]], DATA, SETTINGS)
+        assert int(population.step[member]) == 20
+        np.testing.assert_array_equal(population.connectivity["dendrites"]["index"][member],
+                                      alone.connectivity["dendrites"]["index"][0])
+        for a, b in zip(_leaves(population, member), _leaves(alone, 0)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_chunking_and_out_of_memory_retry_give_the_same_results(monkeypatch):
+    configs = [SMALL.replace(seed=s) for s in range(5)]
+    whole = train.train_configs(configs, DATA, SETTINGS, log=None)
+    chunked = train.train_configs(configs, DATA, dataclasses.replace(SETTINGS, chunk_size=2),
+                                  log=None)
+    messages = []
+    monkeypatch.setattr(train, "SIMULATED_MEMORY_LIMIT_MODELS", 1)
+    retried = train.train_configs(configs, DATA, dataclasses.replace(SETTINGS, chunk_size=4),
+                                  log=messages.append)
+    assert any("out of memory" in m for m in messages)
+    for a, b, c in zip(whole, chunked, retried):
+        assert a.config == b.config == c.config
+        for metric in ("train_loss", "val_accuracy", "test_loss"):
+            np.testing.assert_allclose(a.history[metric], b.history[metric], rtol=1e-5)
+            np.testing.assert_allclose(a.history[metric], c.history[metric], rtol=1e-5)
+
+
+def test_a_diverging_member_is_frozen_and_does_not_touch_the_others():
+    sane = [SMALL.replace(seed=s) for s in range(3)]
+    wild = [c.replace(lr=50.0) if c.seed == 1 else c for c in sane]
+    settings = dataclasses.replace(SETTINGS, n_epochs=2)
+    _, ref_state, _ = train.train_population(sane, DATA, settings)
+    hist, state, _ = train.train_population(wild, DATA, settings)
+    assert not bool(state.alive[1]) and int(state.diverged_step[1]) > 0
+    assert bool(state.alive[0]) and bool(state.alive[2])
+    for leaf in jax.tree_util.tree_leaves(state.params):
+        assert np.all(np.isfinite(np.asarray(leaf[1])))
+    for member in (0, 2):  # bit-identical to the population without the wild member
+        for a, b in zip(_leaves(state, member), _leaves(ref_state, member)):
+            np.testing.assert_array_equal(a, b)
+    outcomes = train.train_configs(wild, DATA, settings, log=None)
+    assert [o.diverged for o in outcomes] == [False, True, False]
+    assert outcomes[1].diverged_epoch == 1 and outcomes[1].diverged_step >= 1
+
+
+def test_fused_program_under_jit_matches_the_epoch_driver():
+    configs = [SMALL.replace(seed=s) for s in range(3)]
+    settings = dataclasses.replace(SETTINGS, n_epochs=2, eval_batch_size=100)
+    hist, _, _ = train.train_population(configs, DATA, settings)
+    model = build_model(SMALL, 10, (8, 8, 1), "dense")
+    program = train.make_train(model, 64, len(DATA.x_train), settings)
+    data = train.device_data(DATA, 100)
+    fused = jax.jit(program.train, static_argnums=4)
+    _, metrics = fused(train._hyper_for(configs, 64), train.member_keys(configs), data,
+                       jax.random.PRNGKey(0), 2)
+    for metric in ("train_loss", "val_accuracy", "test_accuracy", "swaps"):
+        np.testing.assert_allclose(np.asarray(metrics[metric]), hist[metric], rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["dendritic_simple", "soma_disabled",
+                                          "dendritic_with_hidden"])
+def test_loss_falls_on_generated_data(architecture):
+    config = SMALL.replace(architecture=architecture, lr=1e-2)
+    (outcome,) = train.train_configs([config], DATA, dataclasses.replace(SETTINGS, n_epochs=3),
+                                     log=None)
+    loss = outcome.history["train_loss"]
+    assert loss[-1] < 0.8 * loss[0]
+    assert outcome.history["val_accuracy"][-1] > 0.3  # chance is 0.1
+    assert sum(outcome.history["swaps"]) > 0
+
+
+def test_shared_order_and_gather_lowering_train_too():
+    configs = [SMALL.replace(seed=s) for s in range(2)]
+    for settings in (dataclasses.replace(SETTINGS, data_order="shared"),
+                     dataclasses.replace(SETTINGS, lowering="gather")):
+        outcomes = train.train_configs(configs, DATA, settings, log=None)
+        assert all(np.isfinite(o.history["train_loss"][0]) for o in outcomes)
+
+
+def test_configs_are_grouped_by_shape_and_returned_in_input_order():
+    configs = [SMALL.replace(seed=0), SMALL.replace(n_dendrites=2, seed=1), SMALL.replace(seed=2)]
+    groups = group_by_shape(configs, 64)
+    assert list(groups.values()) == [[0, 2], [1]]
+    outcomes = train.train_configs(configs, DATA, SETTINGS, log=None)
+    assert [o.config for o in outcomes] == configs
+    assert outcomes[0].bucket == outcomes[2].bucket != outcomes[1].bucket
+    assert outcomes[0].bucket_size == 2

@@ -1,0 +1,98 @@
+"""A search killed with SIGKILL mid-run resumes without losing or retraining a trial,
+and the same spec and seed give the same results with the real trainer."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The child process: a search over 4 shape buckets whose trainer is the deterministic fake
+# from test_search_support, slowed down so that the parent can kill it between buckets. It
+# records every model it is asked to train in TRAINED (one JSON line per model).
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, {here!r})
+    from test_search_support import FakeData, FakeTrainer
+    from dendrax.search import HyperparameterSearcher
+
+    log_path, trained_path, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    fake = FakeTrainer()
+
+    def slow_trainer(configs, data, settings, *, progress=None, on_bucket_done=None):
+        with open(trained_path, "a") as f:
+            for c in configs:
+                f.write(json.dumps(c.to_dict(), sort_keys=True) + "\\n")
+        def slow_done(outcomes):
+            on_bucket_done(outcomes)
+            time.sleep(0.6)
+        return fake(configs, data, settings, progress=progress, on_bucket_done=slow_done)
+
+    searcher = HyperparameterSearcher(max_params=2000, min_param_ratio=0.1, n_epochs=1,
+                                      verbose=False, seeds_per_config=2, data=FakeData(),
+                                      log_path=log_path, resume=resume, trainer=slow_trainer)
+    searcher.grid_search({{"n_neurons": [4, 6], "n_dendrites": [3, 5],
+                           "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}})
+    rows = [(json.dumps(r.params, sort_keys=True), r.seeds, r.val_accuracy, r.test_accuracy)
+            for r in searcher.get_best_results(100)]
+    print("RESULT " + json.dumps(rows))
+""").format(here=HERE)
+
+
+def _run(tmp_path, name, resume, kill_after_lines=None):
+    log = tmp_path / f"{name}.jsonl"
+    trained = tmp_path / f"{name}-trained-{int(resume)}.jsonl"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = subprocess.Popen([sys.executable, str(script), str(log), str(trained),
+                             "1" if resume else "0"], stdout=subprocess.PIPE, text=True)
+    if kill_after_lines is not None:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            lines = log.read_text().count('"type": "trial"') if log.exists() else 0
+            if lines >= kill_after_lines:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return None, trained
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    result = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    return json.loads(result[0][len("RESULT "):]), trained
+
+
+def _trained(path):
+    return [line for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
+    full, _ = _run(tmp_path, "full", resume=False)
+
+    _, first = _run(tmp_path, "killed", resume=False, kill_after_lines=4)
+    log = tmp_path / "killed.jsonl"
+    done_before = [json.loads(l) for l in log.read_text().splitlines()
+                   if l.strip().startswith("{") and '"type": "trial"' in l]
+    assert 4 <= len(done_before) < 16, "the kill must land mid-run"
+
+    resumed, second = _run(tmp_path, "killed", resume=True)
+    retrained = set(_trained(second))
+    finished = {json.dumps(r["config"], sort_keys=True) for r in done_before}
+    assert not retrained & finished, "a completed trial was trained again"
+    assert len(retrained) + len(finished) == 16, "a trial was lost"
+    assert resumed == full  # the same table as an uninterrupted run (times excluded)
+
+
+def test_resume_survives_a_torn_last_line(tmp_path):
+    _, _ = _run(tmp_path, "torn", resume=False, kill_after_lines=4)
+    log = tmp_path / "torn.jsonl"
+    with open(log, "a") as f:
+        f.write('{"type": "trial", "key": "half-writ')  # a kill in the middle of a write
+    resumed, _ = _run(tmp_path, "torn", resume=True)
+    assert len(resumed) == 8

@@ -139,9 +139,11 @@ def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
     if lowering == "dense":
         branches, _ = kernel.shape
         rows = jnp.arange(branches)[:, None]
-        dense = jnp.zeros((branches, x.shape[-1]), kernel.dtype).at[rows, index].set(kernel)
-        return jnp.dot(x.astype(compute_dtype), dense.T.astype(compute_dtype),
-                       preferred_element_type=jnp.float32)
+        # Scatter in the compute dtype: with bfloat16 the (branches, in_dim) matrix, the
+        # largest array of a step, moves half the bytes.
+        dense = jnp.zeros((branches, x.shape[-1]), compute_dtype).at[rows, index].set(
+            kernel.astype(compute_dtype))
+        return jnp.dot(x.astype(compute_dtype), dense.T, preferred_element_type=jnp.float32)
     raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
 
 

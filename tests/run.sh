@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian/Ubuntu machine, then runs it.
+# Needs root (or sudo) for apt-get; the real Fashion-MNIST comes from Debian's package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# pytest exits 5 when it collects no tests; `set -e` turns that into a failure too.
+python3 -m pytest -q "$@"

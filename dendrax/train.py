@@ -256,7 +256,8 @@ def resolve_lowering(lowering: str, backend: Optional[str] = None) -> str:
 
 def _pad_eval(x: np.ndarray, y: np.ndarray, batch: int):
     n = len(x)
-    padded = max(batch, int(math.ceil(n / batch)) * batch) if n else 0
+    # An empty split still gets one all-masked batch, so the evaluation scan can trace.
+    padded = max(batch, int(math.ceil(n / batch)) * batch)
     xp = np.zeros((padded, x.shape[1]), np.float32)
     yp = np.zeros((padded,), np.int32)
     mask = np.zeros((padded,), bool)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import numbers
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden")
 STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
@@ -167,29 +167,3 @@ def count_params(config: ModelConfig, in_dim: int = 784, n_classes: int = 10) ->
         total += width * hidden + hidden
         width = hidden
     return total + width * n_classes + n_classes
-
-
-def group_by_shape(configs: Sequence[ModelConfig], in_dim: int) -> dict[tuple, list[int]]:
-    """Map each ``config.shape_key(in_dim)`` to the indices of its configs, in input order.
-
-    Buckets appear in order of their first member, so the grouping is deterministic.
-    """
-    buckets: dict[tuple, list[int]] = {}
-    for i, config in enumerate(configs):
-        buckets.setdefault(config.shape_key(in_dim), []).append(i)
-    return buckets
-
-
-def shape_label(key: tuple) -> str:
-    """A short readable name for a shape key, e.g. "dendritic_simple|soma|n12|d6|k96|random"."""
-    if len(key) != 7:  # a key layout this function does not know: still readable
-        return "|".join(str(part) for part in key)
-    architecture, has_soma, n_neurons, n_dendrites, k, hidden, strategy = key
-    parts = [architecture, "soma" if has_soma else "nosoma"]
-    if has_soma:
-        parts.append(f"n{n_neurons}")
-    parts += [f"d{n_dendrites}", f"k{k}"]
-    if hidden is not None:
-        parts.append(f"h{hidden}")
-    parts.append(strategy)
-    return "|".join(parts)

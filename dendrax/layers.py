@@ -16,11 +16,12 @@ collection ``"connectivity"``, never in ``"params"``, so optimisers never see it
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NEGATIVE_SLOPE = 0.1
 LOWERINGS = ("gather", "dense")
@@ -31,23 +32,51 @@ def leaky_relu(x: jax.Array) -> jax.Array:
     return jnp.where(x >= 0, x, NEGATIVE_SLOPE * x)
 
 
-def he_normal(fan_in: int):
-    """N(0, 2 / fan_in), untruncated, as the original initialises every weight."""
-    std = math.sqrt(2.0 / fan_in)
+# ---- randomness keyed by logical position --------------------------------------------
+#
+# Every random draw of a row (a branch, a soma, an input unit) comes from a key folded from
+# that row's *logical* coordinates, and each row draws a 1-D vector. With JAX's
+# partitionable threefry (the default) a 1-D draw of length K starts with the draw of
+# length k < K, so a model padded to larger shapes (dendrax.buckets) gets exactly the same
+# numbers as the same model built at its own size.
 
-    def init(key, shape, dtype=jnp.float32):
-        return std * jax.random.normal(key, shape, dtype)
+def branch_coordinates(n_neurons: int, n_dendrites: int, soma: bool) -> np.ndarray:
+    """(branches, 2) int32 logical coordinates (neuron, dendrite); neuron 0 without soma."""
+    if soma:
+        neuron, dendrite = np.divmod(np.arange(n_neurons * n_dendrites), n_dendrites)
+    else:
+        neuron, dendrite = np.zeros(n_dendrites, int), np.arange(n_dendrites)
+    return np.stack([neuron, dendrite], axis=1).astype(np.int32)
 
-    return init
+
+def row_keys(key: jax.Array, coords) -> jax.Array:
+    """One key per row, folded from the row's coordinates (an int array (rows, c))."""
+    coords = jnp.asarray(coords, jnp.int32)
+
+    def fold(c):
+        k = key
+        for i in range(coords.shape[1]):
+            k = jax.random.fold_in(k, c[i])
+        return k
+
+    return jax.vmap(fold)(coords)
+
+
+def normal_rows(key: jax.Array, coords, width: int, std) -> jax.Array:
+    """A (rows, width) matrix of N(0, std²) draws, row r keyed by ``coords[r]``."""
+    return std * jax.vmap(lambda k: jax.random.normal(k, (width,)))(row_keys(key, coords))
 
 
 # ---- connectivity ------------------------------------------------------------------
 
-def random_connectivity(key: jax.Array, branches: int, k: int, in_dim: int) -> jax.Array:
+def random_connectivity(key: jax.Array, coords, k: int, in_dim: int) -> jax.Array:
     """k distinct features per branch, uniformly without replacement."""
-    # The k largest of in_dim iid uniforms form a uniform k-subset.
-    scores = jax.random.uniform(key, (branches, in_dim))
-    return jax.lax.top_k(scores, k)[1].astype(jnp.int32)
+    # The k largest of in_dim iid uniforms form a uniform k-subset; top_k is sorted, so
+    # the first k' < k of them are the k'-subset drawn from the same key.
+    def row(key):
+        return jax.lax.top_k(jax.random.uniform(key, (in_dim,)), k)[1]
+
+    return jax.vmap(row)(row_keys(key, coords)).astype(jnp.int32)
 
 
 def full_connectivity(branches: int, in_dim: int) -> jax.Array:
@@ -55,8 +84,8 @@ def full_connectivity(branches: int, in_dim: int) -> jax.Array:
     return jnp.broadcast_to(jnp.arange(in_dim, dtype=jnp.int32), (branches, in_dim))
 
 
-def local_receptive_field_connectivity(key: jax.Array, branches: int, k: int,
-                                       image_shape: Sequence[int]) -> jax.Array:
+def local_receptive_field_connectivity(key: jax.Array, coords, k: int,
+                                       image_shape: Sequence[int], k_used=None) -> jax.Array:
     """k distinct pixels around a random centre per branch.
 
     Offsets are Gaussian with std = sqrt(k), rounded and clipped to the image, and drawn
@@ -64,14 +93,16 @@ def local_receptive_field_connectivity(key: jax.Array, branches: int, k: int,
     connection uniformly (features are laid out H, W, C). If a branch has not filled its
     k slots after 64·k draws (k close to the image size), the rest are filled with
     uniformly drawn unused features, so the result always has k distinct features.
+    ``k_used`` (traced, ≤ k) is the model's own k when the array is padded to k slots.
     """
     height, width, channels = (tuple(image_shape) + (1,))[:3]
     in_dim = height * width * channels
     if k > in_dim:
         raise ValueError(f"n_dendrite_inputs={k} exceeds the {in_dim} pixels of a "
                          f"{height}×{width}×{channels} image")
-    std = math.sqrt(k)
-    max_draws = 64 * k
+    k_used = jnp.int32(k) if k_used is None else jnp.asarray(k_used, jnp.int32)
+    std = jnp.sqrt(k_used.astype(jnp.float32))
+    max_draws = 64 * k_used
 
     def one_branch(branch_key):
         centre_key, loop_key, fill_key = jax.random.split(branch_key, 3)
@@ -90,7 +121,7 @@ def local_receptive_field_connectivity(key: jax.Array, branches: int, k: int,
             return taken.at[feature].set(True), index, count + new, i + 1
 
         def more(state):
-            return (state[2] < k) & (state[3] < max_draws)
+            return (state[2] < k_used) & (state[3] < max_draws)
 
         init = (jnp.zeros(in_dim, bool), jnp.zeros(k, jnp.int32), jnp.int32(0), jnp.int32(0))
         taken, index, count, _ = jax.lax.while_loop(more, draw, init)
@@ -100,20 +131,27 @@ def local_receptive_field_connectivity(key: jax.Array, branches: int, k: int,
         slot = jnp.arange(k)
         return jnp.where(slot < count, index, spare[jnp.clip(slot - count, 0, k - 1)])
 
-    return jax.vmap(one_branch)(jax.random.split(key, branches))
+    return jax.vmap(one_branch)(row_keys(key, coords))
 
 
-def init_connectivity(key: jax.Array, strategy: str, branches: int, k: int,
-                      in_dim: int, image_shape: Sequence[int]) -> jax.Array:
-    """The (branches, k) int32 index array for one of the three strategies."""
+def init_connectivity(key: jax.Array, strategy: str, coords, k: int, in_dim: int,
+                      image_shape: Sequence[int], k_used=None) -> jax.Array:
+    """The (branches, k) int32 index array for one of the three strategies.
+
+    ``coords`` are the branches' logical coordinates (an int (branches, c) array, or just
+    the number of branches).
+    """
+    if isinstance(coords, int):
+        coords = np.arange(coords, dtype=np.int32)[:, None]
+    branches = len(coords)
     if strategy == "random":
-        return random_connectivity(key, branches, k, in_dim)
+        return random_connectivity(key, coords, k, in_dim)
     if strategy == "local-receptive-fields":
         if math.prod(image_shape) != in_dim:
             raise ValueError(f"local-receptive-fields needs image_shape matching the input: "
                              f"{tuple(image_shape)} has {math.prod(image_shape)} features, "
                              f"the input has {in_dim}")
-        return local_receptive_field_connectivity(key, branches, k, image_shape)
+        return local_receptive_field_connectivity(key, coords, k, image_shape, k_used)
     if strategy == "fully-connected":
         return full_connectivity(branches, in_dim)
     raise ValueError(f"unknown strategy {strategy!r}")
@@ -140,15 +178,78 @@ def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
         branches, _ = kernel.shape
         rows = jnp.arange(branches)[:, None]
         # Scatter in the compute dtype: with bfloat16 the (branches, in_dim) matrix, the
-        # largest array of a step, moves half the bytes.
-        dense = jnp.zeros((branches, x.shape[-1]), compute_dtype).at[rows, index].set(
+        # largest array of a step, moves half the bytes. Adding (not setting) keeps padded
+        # slots, whose weight is 0, harmless whatever feature they point at.
+        dense = jnp.zeros((branches, x.shape[-1]), compute_dtype).at[rows, index].add(
             kernel.astype(compute_dtype))
         return jnp.dot(x.astype(compute_dtype), dense.T, preferred_element_type=jnp.float32)
     raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
 
 
+class LayerDims(NamedTuple):
+    """A model's own sizes inside a layer built with larger (padded) static sizes.
+
+    Each field is an int (or a traced int scalar) no larger than the static size.
+    """
+
+    n_neurons: Any
+    n_dendrites: Any
+    n_inputs: Any
+
+
+class PaddingMasks(NamedTuple):
+    """Which neurons, branches, connections and soma weights a model really has (None
+    when it has all of them), with its own k and branch count."""
+
+    neuron: Any
+    branch: Any
+    connection: Any
+    soma: Any
+    k_used: Any
+    branches_used: Any
+
+
+def padding_masks(n_neurons: int, n_dendrites: int, k: int, soma: bool,
+                  dims: LayerDims | None, fully_connected: bool = False) -> PaddingMasks:
+    """Masks of a model of sizes ``dims`` inside a layer of static sizes (branch order as
+    :func:`branch_coordinates`)."""
+    branches = n_neurons * n_dendrites if soma else n_dendrites
+    if dims is None:
+        return PaddingMasks(None, None, None, None, k, branches)
+    coords = branch_coordinates(n_neurons, n_dendrites, soma)
+    neuron_ok = jnp.arange(n_neurons) < dims.n_neurons
+    dendrite_ok = jnp.arange(n_dendrites) < dims.n_dendrites
+    branch_ok = dendrite_ok[coords[:, 1]]
+    if soma:
+        branch_ok &= neuron_ok[coords[:, 0]]
+    k_used = k if fully_connected else dims.n_inputs
+    conn_ok = branch_ok[:, None] & (jnp.arange(k) < k_used)[None, :]
+    soma_ok = neuron_ok[:, None] & dendrite_ok[None, :]
+    branches_used = dims.n_neurons * dims.n_dendrites if soma else dims.n_dendrites
+    return PaddingMasks(neuron_ok, branch_ok, conn_ok, soma_ok, k_used, branches_used)
+
+
+def masked_normal_rows(coords, std, mask):
+    """Initialiser: :func:`normal_rows` keyed by ``coords``, zero where ``mask`` is False."""
+
+    def init(key, shape, dtype=jnp.float32):
+        values = normal_rows(key, coords, shape[1], std).astype(dtype)
+        return values if mask is None else jnp.where(mask, values, 0)
+
+    return init
+
+
+def _masked(value, mask):
+    return value if mask is None else value * mask
+
+
 class DendriticLayer(nn.Module):
-    """Sparse dendritic branches feeding block-diagonal somas (see module docstring)."""
+    """Sparse dendritic branches feeding block-diagonal somas (see module docstring).
+
+    Called with ``dims`` (a :class:`LayerDims`), the layer computes exactly the model of
+    those smaller sizes: padded connections, branches and somas hold weight 0, get no
+    gradient and output 0.
+    """
 
     n_neurons: int
     n_dendrites: int
@@ -164,23 +265,34 @@ class DendriticLayer(nn.Module):
         return self.n_neurons * self.n_dendrites if self.soma_enabled else self.n_dendrites
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, dims: LayerDims | None = None) -> jax.Array:
         in_dim = x.shape[-1]
         branches = self.branches
         k = in_dim if self.strategy == "fully-connected" else self.n_dendrite_inputs
+        coords = branch_coordinates(self.n_neurons, self.n_dendrites, self.soma_enabled)
+        m = padding_masks(self.n_neurons, self.n_dendrites, k, self.soma_enabled, dims,
+                          fully_connected=self.strategy == "fully-connected")
+        neuron_ok, branch_ok, conn_ok, soma_ok = m.neuron, m.branch, m.connection, m.soma
+        k_used, branches_used = m.k_used, m.branches_used
+
         index = self.variable(
             "connectivity", "index",
-            lambda: init_connectivity(self.make_rng("connectivity"), self.strategy,
-                                      branches, k, in_dim, self.image_shape)).value
-        kernel = self.param("branch_kernel", he_normal(in_dim), (branches, k))
+            lambda: init_connectivity(self.make_rng("connectivity"), self.strategy, coords,
+                                      k, in_dim, self.image_shape, k_used)).value
+        kernel = self.param("branch_kernel",
+                            masked_normal_rows(coords, math.sqrt(2.0 / in_dim), conn_ok),
+                            (branches, k))
         bias = self.param("branch_bias", nn.initializers.zeros, (branches,))
-        h = sparse_branch_matmul(x, kernel, index, self.lowering,
+        h = sparse_branch_matmul(x, _masked(kernel, conn_ok), index, self.lowering,
                                  jnp.dtype(self.compute_dtype)) + bias
-        h = leaky_relu(h)
+        h = _masked(leaky_relu(h), branch_ok)
         if not self.soma_enabled:
             return h
-        soma_kernel = self.param("soma_kernel", he_normal(branches),
-                                 (self.n_neurons, self.n_dendrites))
+        soma_std = jnp.sqrt(2.0 / jnp.asarray(branches_used, jnp.float32))
+        soma_kernel = self.param(
+            "soma_kernel", masked_normal_rows(np.arange(self.n_neurons)[:, None], soma_std,
+                                              soma_ok), (self.n_neurons, self.n_dendrites))
         soma_bias = self.param("soma_bias", nn.initializers.zeros, (self.n_neurons,))
         h = h.reshape(h.shape[:-1] + (self.n_neurons, self.n_dendrites))
-        return leaky_relu(jnp.sum(h * soma_kernel, axis=-1) + soma_bias)
+        out = leaky_relu(jnp.sum(h * _masked(soma_kernel, soma_ok), axis=-1) + soma_bias)
+        return _masked(out, neuron_ok)

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dendrax.layers import row_keys
+
 
 class Draws(NamedTuple):
     """Random draws for one round: entry [b, j] serves the j-th weakest connection of b."""
@@ -33,29 +35,45 @@ class Draws(NamedTuple):
     fresh_weights: jax.Array  # float (branches, k), already scaled by sqrt(2 / in_dim)
 
 
-def draw_rewiring(key: jax.Array, shape: tuple[int, int], in_dim: int) -> Draws:
-    """Uniform candidate features and N(0, 2/in_dim) weights for every rank slot."""
-    cand_key, weight_key = jax.random.split(key)
-    candidates = jax.random.randint(cand_key, shape, 0, in_dim, dtype=jnp.int32)
-    fresh = math.sqrt(2.0 / in_dim) * jax.random.normal(weight_key, shape)
-    return Draws(candidates, fresh)
+def draw_rewiring(key: jax.Array, coords, k: int, in_dim: int) -> Draws:
+    """Uniform candidate features and N(0, 2/in_dim) weights for every rank slot.
+
+    Row b is keyed by the branch's logical coordinates ``coords[b]`` (see
+    :func:`dendrax.layers.row_keys`), so a padded model draws the same numbers.
+    """
+    keys = row_keys(key, coords)
+
+    def row(key):
+        cand_key, weight_key = jax.random.split(key)
+        return (jax.random.randint(cand_key, (k,), 0, in_dim, dtype=jnp.int32),
+                jax.random.normal(weight_key, (k,)))
+
+    candidates, fresh = jax.vmap(row)(keys)
+    return Draws(candidates, math.sqrt(2.0 / in_dim) * fresh)
 
 
 def apply_rewiring(kernel: jax.Array, index: jax.Array, draws: Draws,
-                   n_resample: jax.Array, in_dim: int):
+                   n_resample: jax.Array, in_dim: int, connection_ok: jax.Array | None = None):
     """Apply one round with fixed draws.
 
+    ``connection_ok`` marks the real connections of a padded model (None: all are real);
+    padded slots are never selected, never count as connected and never change.
     Returns ``(kernel, index, swapped, n_accepted)`` where ``swapped`` is a bool
     (branches, k) mask of the connections that now read a new feature.
     """
     branches, k = kernel.shape
     rows = jnp.arange(branches)[:, None]
-    order = jnp.argsort(jnp.abs(kernel), axis=1, stable=True)  # weakest first
-    rank = jnp.arange(k)[None, :]
-    active = rank < n_resample
+    strength = jnp.abs(kernel)
+    if connection_ok is not None:
+        strength = jnp.where(connection_ok, strength, jnp.inf)
+    order = jnp.argsort(strength, axis=1, stable=True)  # weakest real connections first
+    active = jnp.arange(k)[None, :] < n_resample
+    if connection_ok is not None:
+        active &= jnp.any(connection_ok, axis=1, keepdims=True)  # padded branches: never
 
     cand = draws.candidates
-    connected = jnp.zeros((branches, in_dim), bool).at[rows, index].set(True)
+    real = jnp.ones_like(index) if connection_ok is None else connection_ok.astype(jnp.int32)
+    connected = jnp.zeros((branches, in_dim), jnp.int32).at[rows, index].add(real) > 0
     conflict = connected[rows, cand]
     drawn = jnp.zeros((branches, in_dim), jnp.int32).at[rows, cand].add(active.astype(jnp.int32))
     duplicate = drawn[rows, cand] > 1
@@ -85,16 +103,20 @@ def reset_adam_moments(opt_state, keep):
 
 
 def rewire(params, connectivity, opt_state, key: jax.Array, n_resample: jax.Array,
-           in_dim: int, layer: str = "dendrites"):
+           in_dim: int, coords, connection_ok: jax.Array | None = None,
+           layer: str = "dendrites"):
     """One resampling round of the dendritic layer named ``layer``.
 
     A pure function of (params, connectivity, optimiser state, key, n_resample); returns
-    ``(params, connectivity, opt_state, n_accepted)``. Jit-able and vmappable.
+    ``(params, connectivity, opt_state, n_accepted)``. Jit-able and vmappable. ``coords``
+    are the layer's branch coordinates (:func:`dendrax.layers.branch_coordinates`) and
+    ``connection_ok`` its padding mask, if any.
     """
     kernel = params[layer]["branch_kernel"]
     index = connectivity[layer]["index"]
-    draws = draw_rewiring(key, kernel.shape, in_dim)
-    kernel, index, swapped, accepted = apply_rewiring(kernel, index, draws, n_resample, in_dim)
+    draws = draw_rewiring(key, coords, kernel.shape[1], in_dim)
+    kernel, index, swapped, accepted = apply_rewiring(kernel, index, draws, n_resample, in_dim,
+                                                      connection_ok)
 
     params = {**params, layer: {**params[layer], "branch_kernel": kernel}}
     connectivity = {**connectivity, layer: {**connectivity[layer], "index": index}}

@@ -33,8 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dendrax.config import ModelConfig, count_params, group_by_shape, shape_label
-from dendrax.models import DendriticModel, build_model, init_model
+from dendrax.buckets import Bucket, plan_buckets, shape_label
+from dendrax.config import ModelConfig, count_params
+from dendrax.layers import LayerDims, branch_coordinates, padding_masks
+from dendrax.models import DendriticModel, ModelDims, build_model, init_model
 from dendrax.rewire import n_resample_for, rewire
 from dendrax.trial import Progress, TrainSettings, TrialOutcome
 
@@ -48,12 +50,21 @@ _INIT, _ORDER, _REWIRE = 0, 1, 2
 
 
 class Hyper(NamedTuple):
-    """Per-member traced hyperparameters (each a scalar; stacked along the model axis)."""
+    """Per-member traced values (each a scalar; stacked along the model axis): the
+    hyperparameters, and the member's own sizes inside a padded bucket."""
 
     lr: jax.Array
     weight_decay: jax.Array
     n_resample: jax.Array  # connections replaced per branch and round; 0 = off
     steps_to_resample: jax.Array
+    n_neurons: jax.Array
+    n_dendrites: jax.Array
+    n_inputs: jax.Array
+    hidden: jax.Array
+
+    @property
+    def dims(self) -> ModelDims:
+        return ModelDims(self.n_neurons, self.n_dendrites, self.n_inputs, self.hidden)
 
 
 class MemberState(NamedTuple):
@@ -111,31 +122,45 @@ class PopulationProgram:
 
 
 def make_train(model: DendriticModel, in_dim: int, n_train: int,
-               settings: TrainSettings) -> PopulationProgram:
-    """Pure population functions for one shape signature (see the module docstring)."""
+               settings: TrainSettings, padded: bool = False) -> PopulationProgram:
+    """Pure population functions for one shape signature (see the module docstring).
+
+    With ``padded=True`` the model's sizes are upper bounds and every member runs at its
+    own sizes (``Hyper.dims``); padding is masked to an exact no-op.
+    """
     batch_size = settings.batch_size
     steps = n_train // batch_size  # the last partial batch is dropped, as the original
     if steps < 1:
         raise ValueError(f"batch_size={batch_size} is larger than the {n_train} training samples")
     shared_order = settings.data_order == "shared"
     eval_bs = settings.eval_batch_size
+    has_soma = model.soma_enabled and model.architecture != "soma_disabled"
+    coords = branch_coordinates(model.n_neurons, model.n_dendrites, has_soma)
+    k_static = in_dim if model.strategy == "fully-connected" else model.n_dendrite_inputs
+
+    def dims_of(hyper):
+        return hyper.dims if padded else None
+
+    def apply(params, connectivity, x, hyper):
+        return model.apply({"params": params, "connectivity": connectivity}, x, dims_of(hyper))
 
     def init_member(key, hyper):
-        params, connectivity = init_model(model, jax.random.fold_in(key, _INIT), in_dim)
+        params, connectivity = init_model(model, jax.random.fold_in(key, _INIT), in_dim,
+                                          dims_of(hyper))
         return MemberState(params, connectivity, adamw(hyper).init(params), key,
                            jnp.int32(0), jnp.bool_(True), jnp.int32(-1))
 
     def init(hyper: Hyper, keys: jax.Array) -> MemberState:
         return jax.vmap(init_member)(keys, hyper)
 
-    def loss_fn(params, connectivity, x, y):
-        logits = model.apply({"params": params, "connectivity": connectivity}, x)
+    def loss_fn(params, connectivity, x, y, hyper):
+        logits = apply(params, connectivity, x, hyper)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, jnp.sum(jnp.argmax(logits, -1) == y)
 
     def sgd_step(state: MemberState, hyper: Hyper, x, y):
         (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.connectivity, x, y)
+            state.params, state.connectivity, x, y, hyper)
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ok = state.alive & jnp.isfinite(loss) & _all_finite(params)
@@ -152,8 +177,12 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
 
     def rewire_member(state: MemberState, hyper: Hyper):
         key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step)
+        masks = padding_masks(model.n_neurons, model.n_dendrites, k_static, has_soma,
+                              None if not padded else LayerDims(*hyper.dims[:3]),
+                              fully_connected=model.strategy == "fully-connected")
         params, connectivity, opt_state, accepted = rewire(
-            state.params, state.connectivity, state.opt_state, key, hyper.n_resample, in_dim)
+            state.params, state.connectivity, state.opt_state, key, hyper.n_resample, in_dim,
+            coords, masks.connection)
         return state._replace(params=params, connectivity=connectivity,
                               opt_state=opt_state), accepted
 
@@ -176,15 +205,15 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
         state, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
         return state, loss, correct, swaps
 
-    def evaluate(state: MemberState, x, y, mask):
+    def evaluate(state: MemberState, hyper: Hyper, x, y, mask):
         n_valid = jnp.sum(mask)
 
         def body(totals, i):
             xb = jax.lax.dynamic_slice_in_dim(x, i * eval_bs, eval_bs)
             yb = jax.lax.dynamic_slice_in_dim(y, i * eval_bs, eval_bs)
             mb = jax.lax.dynamic_slice_in_dim(mask, i * eval_bs, eval_bs)
-            logits = jax.vmap(lambda p, c: model.apply({"params": p, "connectivity": c}, xb))(
-                state.params, state.connectivity)
+            logits = jax.vmap(lambda p, c, h: apply(p, c, xb, h))(
+                state.params, state.connectivity, hyper)
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb[None])
             correct = (jnp.argmax(logits, -1) == yb[None]) & mb[None]
             return (totals[0] + jnp.sum(losses * mb[None], -1),
@@ -217,8 +246,8 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
             return state, (loss, correct, swaps)
 
         state, (loss, correct, swaps) = jax.lax.scan(body, state, jnp.arange(steps))
-        val_loss, val_acc = evaluate(state, data.x_val, data.y_val, data.val_mask)
-        test_loss, test_acc = evaluate(state, data.x_test, data.y_test, data.test_mask)
+        val_loss, val_acc = evaluate(state, hyper, data.x_val, data.y_val, data.val_mask)
+        test_loss, test_acc = evaluate(state, hyper, data.x_test, data.y_test, data.test_mask)
         metrics = {
             "train_loss": jnp.mean(loss, 0),
             "train_accuracy": jnp.sum(correct, 0) / (steps * batch_size),
@@ -342,12 +371,12 @@ SIMULATED_MEMORY_LIMIT_MODELS: Optional[int] = None
 
 @functools.lru_cache(maxsize=32)
 def _compiled_program(model: DendriticModel, in_dim: int, n_train: int,
-                      eval_shapes: tuple, settings: TrainSettings, members: int):
+                      eval_shapes: tuple, settings: TrainSettings, members: int, padded: bool):
     """Compile init and epoch for one population size; reused by every later chunk."""
     t0 = time.perf_counter()
-    program = make_train(model, in_dim, n_train, settings)
+    program = make_train(model, in_dim, n_train, settings, padded)
     hyper = Hyper(*(jax.ShapeDtypeStruct((members,), d)
-                    for d in (jnp.float32, jnp.float32, jnp.int32, jnp.int32)))
+                    for d in (jnp.float32, jnp.float32) + (jnp.int32,) * 6))
     keys = jax.ShapeDtypeStruct((members, 2), jnp.uint32)
     data = DeviceData(*(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in eval_shapes))
     init = jax.jit(program.init).lower(hyper, keys).compile()
@@ -364,7 +393,11 @@ def _hyper_for(configs: Sequence[ModelConfig], in_dim: int) -> Hyper:
         weight_decay=jnp.asarray([c.weight_decay for c in configs], jnp.float32),
         n_resample=jnp.asarray([n_resample_for(c.inputs_per_branch(in_dim), c.percentage_resample,
                                                 c.synaptic_resampling) for c in configs], jnp.int32),
-        steps_to_resample=jnp.asarray([c.steps_to_resample for c in configs], jnp.int32))
+        steps_to_resample=jnp.asarray([c.steps_to_resample for c in configs], jnp.int32),
+        n_neurons=jnp.asarray([c.n_neurons for c in configs], jnp.int32),
+        n_dendrites=jnp.asarray([c.n_dendrites for c in configs], jnp.int32),
+        n_inputs=jnp.asarray([c.inputs_per_branch(in_dim) for c in configs], jnp.int32),
+        hidden=jnp.asarray([c.hidden_width or 0 for c in configs], jnp.int32))
 
 
 def member_keys(configs: Sequence[ModelConfig]) -> jax.Array:
@@ -373,18 +406,27 @@ def member_keys(configs: Sequence[ModelConfig]) -> jax.Array:
 
 def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
                      lowering: Optional[str] = None, bucket: str = "",
+                     template: Optional[ModelConfig] = None,
                      progress: Optional[Callable[[Progress], None]] = None):
-    """Train configs of one shape signature as one population (no chunking).
+    """Train configs as one population (no chunking).
 
+    Without ``template`` all configs must share one shape signature. With ``template`` (a
+    config whose sizes bound every member's, see dendrax.buckets) the population is padded
+    to the template's shapes and each member runs at its own sizes.
     Returns ``(histories, final_state, timings)``: histories maps each metric to an
     (epochs, members) numpy array.
     """
     if SIMULATED_MEMORY_LIMIT_MODELS is not None and len(configs) > SIMULATED_MEMORY_LIMIT_MODELS:
         raise MemoryError(f"RESOURCE_EXHAUSTED: simulated, {len(configs)} members do not fit")
-    first = configs[0]
-    keys_differ = {c.shape_key(data.in_dim) for c in configs}
-    if len(keys_differ) != 1:
-        raise ValueError(f"a population needs one shape signature, got {sorted(map(str, keys_differ))}")
+    in_dim = data.in_dim
+    padded = template is not None and any(c.shape_key(in_dim) != template.shape_key(in_dim)
+                                          for c in configs)
+    first = template if template is not None else configs[0]
+    if template is None and len({c.shape_key(in_dim) for c in configs}) != 1:
+        keys = sorted(map(str, {c.shape_key(in_dim) for c in configs}))
+        raise ValueError(f"a population needs one shape signature, got {keys}")
+    if padded:
+        _check_fits(configs, template, in_dim)
     lowering = resolve_lowering(lowering or settings.lowering)
     eval_bs = effective_eval_batch(settings, data)
     settings = dataclasses.replace(settings, eval_batch_size=eval_bs)
@@ -393,7 +435,7 @@ def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettin
     shapes = tuple((a.shape, a.dtype) for a in dev)
     cached = _compiled_program.cache_info().hits
     init_c, epoch_c, compile_time = _compiled_program(model, data.in_dim, len(data.x_train),
-                                                      shapes, settings, len(configs))
+                                                      shapes, settings, len(configs), padded)
     if _compiled_program.cache_info().hits > cached:
         compile_time = 0.0  # compiled for an earlier chunk of the same size
     hyper = _hyper_for(configs, data.in_dim)
@@ -420,13 +462,24 @@ def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettin
     return histories, state, {"compile": compile_time, "run": run_time}
 
 
+def _check_fits(configs, template, in_dim):
+    _, t_soma, *t_sizes, t_strategy = template.shape_key(in_dim)
+    for c in configs:
+        arch, soma, *sizes, strategy = c.shape_key(in_dim)
+        fits = all(s is None or s <= t for s, t in zip(sizes, t_sizes))
+        if (arch, soma, strategy) != (template.architecture, t_soma, t_strategy) or not fits:
+            raise ValueError(f"{c} does not fit inside the padded shape of {template}")
+
+
 def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
+                 template: Optional[ModelConfig] = None, overhead: float = 0.0,
                  progress=None, log=print) -> list[TrialOutcome]:
-    """Train one shape bucket in chunks; halve the chunk and retry on out-of-memory."""
+    """Train one bucket in chunks; halve the chunk and retry on out-of-memory."""
     in_dim = data.in_dim
     lowering = resolve_lowering(settings.lowering)
-    name = shape_label(configs[0].shape_key(in_dim))
-    chunk = settings.chunk_size or default_chunk_size(configs[0], in_dim, len(data.x_train),
+    shape = template if template is not None else configs[0]
+    name = shape_label(shape.shape_key(in_dim))
+    chunk = settings.chunk_size or default_chunk_size(shape, in_dim, len(data.x_train),
                                                       settings, lowering)
     outcomes: list[TrialOutcome] = []
     start = 0
@@ -436,7 +489,8 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
         part = configs[start:start + chunk]
         try:
             histories, state, timings = train_population(part, data, settings, lowering=lowering,
-                                                         bucket=name, progress=progress)
+                                                         bucket=name, template=template,
+                                                         progress=progress)
         except Exception as error:  # noqa: BLE001 - only out-of-memory errors are retried
             if not is_out_of_memory(error) or chunk == 1:
                 raise
@@ -464,24 +518,35 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
                 diverged_step=dstep if dstep >= 0 else None,
                 diverged_epoch=(dstep - 1) // steps_per_epoch + 1 if dstep >= 0 else None,
                 bucket=name, bucket_size=len(configs), bucket_wall_time=wall,
-                compile_time=compile_total, train_time=wall / len(configs)))
+                compile_time=compile_total, train_time=wall / len(configs),
+                padding_overhead=overhead))
     return outcomes
+
+
+def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) -> list[Bucket]:
+    """The buckets :func:`train_configs` will train, under ``settings.padding``."""
+    backend = "cpu" if jax.default_backend() == "cpu" else "gpu"
+    return plan_buckets(configs, data.in_dim, settings.padding, n_classes=data.n_classes,
+                        samples=settings.n_epochs * len(data.x_train), backend=backend)
 
 
 def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),
                   *, progress=None, on_bucket_done=None, log=print) -> list[TrialOutcome]:
     """Train every config on ``data``; one outcome per config, in input order.
 
-    Configs are grouped by shape signature and each group trains as one vmapped
-    population; ``on_bucket_done(outcomes)`` is called as each group finishes.
+    Configs are grouped into buckets (by exact shape, or padded: ``settings.padding``,
+    see :func:`dendrax.buckets.plan_buckets`) and each bucket trains as one vmapped
+    population; ``on_bucket_done(outcomes)`` is called as each bucket finishes.
     """
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
-    for indices in group_by_shape(configs, data.in_dim).values():
+    for bucket in plan_configs(configs, data, settings):
+        indices = bucket.members
         outcomes = train_bucket([configs[i] for i in indices], data, settings,
-                                progress=progress, log=log)
+                                template=bucket.template if bucket.padded else None,
+                                overhead=bucket.overhead, progress=progress, log=log)
         for i, outcome in zip(indices, outcomes):
             results[i] = outcome
         if on_bucket_done is not None:

@@ -26,6 +26,10 @@ class TrainSettings:
     lowering: "gather" (x[:, idx] then a contraction), "dense" (scatter into a
         branches × in_dim matrix, one GEMM) or "auto" (the faster on this backend).
     chunk_size: most models per compiled call; None estimates it from device memory.
+    padding: "exact" trains only configs of identical shapes together; "padded" (or
+        "pow2") rounds sizes up to a few levels so that a random search compiles a handful
+        of programs instead of one per trial (see dendrax.buckets); masks make the padding
+        an exact no-op.
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -40,6 +44,7 @@ class TrainSettings:
     eval_batch_size: int = 2000
     matmul_dtype: str = "float32"
     divergence_threshold: Optional[float] = 1e4
+    padding: str = "exact"
 
     def validate(self) -> None:
         from dendrax.config import ConfigError
@@ -56,6 +61,8 @@ class TrainSettings:
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
             raise ConfigError(f"chunk_size={self.chunk_size!r} must be None or an integer >= 1")
+        if self.padding not in ("exact", "padded", "pow2"):
+            raise ConfigError(f"padding={self.padding!r}; choose exact, padded or pow2")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose float32 or bfloat16")
 
@@ -66,7 +73,9 @@ class TrialOutcome:
 
     history holds one value per epoch under: train_loss, train_accuracy, val_loss,
     val_accuracy, test_loss, test_accuracy, and swaps (accepted rewiring swaps that epoch).
-    train_time is the bucket's wall time divided by its number of models.
+    train_time is the bucket's wall time divided by its number of models; bucket is the
+    label of the (possibly padded) shape it trained in, and padding_overhead the bucket's
+    padded compute over its members' own compute, minus 1.
     """
 
     config: ModelConfig
@@ -80,6 +89,7 @@ class TrialOutcome:
     bucket_wall_time: float = 0.0
     compile_time: float = 0.0
     train_time: float = 0.0
+    padding_overhead: float = 0.0
 
     def final(self, metric: str) -> float:
         values = self.history.get(metric) or [float("nan")]

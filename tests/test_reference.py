@@ -86,7 +86,7 @@ def test_one_resampling_round_equals_the_numpy_reference(percentage):
     kernel = jax.random.normal(key_w, (branches, k))
     index = jax.random.permutation(key_i, jnp.tile(jnp.arange(IN_DIM), (branches, 1)),
                                    axis=1, independent=True)[:, :k].astype(jnp.int32)
-    draws = draw_rewiring(key_d, (branches, k), IN_DIM)
+    draws = draw_rewiring(key_d, np.arange(branches)[:, None], k, IN_DIM)
     n = int(k * percentage)
     new_kernel, new_index, _, accepted = jax.jit(apply_rewiring, static_argnums=4)(
         kernel, index, draws, n, IN_DIM)

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 
 from dendrax.layers import init_connectivity
-from dendrax.rewire import apply_rewiring, draw_rewiring, n_resample_for, rewire
+from dendrax.rewire import Draws, apply_rewiring, draw_rewiring, n_resample_for, rewire
 
 IN_DIM, BRANCHES, K = 100, 16, 24
 
@@ -28,7 +28,7 @@ def test_invariants_under_vmap_with_mixed_percentages():
     keys = jax.random.split(jax.random.PRNGKey(9), 4)
 
     def one(kernel, index, key, n):
-        draws = draw_rewiring(key, kernel.shape, IN_DIM)
+        draws = draw_rewiring(key, np.arange(BRANCHES)[:, None], K, IN_DIM)
         return apply_rewiring(kernel, index, draws, n, IN_DIM)
 
     new_k, new_i, swapped, accepted = jax.jit(jax.vmap(one))(kernels, indices, keys, n_resample)
@@ -56,7 +56,6 @@ def test_conflicting_and_duplicate_draws_are_rejected():
     index = jnp.array([[0, 1, 2, 3]], jnp.int32)
     # rank 0 draws 3 (already connected), ranks 1 and 2 both draw 7 (duplicate)
     draws = (jnp.array([[3, 7, 7, 9]], jnp.int32), jnp.full((1, 4), 0.5))
-    from dendrax.rewire import Draws
     k2, i2, swapped, accepted = apply_rewiring(kernel, index, Draws(*draws), 3, 10)
     assert int(accepted) == 0
     np.testing.assert_array_equal(i2, index)
@@ -75,8 +74,10 @@ def test_rewire_resets_adam_moments_of_swapped_synapses():
     state = opt.init(params)
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     _, state = opt.update(grads, state, params)
-    new_params, new_conn, new_state, accepted = jax.jit(rewire, static_argnums=5)(
-        params, connectivity, state, jax.random.PRNGKey(1), 6, IN_DIM)
+    coords = np.arange(BRANCHES)[:, None]
+    step = jax.jit(lambda p, c, s, key: rewire(p, c, s, key, 6, IN_DIM, coords))
+    new_params, new_conn, new_state, accepted = step(params, connectivity, state,
+                                                     jax.random.PRNGKey(1))
     swapped = np.asarray(new_conn["dendrites"]["index"] != index)
     assert int(accepted) == swapped.sum() > 0
     mu = np.asarray(new_state[0].mu["dendrites"]["branch_kernel"])
@@ -84,6 +85,19 @@ def test_rewire_resets_adam_moments_of_swapped_synapses():
     assert np.all(mu[swapped] == 0) and np.all(nu[swapped] == 0)
     assert np.all(mu[~swapped] != 0) and np.all(nu[~swapped] != 0)
     assert np.all(np.asarray(new_state[0].mu["dendrites"]["branch_bias"]) != 0)
+
+
+def test_padded_slots_are_never_selected_or_counted_as_connected():
+    kernel = jnp.array([[0.1, 0.2, 0.0, 0.0], [0.3, 0.4, 0.0, 0.0]])
+    index = jnp.array([[0, 1, 5, 6], [2, 3, 7, 8]], jnp.int32)
+    ok = jnp.array([[True, True, False, False], [False, False, False, False]])
+    # Rank 0 of branch 0 draws 5: a padded slot's feature, so not a real conflict.
+    draws = Draws(jnp.array([[5, 9, 9, 9], [4, 4, 4, 4]], jnp.int32), jnp.full((2, 4), 0.5))
+    k2, i2, swapped, accepted = apply_rewiring(kernel, index, draws, 1, 10, ok)
+    assert int(accepted) == 1  # branch 1 is padding: nothing happens there
+    np.testing.assert_array_equal(i2, [[5, 1, 5, 6], [2, 3, 7, 8]])
+    np.testing.assert_array_equal(np.asarray(swapped), [[True, False, False, False],
+                                                       [False] * 4])
 
 
 def test_n_resample_uses_python_rounding():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dendrax import train
-from dendrax.config import ModelConfig, group_by_shape
+from dendrax.buckets import group_by_shape
+from dendrax.config import ModelConfig
 from dendrax.models import build_model
 from dendrax.trial import TrainSettings
 from helpers import prototype_data

@@ -4,7 +4,7 @@ Nothing in this package imports JAX; the searcher is handed a trainer function (
 ``dendrax.train.train_configs``, imported only when a search first trains).
 """
 
-from dendrax.config import group_by_shape, shape_label
+from dendrax.buckets import group_by_shape, shape_label
 from dendrax.search.budget import Budget, BudgetError, Rejection
 from dendrax.search.log import LogError, SearchLog, read_log, trial_key
 from dendrax.search.results import (SearchResult, SeedStats, format_results, rank_results,

@@ -25,12 +25,13 @@ from typing import Any, Callable, Mapping, Sequence
 from dendrax.config import ConfigError, ModelConfig, count_params
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, Rejection, no_fit_error
-from dendrax.config import group_by_shape, shape_label
+from dendrax.buckets import group_by_shape, shape_label
 from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
                                 outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
                                     rank_results)
-from dendrax.trial import Progress, TrainSettings, TrialOutcome
+from dendrax.progress import SweepProgress
+from dendrax.trial import TrainSettings, TrialOutcome
 
 Trainer = Callable[..., list[TrialOutcome]]
 _MAX_REJECTIONS_SHOWN = 20
@@ -242,6 +243,10 @@ class HyperparameterSearcher:
         except ConfigError as e:
             raise ConfigError(f"{e} (in configuration {dict(params)})") from e
 
+    def _fits(self, params: Mapping[str, Any]) -> bool:
+        config = self._config(params)
+        return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
+
     def create_model(self, params: Mapping[str, Any]) -> tuple[ModelConfig, int]:
         """(model config, exact parameter count), mirroring the original's (model, count).
 
@@ -272,17 +277,25 @@ class HyperparameterSearcher:
 
     def grid_search(self, param_grid: Mapping[str, Any],
                     max_trials: int | None = None) -> list[SearchResult]:
-        """Train every combination of ``param_grid`` (or ``max_trials`` of them, drawn
-        without replacement by the master seed) that fits the budget. Returns all results
-        so far, like the original."""
+        """Train every combination of ``param_grid`` that fits the budget, or with
+        ``max_trials`` at most that many of them, drawn without replacement by the master
+        seed from the combinations that fit. Returns all results so far, like the original.
+
+        The original drew ``max_trials`` from all combinations and then dropped those
+        outside the budget, which often left few or none (its README's own example).
+        """
         _check_int("max_trials", max_trials, 1, allow_none=True)
         grid = spaces.parse_grid(param_grid)
         combinations = spaces.expand_grid(grid)
-        sampled = spaces.sample_grid(combinations, max_trials, self._rng(self._n_searches))
+        pool = combinations
+        if max_trials is not None and max_trials < len(combinations):
+            pool = [c for c in combinations if self._fits(c)] or combinations
+        sampled = spaces.sample_grid(pool, max_trials, self._rng(self._n_searches))
         if self.verbose:
             print(f"\nGrid search: {len(combinations)} combinations"
+                  + (f", {len(pool)} fit the budget" if pool is not combinations else "")
                   + (f", {len(sampled)} drawn (max_trials, seed {self.seed})"
-                     if len(sampled) < len(combinations) else ""))
+                     if len(sampled) < len(pool) else ""))
         self.results.extend(self._search("grid", {"param_grid": grid}, sampled))
         return self.results
 
@@ -423,24 +436,22 @@ class HyperparameterSearcher:
             if self._log is not None:
                 self._log.append(outcome_record(o, index, labels.get(trial_key(o.config), ""))
                                  for o in fresh)
-            if self.verbose and fresh:
-                alive = [o.final("val_accuracy") for o in fresh if not o.diverged]
-                best = f"best val acc {max(alive):.4f}" if alive else "all diverged"
-                wall = fresh[0].bucket_wall_time
-                print(f"  bucket {fresh[0].bucket or labels.get(trial_key(fresh[0].config))}: "
-                      f"{len(fresh)} models, {best}, {wall:.1f}s")
+            if display is not None and fresh:
+                display.bucket_done(fresh, fresh[0].bucket
+                                    or labels.get(trial_key(fresh[0].config), ""))
 
-        def progress(event: Progress) -> None:
-            print(f"  {event.bucket}: epoch {event.epoch}/{event.n_epochs}, "
-                  f"{event.alive}/{event.chunk_models} alive, "
-                  f"best val acc {event.best_val_accuracy:.4f}")
-
+        display = (SweepProgress(len(group_by_shape(todo, self.in_dim)), len(todo), self.n_epochs)
+                   if self.verbose else None)
         extra = {}
         if _accepts(self.trainer, "log"):  # train_configs prints through `log`; quiet it too
-            extra["log"] = print if self.verbose else _silent
-        outcomes = self.trainer(todo, self.data, self.settings,
-                                progress=progress if self.verbose else None,
-                                on_bucket_done=record, **extra)
+            extra["log"] = display.message if display is not None else _silent
+        try:
+            outcomes = self.trainer(todo, self.data, self.settings,
+                                    progress=display.update if display is not None else None,
+                                    on_bucket_done=record, **extra)
+        finally:
+            if display is not None:
+                display.close()
         if len(outcomes) != len(todo):
             raise RuntimeError(f"trainer returned {len(outcomes)} outcomes for {len(todo)} "
                                f"configs; it must return one per config, in input order")

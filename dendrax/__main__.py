@@ -1,0 +1,7 @@
+"""``python -m dendrax``: the ``dendrax`` command (see dendrax.cli)."""
+
+import sys
+
+from dendrax.cli import main
+
+sys.exit(main())

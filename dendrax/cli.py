@@ -1,0 +1,428 @@
+"""The ``dendrax`` command (also ``python -m dendrax``).
+
+    dendrax quickstart                 a quick budget search on real Fashion-MNIST
+    dendrax search SPEC.json           a search described by a JSON/YAML file
+    dendrax show LOG.jsonl             the results table of a search log, no training
+    dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
+    dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
+
+Bad input (a config, the spec, the log, the budget) prints one error line and exits 2, with
+no traceback; a dataset that cannot be found also lists where it was looked for and how to
+get it.
+Commands that train turn on JAX's persistent compilation cache, so reruns skip most of the
+compile time; ``estimate`` and ``show`` never import JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import inspect
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from dendrax.config import ARCHITECTURES, ConfigError
+from dendrax.progress import format_duration
+from dendrax.search import HyperparameterSearcher, LogError
+
+SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
+
+# dendrax quickstart: the original README's Quick Start grid, 8,000-parameter budget.
+QUICKSTART_GRID = {
+    "n_neurons": [8, 10, 12],
+    "n_dendrites": [4, 6, 8],
+    "n_dendrite_inputs": [64, 96, 128],
+    "soma_enabled": [True, False],
+    "architecture": ["dendritic_simple"],
+    "synaptic_resampling": [True, False],
+}
+QUICKSTART = {"max_params": 8000, "n_epochs": 8, "seeds_per_config": 3, "max_trials": 20}
+
+_SPEC_EXCLUDED = {"self", "verbose", "data", "trainer"}
+_SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials"}
+
+
+class UsageError(ConfigError):
+    """A command-line or spec-file problem."""
+
+
+# ---- shared helpers ------------------------------------------------------------------
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """The user-facing errors: a message, exit status 2, no traceback."""
+    from dendrax.data import DataError  # numpy only, no JAX
+
+    return (ConfigError, DataError, LogError)
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache (imports JAX); returns its folder.
+
+    ``$JAX_COMPILATION_CACHE_DIR`` wins (JAX reads it itself); otherwise
+    ``$XDG_CACHE_HOME/dendrax/jax`` (default ``~/.cache/dendrax/jax``).
+    """
+    import jax
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dendrax" / "jax"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: run without the cache
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    return str(folder)
+
+
+SAMPLE_NOTE = """\
+  This is the small EMBEDDED SAMPLE of Fashion-MNIST shipped with dendrax, not the full
+  dataset; accuracies are lower than with the full 60,000 training images. For the full
+  set, any one of:
+    sudo apt-get install dataset-fashion-mnist
+    pip install 'dendrax[tfds]'
+    export DENDRAX_DATA_DIR=/folder/holding/the/fashion-mnist/idx/files"""
+
+
+def _describe_data(data: Any) -> str:
+    """Which data a run used, and, for the embedded sample, how to get the full set."""
+    text = f"Data: {data.summary()}" if hasattr(data, "summary") else f"Data: {data}"
+    return text + ("\n" + SAMPLE_NOTE if getattr(data, "is_sample", False) else "")
+
+
+# ---- dendrax search -------------------------------------------------------------------
+
+def load_spec(path: str) -> dict[str, Any]:
+    """Read a search spec: JSON, or YAML (.yaml/.yml, needs pyyaml)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read spec {path!r}: {e.strerror or e}") from None
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise UsageError(f"{path}: YAML specs need pyyaml (pip install 'dendrax[yaml]'), "
+                             f"or write the spec as JSON") from None
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise UsageError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    else:
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, "
+                             f"column {e.colno}") from None
+    if not isinstance(spec, dict):
+        raise UsageError(f"{path}: a spec must be a mapping of settings, got "
+                         f"{type(spec).__name__}")
+    return spec
+
+
+def searcher_options() -> list[str]:
+    """Constructor arguments a spec may set (all but verbose, data and trainer)."""
+    from dendrax import search  # the class itself, even where tests wrap the name above
+
+    names = inspect.signature(search.HyperparameterSearcher.__init__).parameters
+    return [n for n in names if n not in _SPEC_EXCLUDED]
+
+
+def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, dict, dict]:
+    """(constructor arguments, "grid" or "random", space, search call arguments)."""
+    allowed = searcher_options()
+    for key in spec:
+        if key not in allowed and key not in _SPEC_SEARCH_KEYS:
+            close = difflib.get_close_matches(key, [*allowed, *_SPEC_SEARCH_KEYS], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"allowed: {', '.join([*allowed, *sorted(_SPEC_SEARCH_KEYS)])}"
+            raise UsageError(f"{where}: unknown key {key!r}; {hint}")
+    has_grid, has_dist = "grid" in spec, "distributions" in spec
+    if has_grid == has_dist:
+        raise UsageError(f"{where}: give exactly one of 'grid' (a grid search, optional "
+                         f"'max_trials') or 'distributions' (a random search, 'n_trials')")
+    if has_grid and "n_trials" in spec:
+        raise UsageError(f"{where}: 'n_trials' belongs to 'distributions'; a grid takes "
+                         f"'max_trials'")
+    if has_dist and "max_trials" in spec:
+        raise UsageError(f"{where}: 'max_trials' belongs to 'grid'; distributions take "
+                         f"'n_trials'")
+    options = {k: v for k, v in spec.items() if k not in _SPEC_SEARCH_KEYS}
+    if has_grid:
+        return options, "grid", spec["grid"], {"max_trials": spec.get("max_trials")}
+    space = {name: _range_tuple(value) for name, value in (spec["distributions"] or {}).items()} \
+        if isinstance(spec["distributions"], dict) else spec["distributions"]
+    return options, "random", space, {"n_trials": spec.get("n_trials", 50)}
+
+
+def _range_tuple(value: Any) -> Any:
+    """JSON has no tuples: {"range": [low, high]} stands for the original's (low, high)."""
+    if isinstance(value, dict) and set(value) == {"range"}:
+        bounds = value["range"]
+        if isinstance(bounds, list) and len(bounds) == 2:
+            return tuple(bounds)
+    return value
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    options, strategy, space, call = split_spec(spec, where=args.spec)
+    if args.log is not None:
+        options["log_path"] = args.log
+    if args.resume:
+        options["resume"] = True
+    log = options.get("log_path")
+    if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
+        raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
+                         f"it, or choose another --log")
+    enable_compilation_cache()
+    searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
+    if strategy == "grid":
+        searcher.grid_search(space, **call)
+    else:
+        searcher.random_search(space, **call)
+    searcher.print_results(args.top)
+    if args.out:
+        searcher.save_results(args.out)
+        if args.quiet:
+            print(f"Results saved to {args.out}")
+    return 0
+
+
+# ---- dendrax show ---------------------------------------------------------------------
+
+def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
+    """(SearchResults, the last header's spec, the parsed log) of a JSONL search log:
+    each configuration's seeds folded into one result, in the order first logged."""
+    from dendrax.config import ModelConfig
+    from dendrax.search.log import outcome_from_record, read_log
+    from dendrax.search.results import aggregate
+
+    if not os.path.isfile(path):
+        raise LogError(f"no search log at {path!r}")
+    contents = read_log(path)
+    if not contents.headers:
+        raise LogError(f"{path}: empty, or not a dendrax search log (no header line)")
+    groups: dict[str, list] = {}
+    for record in contents.trials.values():
+        groups.setdefault(record.get("config_key") or record["key"], []).append(
+            outcome_from_record(record))
+    defaults = ModelConfig().to_dict()
+    shape = ("architecture", "n_neurons", "n_dendrites", "n_dendrite_inputs")
+    results = []
+    for outcomes in groups.values():
+        config = outcomes[0].config.to_dict()
+        # The log holds full configs; show the shape and whatever differs from the defaults.
+        params = {k: v for k, v in config.items()
+                  if k != "seed" and (k in shape or v != defaults[k])}
+        results.append(aggregate(params, outcomes))
+    return results, contents.headers[-1].get("spec", {}), contents
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from dendrax.search.results import format_results
+
+    results, spec, contents = results_from_log(args.log)
+    budget = spec.get("budget") or {}
+    max_params = budget.get("max_params") or max((r.total_params for r in results), default=0)
+    n_models = sum(r.n_seeds for r in results)
+    print(f"{args.log}: {n_models} models, {len(results)} configurations, "
+          f"{len(contents.headers)} search call(s); dataset {spec.get('dataset', '?')}, "
+          f"{spec.get('n_epochs', '?')} epochs")
+    if contents.torn_line is not None:
+        print("(the last line was cut short by an interrupted run and is ignored)")
+    print(format_results(results, args.top, int(max_params)))
+    return 0
+
+
+# ---- dendrax estimate -------------------------------------------------------------------
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    total = HyperparameterSearcher.estimate_params(
+        in_dim=args.in_dim, n_neurons=args.n_neurons, n_dendrites=args.n_dendrites,
+        n_dendrite_inputs=args.n_dendrite_inputs, soma_enabled=args.soma,
+        n_classes=args.n_classes, architecture=args.architecture, hidden_dim=args.hidden_dim,
+        strategy=args.strategy)
+    print(total)
+    return 0
+
+
+# ---- dendrax scenario -------------------------------------------------------------------
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from dendrax import examples
+
+    options: dict[str, Any] = {"verbose": not args.quiet}
+    for name in ("n_epochs", "subset_size", "seeds_per_config", "data_dir", "log_path"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    budget = {} if args.max_params is None else (
+        {"max_budget": args.max_params} if args.name == "pareto"
+        else {"max_params": args.max_params})
+    if args.dataset is not None:
+        budget["dataset"] = args.dataset
+    if args.n_trials is not None:
+        if args.name in ("quick", "compare"):
+            raise UsageError(f"scenario {args.name!r} searches a fixed grid; --n-trials "
+                             f"applies to budget, thorough and pareto")
+        budget["n_trials"] = args.n_trials
+    enable_compilation_cache()
+    run = {"quick": examples.quick_prototype_search, "budget": examples.optimize_for_budget,
+           "compare": examples.compare_architectures,
+           "thorough": examples.thorough_optimization,
+           "pareto": examples.find_pareto_optimal}[args.name]
+    run(**budget, **options)
+    return 0
+
+
+# ---- dendrax quickstart -----------------------------------------------------------------
+
+def quickstart(*, verbose: bool = True, data: Any = None, trainer: Any = None,
+               **overrides: Any) -> HyperparameterSearcher:
+    """The README's first run: the original's Quick Start grid in an 8,000-parameter
+    budget (its 8 fitting configs), 8 epochs, 3 seeds each, on whichever Fashion-MNIST is
+    at hand. About two minutes on a 2-core CPU with the full dataset.
+
+    Data: $DENDRAX_DATA_DIR, Debian's dataset-fashion-mnist, tensorflow-datasets, an
+    earlier download, or the embedded sample, the first that exists (nothing is
+    downloaded). ``overrides`` replace QUICKSTART's settings (and may add searcher
+    arguments). Returns the searcher; its results are printed.
+    """
+    settings = {**QUICKSTART, **overrides}
+    max_trials = settings.pop("max_trials")
+    if data is None:
+        from dendrax.data import load_dataset
+
+        with warnings.catch_warnings():  # the sample is announced below, in plain words
+            warnings.simplefilter("ignore")
+            data = load_dataset("fashion-mnist", download=False,
+                                subset_size=settings.pop("subset_size", None))
+    if not verbose or getattr(data, "is_sample", False):  # verbose: the searcher says it too
+        print(_describe_data(data))
+    start = time.perf_counter()
+    searcher = HyperparameterSearcher(dataset="fashion-mnist", data=data, trainer=trainer,
+                                      verbose=verbose, **settings)
+    if not verbose:
+        print(f"Training the Quick Start grid's configurations within {searcher.max_params:,} "
+              f"parameters ({searcher.n_epochs} epochs, {searcher.seeds_per_config} seeds "
+              f"each)...")
+    searcher.grid_search(QUICKSTART_GRID, max_trials=max_trials)
+    searcher.print_results(5)
+    print(f"\nDone in {format_duration(time.perf_counter() - start)}. "
+          + _describe_data(data).replace("Data: ", "Data used: ", 1))
+    print("Next: `dendrax search SPEC.json` for your own search space, "
+          "`dendrax scenario budget` for the original's budget optimisation.")
+    return searcher
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    enable_compilation_cache()
+    quickstart(verbose=not args.quiet)
+    return 0
+
+
+# ---- argument parsing -------------------------------------------------------------------
+
+SPEC_HELP = """\
+A spec holds HyperparameterSearcher arguments plus exactly one search:
+  {"dataset": "fashion-mnist", "max_params": 8000, "n_epochs": 15, "seeds_per_config": 2,
+   "grid": {"n_neurons": [8, 10, 12], "n_dendrites": [4, 6, 8],
+            "n_dendrite_inputs": [64, 96, 128]},
+   "max_trials": 20}
+or "distributions": {...} with "n_trials". In distributions a list is a choice, and an
+integer range (the original's tuple) is {"range": [8, 15]} or
+{"type": "randint", "low": 8, "high": 15}; also {"type": "uniform"|"loguniform", ...}.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dendrax", description="Population-parallel hyperparameter search for "
+        "dendritic neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("search", help="run a search described by a JSON/YAML spec",
+                       description="Run a search described by a spec file.", epilog=SPEC_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", help="JSON or YAML (.yaml/.yml, needs pyyaml) spec file")
+    p.add_argument("--log", metavar="PATH", help="JSONL log of every finished model")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in --log, training only what is missing")
+    p.add_argument("--out", metavar="PATH", help="write every result as JSON (save_results)")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="rows to print (5)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("show", help="print the results table of a search log",
+                       description="Print the results of a JSONL search log without "
+                       "training.")
+    p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="rows to print (10)")
+    p.set_defaults(run=cmd_show)
+
+    p = sub.add_parser("estimate", help="exact parameter count of one configuration",
+                       description="Print the exact parameter count of a configuration.")
+    p.add_argument("--architecture", default="dendritic_simple", choices=ARCHITECTURES)
+    p.add_argument("--n-neurons", type=int, required=True)
+    p.add_argument("--n-dendrites", type=int, required=True)
+    p.add_argument("--n-dendrite-inputs", type=int, required=True)
+    p.add_argument("--soma", action=argparse.BooleanOptionalAction, default=True,
+                   help="soma enabled (default: --soma)")
+    p.add_argument("--hidden-dim", type=int, help="dendritic_with_hidden (default n_neurons)")
+    p.add_argument("--strategy", default="random",
+                   help="random, local-receptive-fields or fully-connected")
+    p.add_argument("--in-dim", type=int, default=784, help="input features (784)")
+    p.add_argument("--n-classes", type=int, default=10, help="classes (10)")
+    p.set_defaults(run=cmd_estimate)
+
+    p = sub.add_parser("scenario", help="run a ready-made scenario (dendrax.examples)",
+                       description="Run one of the original toolkit's example scenarios: "
+                       "quick (quick_prototype_search), budget (optimize_for_budget), "
+                       "compare (compare_architectures), thorough (thorough_optimization), "
+                       "pareto (find_pareto_optimal). Defaults are the original's.")
+    p.add_argument("name", choices=SCENARIOS)
+    p.add_argument("--max-params", type=int, help="parameter budget (pareto: the largest)")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10")
+    p.add_argument("--n-epochs", type=int)
+    p.add_argument("--subset-size", type=int, help="training examples to use")
+    p.add_argument("--seeds-per-config", type=int)
+    p.add_argument("--n-trials", type=int, help="random draws (budget, thorough, pareto)")
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--log", dest="log_path", metavar="PATH",
+                   help="JSONL log (one per searcher for compare and pareto)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=cmd_scenario)
+
+    p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
+                       description="Search the original README's Quick Start grid within "
+                       "8,000 parameters on real Fashion-MNIST: a few minutes on a laptop "
+                       "CPU.")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dendrax`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except _errors() as error:
+        print(f"dendrax: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        resumable = args.command in ("search", "scenario") and (
+            getattr(args, "log", None) or getattr(args, "log_path", None))
+        print("\ndendrax: interrupted" + (" (finished buckets are in the log; rerun with "
+                                          "--resume to continue)" if resumable else ""),
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""The `dendrax` command, the original README's Quick Start, and the progress display.
+
+The end-to-end test runs `python -m dendrax` in subprocesses with the real trainer on the
+embedded Fashion-MNIST sample (named with data_dir, so no other source is consulted).
+The README Quick Start and the in-process CLI tests use the fake trainer: what they check
+is the API and the plumbing, and four shape buckets would cost ~20 s of CPU compiles.
+"""
+
+import functools
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dendrax import cli, examples
+from dendrax.data import SAMPLE_DIR
+from dendrax.progress import SweepProgress, format_duration
+from dendrax.search import HyperparameterSearcher
+from dendrax.trial import Progress
+from test_search_support import FakeData, FakeTrainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args, env=None, cwd=None):
+    environment = {**os.environ, **(env or {})}
+    environment["PYTHONPATH"] = REPO + os.pathsep + environment.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "dendrax", *args], capture_output=True,
+                          text=True, env=environment, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+    """A private compilation cache, so the tests never write the user's."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache"))}
+
+
+# ---- end to end, in subprocesses --------------------------------------------------------
+
+def test_search_log_show_and_resume_end_to_end(tmp_path, jax_cache):
+    spec = {"dataset": "fashion-mnist", "data_dir": str(SAMPLE_DIR), "subset_size": 512,
+            "max_params": 8000, "n_epochs": 1, "seeds_per_config": 2,
+            "grid": {"n_neurons": [12], "n_dendrites": [6], "n_dendrite_inputs": [96],
+                     "synaptic_resampling": [True, False]}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    log, out = tmp_path / "search.jsonl", tmp_path / "results.json"
+
+    done = run_cli("search", "spec.json", "--log", str(log), "--out", str(out), "--top", "3",
+                   cwd=tmp_path, env=jax_cache)
+    assert done.returncode == 0, done.stderr
+    assert "TOP 2 OF 2 CONFIGURATIONS" in done.stdout and "7,198/8,000" in done.stdout
+    assert "bucket 1/1" in done.stdout  # progress, not --quiet
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["type"] for r in lines] == ["header"] + ["trial"] * 4
+    saved = json.loads(out.read_text())
+    assert [r["rank"] for r in saved["results"]] == [1, 2]
+    assert all(r["n_seeds"] == 2 and r["total_params"] == 7198 for r in saved["results"])
+
+    shown = run_cli("show", str(log))
+    assert shown.returncode == 0, shown.stderr
+    assert "4 models, 2 configurations" in shown.stdout
+    assert "TOP 2 OF 2" in shown.stdout and "synaptic_resampling=False" in shown.stdout
+    val = f"{saved['results'][0]['val_accuracy']:.4f}"
+    assert val in shown.stdout  # the same numbers as the search printed
+
+    again = run_cli("search", "spec.json", "--log", str(log), cwd=tmp_path, env=jax_cache)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    resumed = run_cli("search", "spec.json", "--log", str(log), "--resume", "--quiet",
+                      cwd=tmp_path, env=jax_cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "bucket" not in resumed.stdout and "TOP 2 OF 2" in resumed.stdout
+    assert len(log.read_text().splitlines()) == 5  # nothing retrained
+
+
+def test_estimate_prints_the_exact_count_without_importing_jax():
+    done = run_cli("estimate", "--architecture", "dendritic_simple", "--n-neurons", "12",
+                   "--n-dendrites", "6", "--n-dendrite-inputs", "96")
+    assert done.returncode == 0 and done.stdout.strip() == "7198"
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from dendrax.cli import main; "
+         "main(['estimate', '--n-neurons', '12', '--n-dendrites', '25', "
+         "'--n-dendrite-inputs', '64', '--architecture', 'soma_disabled', '--no-soma']); "
+         "print('jax' in sys.modules)"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
+    assert probe.stdout.split() == ["2067", "False"], probe.stderr
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"grid": {"n_neurons": [0]}}, "n_neurons=0"),
+    ({"grid": {"n_neurons": [12]}, "max_param": 8000}, "did you mean 'max_params'"),
+    ({"max_params": 8000}, "exactly one of 'grid'"),
+])
+def test_bad_specs_exit_2_with_one_line(tmp_path, spec, message):
+    (tmp_path / "spec.json").write_text(json.dumps({"data_dir": str(SAMPLE_DIR), **spec}))
+    done = run_cli("search", str(tmp_path / "spec.json"))
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.startswith("dendrax: error: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_show_of_a_missing_log_exits_2(tmp_path):
+    done = run_cli("show", str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 2 and "no search log" in done.stderr
+
+
+# ---- in process, fake trainer ------------------------------------------------------------
+
+@pytest.fixture
+def fake_searcher(monkeypatch):
+    """Make the CLI's searchers train with the fake trainer on FakeData."""
+    trainer = FakeTrainer()
+    searcher = functools.partial(HyperparameterSearcher, data=FakeData(), trainer=trainer)
+    monkeypatch.setattr(cli, "HyperparameterSearcher", searcher)
+    monkeypatch.setattr(examples, "HyperparameterSearcher", searcher)
+    monkeypatch.setattr(cli, "enable_compilation_cache", lambda: None)
+    return trainer
+
+
+def test_yaml_spec_with_distributions(tmp_path, fake_searcher, capsys):
+    pytest.importorskip("yaml")
+    (tmp_path / "spec.yaml").write_text(
+        "max_params: 8000\nn_epochs: 2\n"
+        "distributions:\n"
+        "  n_neurons: {range: [10, 14]}\n"
+        "  n_dendrites: [6, 8]\n"
+        "  n_dendrite_inputs: {type: randint, low: 64, high: 128}\n"
+        "n_trials: 30\n")
+    assert cli.main(["search", str(tmp_path / "spec.yaml"), "--quiet", "--top", "2",
+                     "--out", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "TOP 2 OF" in out and "Results saved" in out
+    assert {c.n_neurons for c in fake_searcher.trained} <= {10, 11, 12, 13, 14}
+    assert fake_searcher.settings[0].n_epochs == 2
+
+
+def test_yaml_without_pyyaml_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now raises ImportError
+    (tmp_path / "spec.yml").write_text("grid: {n_neurons: [12]}\n")
+    assert cli.main(["search", str(tmp_path / "spec.yml")]) == 2
+    assert "pyyaml" in capsys.readouterr().err
+
+
+def test_scenario_passes_its_options(fake_searcher, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["scenario", "budget", "--max-params", "5000", "--n-epochs", "1",
+                     "--n-trials", "20", "--seeds-per-config", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "OPTIMIZING FOR BUDGET: 5000" in out and "bucket" not in out
+    assert fake_searcher.settings[0].n_epochs == 1
+    assert len({c.seed for c in fake_searcher.trained}) > 1
+    assert cli.main(["scenario", "quick", "--n-trials", "3"]) == 2  # a fixed grid
+
+
+def test_quickstart_says_which_data_it_used(capsys):
+    trainer = FakeTrainer()
+    searcher = cli.quickstart(verbose=False, data=FakeData(is_sample=True), trainer=trainer)
+    out = capsys.readouterr().out
+    assert "EMBEDDED SAMPLE" in out and "apt-get install dataset-fashion-mnist" in out
+    assert "TOP 5 OF 8 CONFIGURATIONS" in out and "Data used:" in out
+    assert len(trainer.trained) == 8 * cli.QUICKSTART["seeds_per_config"]
+    assert searcher.max_params == 8000
+
+
+# ---- the original README's Quick Start, verbatim but for n_epochs and subset_size ----------
+
+def test_readme_quick_start_runs_unchanged(tmp_path, monkeypatch, capsys):
+    # The fake trainer stands in for JAX (this grid has four shape buckets: ~20 s of
+    # compiles); the data is real: the embedded sample, through $DENDRAX_DATA_DIR.
+    monkeypatch.setattr(HyperparameterSearcher, "trainer", FakeTrainer())
+    monkeypatch.setenv("DENDRAX_DATA_DIR", str(SAMPLE_DIR))
+    monkeypatch.chdir(tmp_path)
+
+    from dendrax import HyperparameterSearcher as Searcher
+
+    # Create searcher with 8000 parameter budget
+    searcher = Searcher(
+        dataset="fashion-mnist",
+        max_params=8000,
+        n_epochs=1,
+        subset_size=1000,
+        verbose=True
+    )
+
+    # Define parameter search space
+    param_grid = {
+        'n_neurons': [8, 10, 12],
+        'n_dendrites': [4, 6, 8],
+        'n_dendrite_inputs': [64, 96, 128],
+        'soma_enabled': [True, False],
+        'architecture': ['dendritic_simple'],
+        'synaptic_resampling': [True, False]
+    }
+
+    # Run search
+    searcher.grid_search(param_grid, max_trials=20)
+
+    # View results
+    searcher.print_results(5)
+    searcher.save_results("my_search_results.json")
+
+    out = capsys.readouterr().out
+    assert "TOP 5 OF 8 CONFIGURATIONS" in out
+    saved = json.loads((tmp_path / "my_search_results.json").read_text())
+    assert len(saved["results"]) == 8
+    best = searcher.get_best_results(1)[0]
+    assert best.params and 6400 <= best.total_params <= 8000
+    print(f"Best config: {best.params}")
+    print(f"Accuracy: {best.test_accuracy:.3f}")
+    print(f"Parameters: {best.total_params}")
+
+
+# ---- the progress display ------------------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Outcome:
+    def __init__(self, val, diverged=False):
+        self.val, self.diverged = val, diverged
+        self.bucket, self.bucket_wall_time = "b", 1.5
+
+    def final(self, metric):
+        return self.val
+
+
+def event(epoch, models=2, bucket="b", best=0.5):
+    return Progress(bucket=bucket, chunk_models=models, epoch=epoch, n_epochs=4, alive=models,
+                    best_val_accuracy=best)
+
+
+def test_progress_off_a_terminal_prints_plain_lines_every_interval():
+    clock, stream = Clock(), io.StringIO()
+    display = SweepProgress(2, 4, 4, stream=stream, clock=clock, interval=10.0)
+    assert not display.tty
+    clock.now += 5
+    display.update(event(1))                    # first event: printed
+    clock.now += 5
+    display.update(event(2, best=0.6))          # 5 s later: not yet
+    clock.now += 6
+    display.update(event(3, best=0.55))         # 11 s after the first: printed
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in stream.getvalue()
+    assert lines[1].startswith("[bucket 1/2]") and "epoch 3/4" in lines[1]
+    assert "2/2 alive" in lines[1] and "best val 0.6000" in lines[1]
+    # 6 of 16 model-epochs in 16 s: 10 left at the same rate take 26.7 s
+    assert "elapsed 0:16" in lines[1] and "ETA 0:27" in lines[1]
+    display.bucket_done([Outcome(0.7), Outcome(0.65)], "b")
+    assert "bucket 1/2 b: 2 models, best val acc 0.7000" in stream.getvalue()
+    assert display.model_epochs_done == 8 and display.best_val == 0.7
+
+
+def test_progress_counts_chunks_of_one_bucket():
+    display = SweepProgress(1, 5, 4, stream=io.StringIO(), clock=Clock())
+    for e in (1, 2, 3, 4):
+        display.update(event(e, models=3))
+    display.update(event(1, models=2))  # the second chunk begins
+    assert display.model_epochs_done == 3 * 4 + 2
+
+
+def test_progress_on_a_terminal_redraws_one_line():
+    clock, stream = Clock(), io.StringIO()
+    display = SweepProgress(1, 2, 4, stream=stream, tty=True, clock=clock)
+    display.update(event(1))
+    display.update(event(2))
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and "\n" not in text
+    display.message("a permanent line")
+    display.close()
+    assert stream.getvalue().endswith("a permanent line\n")
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (0, 42.4, 725, 3723, float("nan"))] == [
+        "0:00", "0:42", "12:05", "1:02:03", "?"]

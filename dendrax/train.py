@@ -297,9 +297,25 @@ def _pad_eval(x: np.ndarray, y: np.ndarray, batch: int):
 _DEVICE_DATA_CACHE: dict = {}
 
 
-def device_data(data, eval_batch_size: int) -> DeviceData:
-    """Put a dataset on the default device once; later calls reuse the same arrays."""
-    key = (id(data), eval_batch_size)
+def population_shardings(n_devices: int):
+    """(member sharding, replicated sharding) over a one-axis mesh of local devices, or
+    (None, None) on one device. The population axis is split across the devices; the
+    data is copied to each."""
+    if n_devices <= 1:
+        return None, None
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n_devices]), ("population",))
+    return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("population")),
+            jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
+def device_count(settings: TrainSettings) -> int:
+    available = jax.local_device_count()
+    return available if settings.devices is None else max(1, min(settings.devices, available))
+
+
+def device_data(data, eval_batch_size: int, n_devices: int = 1) -> DeviceData:
+    """Put a dataset on the device(s) once; later calls reuse the same arrays."""
+    key = (id(data), eval_batch_size, n_devices)
     cached = _DEVICE_DATA_CACHE.get(key)
     if cached is not None and cached[0] is data:
         return cached[1]
@@ -308,7 +324,8 @@ def device_data(data, eval_batch_size: int) -> DeviceData:
     arrays = DeviceData(
         np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int32),
         xv, yv, mv, xt, yt, mt)
-    on_device = DeviceData(*jax.device_put(tuple(arrays)))
+    _, replicated = population_shardings(n_devices)
+    on_device = DeviceData(*jax.device_put(tuple(arrays), replicated))
     _DEVICE_DATA_CACHE.clear()  # keep one dataset resident, not every one ever used
     _DEVICE_DATA_CACHE[key] = (data, on_device)
     return on_device
@@ -371,19 +388,30 @@ SIMULATED_MEMORY_LIMIT_MODELS: Optional[int] = None
 
 @functools.lru_cache(maxsize=32)
 def _compiled_program(model: DendriticModel, in_dim: int, n_train: int,
-                      eval_shapes: tuple, settings: TrainSettings, members: int, padded: bool):
-    """Compile init and epoch for one population size; reused by every later chunk."""
+                      eval_shapes: tuple, settings: TrainSettings, members: int, padded: bool,
+                      n_devices: int = 1):
+    """Compile init and epoch for one population size; reused by every later chunk.
+
+    On several devices the member axis of every input is sharded across them, and XLA
+    partitions the whole program along it.
+    """
     t0 = time.perf_counter()
     program = make_train(model, in_dim, n_train, settings, padded)
-    hyper = Hyper(*(jax.ShapeDtypeStruct((members,), d)
+    split, replicated = population_shardings(n_devices)
+    hyper = Hyper(*(jax.ShapeDtypeStruct((members,), d, sharding=split)
                     for d in (jnp.float32, jnp.float32) + (jnp.int32,) * 6))
-    keys = jax.ShapeDtypeStruct((members, 2), jnp.uint32)
-    data = DeviceData(*(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in eval_shapes))
-    init = jax.jit(program.init).lower(hyper, keys).compile()
-    state = jax.eval_shape(program.init, hyper, keys)
-    scalar = jax.ShapeDtypeStruct((), jnp.int32)
-    order_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-    epoch = jax.jit(program.epoch).lower(state, hyper, data, scalar, order_key).compile()
+    keys = jax.ShapeDtypeStruct((members, 2), jnp.uint32, sharding=split)
+    data = DeviceData(*(jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
+                        for shape, dtype in eval_shapes))
+    # Every output (state and per-member metrics) has the member axis first: keep it split.
+    jit = functools.partial(jax.jit, out_shardings=split) if split else jax.jit
+    init = jit(program.init).lower(hyper, keys).compile()
+    state = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=split),
+        jax.eval_shape(program.init, hyper, keys))
+    scalar = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
+    order_key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=replicated)
+    epoch = jit(program.epoch).lower(state, hyper, data, scalar, order_key).compile()
     return init, epoch, time.perf_counter() - t0
 
 
@@ -404,17 +432,31 @@ def member_keys(configs: Sequence[ModelConfig]) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
 
 
-def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
-                     lowering: Optional[str] = None, bucket: str = "",
-                     template: Optional[ModelConfig] = None,
-                     progress: Optional[Callable[[Progress], None]] = None):
-    """Train configs as one population (no chunking).
+@dataclasses.dataclass
+class PreparedPopulation:
+    """A compiled population program with its per-member inputs, ready to run."""
+
+    configs: list  # the members, padded with repeats to a multiple of the device count
+    n_real: int  # how many of them are real (the rest are discarded)
+    hyper: Hyper
+    keys: jax.Array
+    order_key: jax.Array
+    data: DeviceData
+    init: Callable
+    epoch: Callable
+    compile_time: float
+    settings: TrainSettings
+
+
+def prepare_population(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
+                       lowering: Optional[str] = None,
+                       template: Optional[ModelConfig] = None) -> PreparedPopulation:
+    """Compile (or fetch from the cache) the program for these members and place their
+    inputs on the device(s).
 
     Without ``template`` all configs must share one shape signature. With ``template`` (a
     config whose sizes bound every member's, see dendrax.buckets) the population is padded
     to the template's shapes and each member runs at its own sizes.
-    Returns ``(histories, final_state, timings)``: histories maps each metric to an
-    (epochs, members) numpy array.
     """
     if SIMULATED_MEMORY_LIMIT_MODELS is not None and len(configs) > SIMULATED_MEMORY_LIMIT_MODELS:
         raise MemoryError(f"RESOURCE_EXHAUSTED: simulated, {len(configs)} members do not fit")
@@ -427,39 +469,71 @@ def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettin
         raise ValueError(f"a population needs one shape signature, got {keys}")
     if padded:
         _check_fits(configs, template, in_dim)
+    n_devices = device_count(settings)
+    members = list(configs) + [configs[-1]] * ((-len(configs)) % n_devices)
     lowering = resolve_lowering(lowering or settings.lowering)
     eval_bs = effective_eval_batch(settings, data)
     settings = dataclasses.replace(settings, eval_batch_size=eval_bs)
-    dev = device_data(data, eval_bs)
+    dev = device_data(data, eval_bs, n_devices)
     model = build_model(first, data.n_classes, data.image_shape, lowering, settings.matmul_dtype)
     shapes = tuple((a.shape, a.dtype) for a in dev)
     cached = _compiled_program.cache_info().hits
-    init_c, epoch_c, compile_time = _compiled_program(model, data.in_dim, len(data.x_train),
-                                                      shapes, settings, len(configs), padded)
+    init_c, epoch_c, compile_time = _compiled_program(model, in_dim, len(data.x_train), shapes,
+                                                      settings, len(members), padded, n_devices)
     if _compiled_program.cache_info().hits > cached:
         compile_time = 0.0  # compiled for an earlier chunk of the same size
-    hyper = _hyper_for(configs, data.in_dim)
-    keys = member_keys(configs)
-    order_key = jax.random.PRNGKey(settings.data_seed)
+    split, replicated = population_shardings(n_devices)
+    hyper = jax.device_put(_hyper_for(members, in_dim), split)
+    keys = jax.device_put(member_keys(members), split)
+    order_key = jax.device_put(jax.random.PRNGKey(settings.data_seed), replicated)
+    return PreparedPopulation(members, len(configs), hyper, keys, order_key, dev, init_c,
+                              epoch_c, compile_time, settings)
 
-    t0 = time.perf_counter()
-    state = init_c(hyper, keys)
-    history = {m: [] for m in METRICS}
-    for e in range(settings.n_epochs):
-        state, metrics = epoch_c(state, hyper, dev, jnp.int32(e), order_key)
+
+def run_epochs(prepared: PreparedPopulation, state: MemberState, start: int, stop: int,
+               history: dict, *, bucket: str = "", progress=None) -> MemberState:
+    """Run epochs [start, stop) and append each epoch's metrics (real members only)."""
+    n = prepared.n_real
+    for e in range(start, stop):
+        state, metrics = prepared.epoch(state, prepared.hyper, prepared.data, jnp.int32(e),
+                                        prepared.order_key)
         metrics = jax.device_get(metrics)
         for m in METRICS:
-            history[m].append(np.asarray(metrics[m]))
+            history.setdefault(m, []).append(np.asarray(metrics[m])[:n])
         if progress is not None:
-            alive = np.asarray(state.alive)
-            val = np.asarray(metrics["val_accuracy"])[alive]
-            progress(Progress(bucket=bucket, chunk_models=len(configs), epoch=e + 1,
-                              n_epochs=settings.n_epochs, alive=int(alive.sum()),
+            alive = np.asarray(state.alive)[:n]
+            val = np.asarray(metrics["val_accuracy"])[:n][alive]
+            progress(Progress(bucket=bucket, chunk_models=n, epoch=e + 1,
+                              n_epochs=prepared.settings.n_epochs, alive=int(alive.sum()),
                               best_val_accuracy=float(np.nanmax(val)) if val.size else float("nan")))
+    return state
+
+
+def real_members(state: MemberState, n: int) -> MemberState:
+    """The first ``n`` members of a population state (dropping device-count padding)."""
+    return jax.tree_util.tree_map(lambda a: a[:n], state)
+
+
+def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
+                     lowering: Optional[str] = None, bucket: str = "",
+                     template: Optional[ModelConfig] = None,
+                     progress: Optional[Callable[[Progress], None]] = None):
+    """Train configs as one population (no chunking); see :func:`prepare_population`.
+
+    Returns ``(histories, final_state, timings)``: histories maps each metric to an
+    (epochs, members) numpy array.
+    """
+    prepared = prepare_population(configs, data, settings, lowering=lowering, template=template)
+    t0 = time.perf_counter()
+    state = prepared.init(prepared.hyper, prepared.keys)
+    history: dict = {}
+    state = run_epochs(prepared, state, 0, settings.n_epochs, history, bucket=bucket,
+                       progress=progress)
     jax.block_until_ready(state)
     run_time = time.perf_counter() - t0
-    histories = {m: np.stack(v) for m, v in history.items()}
-    return histories, state, {"compile": compile_time, "run": run_time}
+    histories = {m: np.stack(history[m]) for m in METRICS}
+    return histories, real_members(state, prepared.n_real), {
+        "compile": prepared.compile_time, "run": run_time}
 
 
 def _check_fits(configs, template, in_dim):

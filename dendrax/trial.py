@@ -30,6 +30,8 @@ class TrainSettings:
         "pow2") rounds sizes up to a few levels so that a random search compiles a handful
         of programs instead of one per trial (see dendrax.buckets); masks make the padding
         an exact no-op.
+    devices: how many local devices share each population (its model axis is split
+        across them); None uses them all.
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -45,6 +47,7 @@ class TrainSettings:
     matmul_dtype: str = "float32"
     divergence_threshold: Optional[float] = 1e4
     padding: str = "exact"
+    devices: Optional[int] = None
 
     def validate(self) -> None:
         from dendrax.config import ConfigError

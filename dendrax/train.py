@@ -579,22 +579,29 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
         start += len(part)
 
     wall = compile_total + run_total
+    steps_per_epoch = len(data.x_train) // settings.batch_size
     for part, histories, state in raw:
         diverged_step = np.asarray(state.diverged_step)
-        steps_per_epoch = len(data.x_train) // settings.batch_size
         for i, config in enumerate(part):
-            hist = {m: [float(v) for v in histories[m][:, i]] for m in METRICS}
-            hist["swaps"] = [int(v) for v in hist["swaps"]]
-            dstep = int(diverged_step[i])
-            outcomes.append(TrialOutcome(
-                config=config, total_params=count_params(config, in_dim, data.n_classes),
-                history=hist, diverged=dstep >= 0,
-                diverged_step=dstep if dstep >= 0 else None,
-                diverged_epoch=(dstep - 1) // steps_per_epoch + 1 if dstep >= 0 else None,
-                bucket=name, bucket_size=len(configs), bucket_wall_time=wall,
-                compile_time=compile_total, train_time=wall / len(configs),
-                padding_overhead=overhead))
+            outcomes.append(make_outcome(
+                config, {m: histories[m][:, i] for m in METRICS}, int(diverged_step[i]),
+                steps_per_epoch, data, bucket=name, bucket_size=len(configs),
+                bucket_wall_time=wall, compile_time=compile_total,
+                train_time=wall / len(configs), padding_overhead=overhead))
     return outcomes
+
+
+def make_outcome(config: ModelConfig, history: dict, diverged_step: int, steps_per_epoch: int,
+                 data, **fields) -> TrialOutcome:
+    """A TrialOutcome from one member's per-epoch metric arrays."""
+    hist = {m: [float(v) for v in history[m]] for m in METRICS}
+    hist["swaps"] = [int(v) for v in hist["swaps"]]
+    diverged = diverged_step >= 0
+    return TrialOutcome(
+        config=config, total_params=count_params(config, data.in_dim, data.n_classes),
+        history=hist, diverged=diverged, diverged_step=diverged_step if diverged else None,
+        diverged_epoch=(diverged_step - 1) // steps_per_epoch + 1 if diverged else None,
+        **fields)
 
 
 def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) -> list[Bucket]:
@@ -615,6 +622,11 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
+    if settings.halving_eta is not None:
+        from dendrax.halving import train_with_halving  # builds on this module
+
+        return train_with_halving(configs, data, settings, progress=progress,
+                                  on_bucket_done=on_bucket_done, log=log)
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
     for bucket in plan_configs(configs, data, settings):
         indices = bucket.members

@@ -32,6 +32,9 @@ class TrainSettings:
         an exact no-op.
     devices: how many local devices share each population (its model axis is split
         across them); None uses them all.
+    halving_eta: successive halving inside the populations (dendrax.halving): after
+        ``halving_min_epochs`` epochs, then η times as many, and so on, only the best 1/η
+        of all models by validation accuracy train on. None trains every model to the end.
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -48,6 +51,8 @@ class TrainSettings:
     divergence_threshold: Optional[float] = 1e4
     padding: str = "exact"
     devices: Optional[int] = None
+    halving_eta: Optional[int] = None
+    halving_min_epochs: int = 1
 
     def validate(self) -> None:
         from dendrax.config import ConfigError
@@ -64,6 +69,12 @@ class TrainSettings:
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
             raise ConfigError(f"chunk_size={self.chunk_size!r} must be None or an integer >= 1")
+        if self.halving_eta is not None and (not isinstance(self.halving_eta, int)
+                                             or self.halving_eta < 2):
+            raise ConfigError(f"halving_eta={self.halving_eta!r} must be None or an integer >= 2")
+        if not isinstance(self.halving_min_epochs, int) or self.halving_min_epochs < 1:
+            raise ConfigError(f"halving_min_epochs={self.halving_min_epochs!r} must be an "
+                              f"integer >= 1")
         if self.padding not in ("exact", "padded", "pow2"):
             raise ConfigError(f"padding={self.padding!r}; choose exact, padded or pow2")
         if self.matmul_dtype not in ("float32", "bfloat16"):
@@ -93,6 +104,7 @@ class TrialOutcome:
     compile_time: float = 0.0
     train_time: float = 0.0
     padding_overhead: float = 0.0
+    stopped_epoch: Optional[int] = None  # set when successive halving stopped it early
 
     def final(self, metric: str) -> float:
         values = self.history.get(metric) or [float("nan")]

@@ -1,0 +1,164 @@
+"""Successive halving inside populations: Hyperband's rungs, applied in-batch.
+
+Every bucket trains its models for r epochs (``halving_min_epochs``). Then all models of
+the sweep, across buckets, are ranked by validation accuracy (diverged ones last) and only
+the best ⌈n/η⌉ go on, for η·r epochs in total, then η²·r, … up to ``n_epochs``.
+
+Survivors are compacted into a smaller population rather than masked, so a model that
+stops costs nothing afterwards. A bucket's population size is rounded up to a power of two
+(the extra slots repeat a survivor and their results are dropped), so each bucket compiles
+at most log2(size) + 1 programs however the rungs split.
+
+A stopped model's outcome has ``stopped_epoch`` set and its history ends there; it is
+handed to ``on_bucket_done`` as soon as it stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dendrax.config import ModelConfig
+from dendrax.train import (METRICS, make_outcome, plan_configs, population_shardings,
+                           prepare_population, device_count, run_epochs)
+from dendrax.trial import TrainSettings, TrialOutcome
+
+
+def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:
+    """Epoch counts at which the rungs end: r, ηr, η²r, … and finally n_epochs."""
+    ends, epoch = [], min_epochs
+    while epoch < n_epochs:
+        ends.append(epoch)
+        epoch *= eta
+    return ends + [n_epochs]
+
+
+def keep_count(n_models: int, eta: int) -> int:
+    """How many of n models go on to the next rung: ⌈n/η⌉."""
+    return math.ceil(n_models / eta)
+
+
+def _population_size(n: int, n_devices: int) -> int:
+    size = 1 << (n - 1).bit_length()  # the next power of two
+    return max(size, n_devices)
+
+
+@dataclasses.dataclass
+class _Bucket:
+    label: str
+    template: Optional[ModelConfig]
+    overhead: float
+    members: list[int]  # config indices, in population order
+    prepared: object = None
+    state: object = None
+    compile_time: float = 0.0
+    run_time: float = 0.0
+    size: int = 0  # members in the population, the bucket's whole life (for reporting)
+
+
+def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
+                       progress=None, on_bucket_done=None, log=print) -> list[TrialOutcome]:
+    """:func:`dendrax.train.train_configs` with successive halving (see the module doc)."""
+    eta, n_epochs = settings.halving_eta, settings.n_epochs
+    n_devices = device_count(settings)
+    split, _ = population_shardings(n_devices)
+    steps_per_epoch = len(data.x_train) // settings.batch_size
+    history: dict[int, dict[str, list]] = {i: {m: [] for m in METRICS} for i in range(len(configs))}
+    time_share = np.zeros(len(configs))
+    results: list[Optional[TrialOutcome]] = [None] * len(configs)
+
+    buckets = [_Bucket(b.label, b.template if b.padded else None, b.overhead, list(b.members),
+                       size=len(b.members)) for b in plan_configs(configs, data, settings)]
+
+    def compact(bucket: _Bucket, positions: list[int]) -> None:
+        """Rebuild the bucket's population from the members at ``positions``."""
+        members = [bucket.members[p] for p in positions]
+        size = _population_size(len(members), n_devices)
+        filler = [configs[members[0]]] * (size - len(members))
+        prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
+                                      template=bucket.template)
+        if bucket.state is not None:
+            gather = jnp.asarray(positions + [positions[0]] * (len(prepared.configs) - len(positions)))
+            state = jax.tree_util.tree_map(lambda a: a[gather], bucket.state)
+        else:
+            state = prepared.init(prepared.hyper, prepared.keys)
+        bucket.state = jax.device_put(state, split) if split else state
+        bucket.members, bucket.prepared = members, prepared
+        bucket.compile_time += prepared.compile_time
+
+    def outcome(bucket: _Bucket, position: int, stopped: Optional[int]) -> TrialOutcome:
+        index = bucket.members[position]
+        dstep = int(np.asarray(bucket.state.diverged_step)[position])
+        return make_outcome(
+            configs[index], history[index], dstep, steps_per_epoch, data, bucket=bucket.label,
+            bucket_size=bucket.size, bucket_wall_time=bucket.compile_time + bucket.run_time,
+            compile_time=bucket.compile_time, train_time=float(time_share[index]),
+            padding_overhead=bucket.overhead, stopped_epoch=stopped)
+
+    for bucket in buckets:
+        compact(bucket, list(range(len(bucket.members))))
+
+    start = 0
+    for rung, end in enumerate(rung_schedule(n_epochs, eta, settings.halving_min_epochs)):
+        for bucket in buckets:
+            if not bucket.members:
+                continue
+            t0 = time.perf_counter()
+            epochs: dict = {}
+            bucket.state = run_epochs(bucket.prepared, bucket.state, start, end, epochs,
+                                      bucket=bucket.label, progress=progress)
+            jax.block_until_ready(bucket.state)
+            elapsed = time.perf_counter() - t0
+            bucket.run_time += elapsed
+            for position, index in enumerate(bucket.members):
+                time_share[index] += (elapsed + bucket.prepared.compile_time) / len(bucket.members)
+                for m in METRICS:
+                    history[index][m].extend(float(v[position]) for v in epochs[m])
+        start = end
+        live = [(b, p) for b in buckets for p in range(len(b.members))]
+        if end == n_epochs:
+            break
+
+        def score(item):
+            bucket, position = item
+            index = bucket.members[position]
+            val = history[index]["val_accuracy"][-1]
+            diverged = int(np.asarray(bucket.state.diverged_step)[position]) >= 0
+            return -math.inf if diverged or not np.isfinite(val) else val
+
+        ranked = sorted(live, key=score, reverse=True)  # stable: ties keep their order
+        best = score(ranked[0])
+        keep = {(id(b), p) for b, p in ranked[:keep_count(len(live), eta)]}
+        stopped = []
+        for bucket in buckets:
+            if not bucket.members:
+                continue
+            positions = [p for p in range(len(bucket.members)) if (id(bucket), p) in keep]
+            for p in range(len(bucket.members)):
+                if (id(bucket), p) not in keep:
+                    out = outcome(bucket, p, stopped=end)
+                    results[bucket.members[p]] = out
+                    stopped.append(out)
+            if positions:
+                compact(bucket, positions)
+            else:
+                bucket.members = []
+        if log:
+            log(f"[dendrax] halving rung {rung + 1} at epoch {end}: {len(live)} models, "
+                f"{len(live) - len(stopped)} go on (eta={eta}); best val acc {best:.4f}")
+        if on_bucket_done is not None and stopped:
+            on_bucket_done(stopped)
+
+    for bucket in buckets:
+        finished = [outcome(bucket, p, stopped=None) for p in range(len(bucket.members))]
+        for out, index in zip(finished, bucket.members):
+            results[index] = out
+        if on_bucket_done is not None and finished:
+            on_bucket_done(finished)
+    return results  # type: ignore[return-value]

@@ -1,0 +1,60 @@
+"""Successive halving inside the population: who survives, what they compute, and how
+many programs it compiles."""
+
+import dataclasses
+
+import numpy as np
+
+from dendrax import halving, train
+from dendrax.config import ModelConfig
+from dendrax.trial import TrainSettings
+from helpers import prototype_data
+
+DATA = prototype_data(n_train=320, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+SETTINGS = TrainSettings(n_epochs=3, batch_size=32)
+CONFIGS = [ModelConfig(n_neurons=3, n_dendrites=2, n_dendrite_inputs=8, seed=s,
+                       lr=[1e-4, 3e-4, 1e-3, 3e-3][s % 4], steps_to_resample=4)
+           for s in range(8)]
+
+
+def test_rung_schedule():
+    assert halving.rung_schedule(15, 3, 1) == [1, 3, 9, 15]
+    assert halving.rung_schedule(12, 2, 3) == [3, 6, 12]
+    assert halving.rung_schedule(2, 3, 5) == [2]
+    assert [halving.keep_count(n, 3) for n in (45, 15, 5, 1)] == [15, 5, 2, 1]
+
+
+def test_survivors_are_the_best_by_validation_and_train_as_in_the_full_run(monkeypatch):
+    full = train.train_configs(CONFIGS, DATA, SETTINGS, log=None)
+    sizes, logs, done = [], [], []
+    real_prepare = halving.prepare_population
+
+    def spy(configs, *args, **kwargs):
+        sizes.append(len(configs))
+        return real_prepare(configs, *args, **kwargs)
+
+    monkeypatch.setattr(halving, "prepare_population", spy)
+    settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1)
+    halved = train.train_configs(CONFIGS, DATA, settings, log=logs.append,
+                                 on_bucket_done=done.extend)
+
+    # Rungs end at epochs 1, 2, 3: 8 models, then 4, then 2.
+    assert sizes == [8, 4, 2]  # compacted, and every size a power of two
+    epochs = [len(o.history["val_accuracy"]) for o in halved]
+    assert sorted(epochs) == [1, 1, 1, 1, 2, 2, 3, 3]
+    assert len(logs) == 2 and len(done) == 8
+    assert sorted(o.config.seed for o in done) == list(range(8))
+
+    val1 = np.array([o.history["val_accuracy"][0] for o in full])
+    survivors1 = {i for i, e in enumerate(epochs) if e >= 2}
+    assert survivors1 == set(np.argsort(-val1, kind="stable")[:4].tolist())
+    val2 = {i: full[i].history["val_accuracy"][1] for i in survivors1}
+    survivors2 = {i for i, e in enumerate(epochs) if e == 3}
+    assert survivors2 == set(sorted(val2, key=lambda i: -val2[i])[:2])
+
+    for i, outcome in enumerate(halved):
+        n = epochs[i]
+        assert outcome.stopped_epoch == (None if n == 3 else n)
+        for metric in ("train_loss", "val_accuracy", "test_accuracy"):
+            np.testing.assert_allclose(outcome.history[metric], full[i].history[metric][:n],
+                                       rtol=1e-5, atol=1e-6)

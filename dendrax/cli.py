@@ -3,6 +3,7 @@
     dendrax quickstart                 a quick budget search on real Fashion-MNIST
     dendrax search SPEC.json           a search described by a JSON/YAML file
     dendrax show LOG.jsonl             the results table of a search log, no training
+    dendrax plot LOG.jsonl --out DIR   its figures as PNG files (needs matplotlib)
     dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
     dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
 
@@ -10,7 +11,7 @@ Bad input (a config, the spec, the log, the budget) prints one error line and ex
 no traceback; a dataset that cannot be found also lists where it was looked for and how to
 get it.
 Commands that train turn on JAX's persistent compilation cache, so reruns skip most of the
-compile time; ``estimate`` and ``show`` never import JAX.
+compile time; ``estimate``, ``show`` and ``plot`` never import JAX.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from dendrax.buckets import POLICIES as PADDINGS
 from dendrax.config import ARCHITECTURES, ConfigError
 from dendrax.progress import format_duration
 from dendrax.search import HyperparameterSearcher, LogError
+from dendrax.search.results import RANK_BY
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
 
@@ -175,11 +178,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["log_path"] = args.log
     if args.resume:
         options["resume"] = True
+    if args.padding is not None:
+        options["padding"] = args.padding
+    if args.executor is not None:
+        options["executor"] = args.executor
+    if args.address is not None:
+        options["ray_address"] = args.address
     log = options.get("log_path")
     if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
         raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
                          f"it, or choose another --log")
-    enable_compilation_cache()
+    if options.get("executor") != "ray":  # Ray workers turn on the cache on their nodes
+        enable_compilation_cache()
     searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
     if strategy == "grid":
         searcher.grid_search(space, **call)
@@ -236,6 +246,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     if contents.torn_line is not None:
         print("(the last line was cut short by an interrupted run and is ignored)")
     print(format_results(results, args.top, int(max_params)))
+    return 0
+
+
+# ---- dendrax plot ---------------------------------------------------------------------
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: must be at least 1")
+    from dendrax.plots import plot_search  # imports matplotlib only when drawing
+
+    results, spec, _ = results_from_log(args.log)
+    n_train, batch_size = (spec.get("data") or {}).get("n_train"), spec.get("batch_size")
+    try:
+        paths = plot_search(results, args.out, top=args.top, metric=args.metric,
+                            rank_by=args.rank_by,
+                            steps_per_epoch=n_train // batch_size if n_train and batch_size
+                            else None)
+    except ImportError as error:  # no matplotlib: say how to get it, in one line
+        raise UsageError(str(error)) from None
+    for path in paths.values():
+        print(path)
     return 0
 
 
@@ -356,6 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH", help="write every result as JSON (save_results)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="rows to print (5)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--padding", choices=PADDINGS,
+                   help="bucket plan: exact shapes (the default), padded (a few size levels "
+                   "chosen for this sweep) or pow2; overrides the spec's 'padding'")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where buckets train: this process (local, the default) or as tasks "
+                   "on a Ray cluster (ray; needs 'dendrax[ray]', see docs/cluster.md)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster address for --executor ray (default: a local Ray "
+                   "instance, or $RAY_ADDRESS)")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("show", help="print the results table of a search log",
@@ -364,6 +404,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
     p.add_argument("--top", type=int, default=10, metavar="N", help="rows to print (10)")
     p.set_defaults(run=cmd_show)
+
+    p = sub.add_parser("plot", help="draw the figures of a search log as PNG files",
+                       description="Write accuracy against parameters (Pareto front "
+                       "highlighted), training curves and rewiring swaps of the top N, and "
+                       "accuracy by hyperparameter value, as PNG files (needs matplotlib: "
+                       "pip install 'dendrax[plot]'). No training, no JAX.")
+    p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
+    p.add_argument("--out", default="plots", metavar="DIR",
+                   help="folder for the PNG files, created if missing (plots)")
+    p.add_argument("--top", type=int, default=5, metavar="N",
+                   help="configurations in the training-curve and swap figures (5)")
+    p.add_argument("--metric", choices=("val", "test"), default="val",
+                   help="accuracy of the parameter and hyperparameter figures (val)")
+    p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
+                   help="how the top N are chosen (val_mean)")
+    p.set_defaults(run=cmd_plot)
 
     p = sub.add_parser("estimate", help="exact parameter count of one configuration",
                        description="Print the exact parameter count of a configuration.")

@@ -9,7 +9,7 @@ compare_architectures       a grid per architecture (15 configs each) at one bud
 thorough_optimization       broad random search (40, 20 epochs), then the top 3 refined: nearby
                             n_dendrite_inputs, several seeds
 find_pareto_optimal         optimize_for_budget at 2k, 4k, 6k, 8k and max_budget parameters;
-                            the accuracy-vs-parameters Pareto front of everything trained
+                            returns the accuracy-vs-parameters Pareto front (JSON-able dicts)
 ==========================  =================================================================
 
 Every scenario takes the original's arguments, then optional keyword *options* passed to
@@ -27,12 +27,12 @@ scenario headings and result tables are always printed, as the original's were.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any, Mapping
 
 from dendrax.search import BudgetError, HyperparameterSearcher, SearchResult
+from dendrax.search.results import pareto_front, pareto_records, save_pareto
 
 # Where results are saved: "auto" is the original's file name, None saves nothing.
 AUTO = "auto"
@@ -327,43 +327,31 @@ def thorough_optimization(max_params: int = 8000, dataset: str = "fashion-mnist"
     return _best(searcher)
 
 
-def pareto_front(results: list[SearchResult]) -> list[SearchResult]:
-    """The non-dominated results, fewest parameters first.
-
-    A result is dominated when another has at most as many parameters and at least the
-    validation accuracy, and is strictly better in one of the two. Diverged results and
-    results without a validation accuracy are left out.
-    """
-    alive = [r for r in results if not r.diverged and not math.isnan(r.val_accuracy)]
-    alive.sort(key=lambda r: (r.total_params, -r.val_accuracy))
-    front: list[SearchResult] = []
-    for result in alive:  # by size: kept only if more accurate than every smaller model
-        if not front or result.val_accuracy > front[-1].val_accuracy:
-            front.append(result)
-    return front
-
-
 def find_pareto_optimal(dataset: str = "fashion-mnist", max_budget: int = 10000, *,
                         n_trials: int = 20, budgets=PARETO_BUDGETS,
-                        results_path: str | None = AUTO, **options: Any) -> dict[str, Any]:
+                        results_path: str | None = AUTO,
+                        **options: Any) -> list[dict[str, Any]]:
     """Accuracy against parameter count: :func:`optimize_for_budget` (``n_trials`` draws)
-    at each of ``budgets`` below ``max_budget``, and at ``max_budget``. Each budget's
-    results are saved as optimize_for_budget saves them (``results_path`` given:
-    ``<stem>.budget<N><ext>``; None: not saved).
+    at each of ``budgets`` below ``max_budget``, and at ``max_budget``.
 
-    Returns a dict:
-      ``front``: the Pareto-optimal results over every config trained at every budget
-          (see :func:`pareto_front`), fewest parameters first;
-      ``per_budget``: one dict per budget with a fitting config, as the original returned:
-          ``budget``, ``accuracy`` (test accuracy of the budget's best), ``val_accuracy``,
-          ``actual_params``, ``config``, ``result``.
+    Returns the Pareto front over every config trained at every budget (see
+    :func:`dendrax.search.results.pareto_front`: fewer parameters, higher mean validation
+    accuracy), fewest parameters first, as JSON-able dicts
+    (:func:`dendrax.search.results.pareto_record`: ``total_params``, ``val_accuracy``,
+    ``test_accuracy``, their spread over seeds, ``val_accuracy_per_1k_params``,
+    ``test_accuracy_per_1k_params``, ``params``, ...) plus ``budget``, the budget whose
+    search found it. Each budget's best is printed, as the original did.
+
+    Saving: each budget's results as optimize_for_budget saves them, and the front as
+    ``pareto_front_<dataset>.json`` (``results_path`` given: ``<stem>.budget<N><ext>`` and
+    ``<stem>.pareto<ext>``; None: nothing is saved).
     """
     print("📈 PARETO OPTIMIZATION")
     print(f"Dataset: {dataset}, Max budget: {max_budget}")
     print(_RULE)
     options = _with_shared_data(dataset, options)
     all_budgets = sorted({*(b for b in budgets if b < max_budget), max_budget})
-    per_budget, everything = [], []
+    per_budget, everything, found_at = [], [], {}
     for budget in all_budgets:
         print(f"\n💰 Budget: {budget} parameters")
         path = results_path if results_path in (None, AUTO) else \
@@ -374,25 +362,31 @@ def find_pareto_optimal(dataset: str = "fashion-mnist", max_budget: int = 10000,
         if best is None:
             continue
         everything += searcher.results
-        per_budget.append({"budget": budget, "accuracy": best.test_accuracy,
-                           "val_accuracy": best.val_accuracy,
-                           "actual_params": best.total_params, "config": best.params,
-                           "result": best})
+        found_at.update((id(r), budget) for r in searcher.results)
+        per_budget.append((budget, best))
+
     front = pareto_front(everything)
+    records = [{**record, "budget": found_at[id(result)]}
+               for result, record in zip(front, pareto_records(front))]
+    if results_path is not None:
+        path = f"pareto_front_{dataset}.json" if results_path == AUTO else \
+            _part_path(results_path, "pareto", ".json")
+        save_pareto(path, records, len(everything),
+                    {"dataset": dataset, "budgets": all_budgets, "n_trials": n_trials})
 
     print("\n📊 BEST PER BUDGET")
     print(_RULE)
-    for entry in per_budget:
-        per_k = entry["val_accuracy"] / (entry["actual_params"] / 1000)
-        print(f"Budget: {entry['budget']:6d} | Params: {entry['actual_params']:6d} | "
-              f"Val: {entry['val_accuracy']:.4f} | Test: {entry['accuracy']:.4f} | "
+    for budget, best in per_budget:
+        per_k = best.val_accuracy / (best.total_params / 1000)
+        print(f"Budget: {budget:6d} | Params: {best.total_params:6d} | "
+              f"Val: {best.val_accuracy:.4f} | Test: {best.test_accuracy:.4f} | "
               f"Val acc per 1k params: {per_k:.3f}")
     print(f"\n📊 PARETO FRONT: validation accuracy vs parameters "
           f"({len(front)} of {len(everything)} configurations)")
     print(_RULE)
     for result in front:
         print(f"Params: {result.total_params:6d} | {_describe(result)} | {result.params}")
-    return {"front": front, "per_budget": per_budget}
+    return records
 
 
 def main(**options: Any) -> None:

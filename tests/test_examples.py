@@ -7,7 +7,6 @@ of the config, so what is checked is their plumbing: spaces, budgets, phases, ra
 
 import json
 import math
-import os
 
 import pytest
 
@@ -125,22 +124,26 @@ def test_pareto_front_keeps_exactly_the_non_dominated():
         (1000, 0.70), (2000, 0.80), (4000, 0.85)]
 
 
-def test_find_pareto_optimal_returns_front_and_per_budget_bests(tmp_path, monkeypatch):
+def test_find_pareto_optimal_returns_the_front_as_json(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     trainer, options = fake()
-    out = examples.find_pareto_optimal(max_budget=10000, n_trials=30, **options)
-    per_budget, front = out["per_budget"], out["front"]
-    assert per_budget and front
-    assert [e["budget"] for e in per_budget] == sorted(e["budget"] for e in per_budget)
-    for entry in per_budget:
-        assert 0.8 * entry["budget"] <= entry["actual_params"] <= entry["budget"]
-        assert entry["accuracy"] == entry["result"].test_accuracy
+    front = examples.find_pareto_optimal(max_budget=10000, n_trials=30, **options)
+    assert front and json.loads(json.dumps(front, allow_nan=False)) == front  # plain JSON
     # The front is non-dominated: more parameters always buy more validation accuracy.
     for a, b in zip(front, front[1:]):
-        assert a.total_params < b.total_params and a.val_accuracy < b.val_accuracy
-    best_overall = max((e["result"] for e in per_budget), key=lambda r: r.val_accuracy)
-    assert front[-1].val_accuracy == best_overall.val_accuracy
-    assert os.path.isfile(f"budget_{per_budget[0]['budget']}_fashion-mnist_results.json")
+        assert a["total_params"] < b["total_params"] and a["val_accuracy"] < b["val_accuracy"]
+    for point in front:
+        assert point["val_accuracy_per_1k_params"] == pytest.approx(
+            point["val_accuracy"] * 1000 / point["total_params"])
+        assert point["budget"] in (2000, 4000, 6000, 8000, 10000)
+        assert 0.8 * point["budget"] <= point["total_params"] <= point["budget"]
+    # The most accurate config of all ends the front, and the file holds the same front.
+    trained = [r for path in tmp_path.glob("budget_*_results.json")
+               for r in json.loads(path.read_text())["results"] if not r["diverged"]]
+    assert front[-1]["val_accuracy"] == max(r["val_accuracy"] for r in trained)
+    saved = json.loads((tmp_path / "pareto_front_fashion-mnist.json").read_text())
+    assert saved["front"] == front
+    assert "BEST PER BUDGET" in capsys.readouterr().out
 
 
 def test_main_runs_the_three_examples(capsys, tmp_path, monkeypatch):

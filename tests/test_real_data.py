@@ -26,7 +26,8 @@ def test_two_epochs_of_the_headline_config_reach_078_test_accuracy():
 def test_training_without_a_validation_split():
     data = load_dataset("fashion-mnist", sources=("system",), validation_fraction=0.0,
                         subset_size=2048)
-    config = ModelConfig(n_neurons=4, n_dendrites=3, n_dendrite_inputs=32)
-    (outcome,) = train_configs([config], data, TrainSettings(n_epochs=1), log=None)
-    assert np.isnan(outcome.history["val_accuracy"][0])
-    assert 0.1 < outcome.history["test_accuracy"][0] <= 1.0
+    config = ModelConfig(n_neurons=4, n_dendrites=3, n_dendrite_inputs=32, lr=5e-3)
+    (outcome,) = train_configs([config], data, TrainSettings(n_epochs=3, batch_size=64),
+                               log=None)
+    assert np.isnan(outcome.history["val_accuracy"][-1])  # nothing to validate on
+    assert outcome.history["test_accuracy"][-1] > 0.3  # it trained (chance is 0.1)

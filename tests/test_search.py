@@ -254,6 +254,33 @@ def test_print_results_shows_mean_and_std(capsys):
     assert " ± " in out and "7,198/8,000" in out
 
 
+def test_seed_stats_match_numpy_for_any_sample_size():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 8, 30):
+        values = rng.uniform(0.6, 0.9, n)
+        stats = seed_stats(values)
+        assert stats.n == n and stats.mean == pytest.approx(values.mean(), abs=1e-12)
+        assert stats.std == pytest.approx(values.std(ddof=1), rel=1e-12)
+        assert (stats.min, stats.max) == (values.min(), values.max())
+        half = t_quantile(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
+        assert (stats.ci_low, stats.ci_high) == pytest.approx(
+            (values.mean() - half, values.mean() + half), rel=1e-12)
+    five = seed_stats([0.80, 0.82, 0.85, 0.81, 0.84])
+    assert five.ci_high - five.mean == pytest.approx(
+        2.7764451 * np.std([0.80, 0.82, 0.85, 0.81, 0.84], ddof=1) / math.sqrt(5), rel=1e-7)
+
+
+def test_table_shows_each_configs_mean_and_std_and_the_ranking_basis(capsys):
+    s = make_searcher(seeds_per_config=3, rank_by="val_lcb")
+    s.grid_search({**one(CONFIG_7198), "synaptic_resampling": [True, False]})
+    s.print_results(5)
+    out = capsys.readouterr().out
+    assert "ranked by lower 95% confidence bound of validation accuracy" in out
+    for r in s.get_best_results():
+        assert f"{r.val_accuracy:.4f} ± {r.val_stats.std:.4f}" in out
+        assert f"{r.test_accuracy:.4f} ± {r.test_stats.std:.4f}" in out
+
+
 # ---- saving ----------------------------------------------------------------------------------
 
 def test_save_results_writes_every_field(tmp_path):

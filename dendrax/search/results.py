@@ -7,8 +7,11 @@ choosing on test would leak the selection into the number that is reported.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+
+from dendrax.search.log import jsonable
 
 RANK_BY = ("val_mean", "val_lcb")
 
@@ -203,6 +206,74 @@ def rank_results(results: Iterable[SearchResult], rank_by: str = "val_mean") -> 
         raise ValueError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
     return sorted((r for r in results if not r.diverged),
                   key=lambda r: rank_key(r, rank_by), reverse=True)
+
+
+# ---- the Pareto front ----------------------------------------------------------------
+
+def pareto_front(results: Iterable[SearchResult]) -> list[SearchResult]:
+    """The non-dominated results, fewest parameters first.
+
+    A result is dominated when another has at most as many parameters and at least the
+    (mean) validation accuracy, and is strictly better in one of the two. Diverged results
+    and results without a validation accuracy are left out; of exact ties the first
+    searched is kept.
+    """
+    alive = [r for r in results if not r.diverged and not math.isnan(r.val_accuracy)]
+    alive.sort(key=lambda r: (r.total_params, -r.val_accuracy))
+    front: list[SearchResult] = []
+    for result in alive:  # by size: kept only if more accurate than every smaller model
+        if not front or result.val_accuracy > front[-1].val_accuracy:
+            front.append(result)
+    return front
+
+
+def pareto_record(result: SearchResult) -> dict[str, Any]:
+    """One configuration as plain JSON values: its count, accuracies (mean over seeds, with
+    the spread when there are several), accuracy per 1,000 parameters, and config."""
+    per_1k = 1000.0 / result.total_params
+
+    def spread(stats: SeedStats | None) -> dict[str, Any]:
+        if stats is None:
+            return {"std": None, "ci_low": None, "ci_high": None}
+        return {"std": stats.std, "ci_low": stats.ci_low, "ci_high": stats.ci_high}
+
+    return jsonable({
+        "total_params": int(result.total_params),
+        "val_accuracy": result.val_accuracy,
+        "val": spread(result.val_stats),
+        "test_accuracy": result.test_accuracy,
+        "test": spread(result.test_stats),
+        "val_accuracy_per_1k_params": result.val_accuracy * per_1k,
+        "test_accuracy_per_1k_params": result.test_accuracy * per_1k,
+        "n_seeds": result.n_seeds,
+        "params": result.params,
+        "config": result.config,
+        "bucket": result.bucket,
+    })
+
+
+def pareto_records(results: Iterable[SearchResult]) -> list[dict[str, Any]]:
+    """:func:`pareto_front` as JSON-able dicts (:func:`pareto_record`), fewest parameters
+    first."""
+    return [pareto_record(r) for r in pareto_front(results)]
+
+
+def save_pareto(path: str, front: Sequence[Mapping[str, Any]], n_configurations: int,
+                settings: Mapping[str, Any] | None = None) -> None:
+    """Write a front (:func:`pareto_records`, possibly with extra fields) found among
+    ``n_configurations`` configs as strict JSON: {"version": 1, "objectives": ...,
+    "settings": ..., "n_configurations": ..., "front": [...]}."""
+    document = {
+        "version": 1,
+        "objectives": {"total_params": "minimise",
+                       "val_accuracy": "maximise (mean over seeds; test is never used)"},
+        "settings": dict(settings or {}),
+        "n_configurations": int(n_configurations),
+        "front": list(front),
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(jsonable(document), f, indent=2, allow_nan=False)
+        f.write("\n")
 
 
 # ---- the table ----------------------------------------------------------------------

@@ -25,11 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 from dendrax.config import ConfigError, ModelConfig, count_params
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, Rejection, no_fit_error
-from dendrax.buckets import group_by_shape, shape_label
+from dendrax.buckets import COST_MODEL, Bucket, plan_buckets
 from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
                                 outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
-                                    rank_results)
+                                    pareto_records, rank_results, save_pareto)
 from dendrax.progress import SweepProgress
 from dendrax.trial import TrainSettings, TrialOutcome
 
@@ -94,11 +94,18 @@ class HyperparameterSearcher:
           validation split is what ranks configurations.
       log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
           continues a log written with the same settings, training only what is missing.
-      data_order, lowering, chunk_size: passed to the trainer (see TrainSettings).
+      data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
+          padding is "exact", "padded" or "pow2" (dendrax.buckets.plan_buckets).
+      backend_hint: the backend the padded bucket plan is costed for ("cpu", "gpu",
+          "tpu"; None means "cpu"). The searcher never imports JAX to find out; the trainer
+          plans with the real backend, and its bucket labels are what the log records.
       rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
           95% confidence interval; favours configs that are good on every seed).
       data: an already loaded Dataset (skips loading).
       trainer: ``train_configs``-compatible function; None imports dendrax.train lazily.
+      executor, ray_address: "local" trains in this process; "ray" trains each bucket as a
+          task on the Ray cluster at ``ray_address`` (None: a local Ray instance, or
+          $RAY_ADDRESS), see dendrax.executors.RayExecutor and docs/cluster.md.
     """
 
     def __init__(
@@ -123,9 +130,13 @@ class HyperparameterSearcher:
         data_order: str = "own",
         lowering: str = "auto",
         chunk_size: int | None = None,
+        padding: str = "exact",
+        backend_hint: str | None = None,
         rank_by: str = "val_mean",
         data: Any = None,
         trainer: Trainer | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
     ):
         # Every argument is checked before anything slow (data, log, training) happens.
         if not isinstance(dataset, str) or not dataset:
@@ -141,8 +152,13 @@ class HyperparameterSearcher:
         # n_epochs, batch_size, data_order, lowering, chunk_size: the trainer's own checks.
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
-                                      lowering=lowering, chunk_size=chunk_size)
+                                      lowering=lowering, chunk_size=chunk_size,
+                                      padding=padding)
         self.settings.validate()
+        if backend_hint not in (None, *COST_MODEL):
+            raise ConfigError(f"backend_hint={backend_hint!r}; choose None (cpu) or one of "
+                              f"{', '.join(COST_MODEL)}")
+        self.backend_hint = backend_hint
         if rank_by not in RANK_BY:
             raise ConfigError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
         if resume and log_path is None:
@@ -150,6 +166,18 @@ class HyperparameterSearcher:
         if trainer is not None and not callable(trainer):
             raise ConfigError(f"trainer={trainer!r} must be a function like "
                               f"dendrax.train.train_configs")
+        if executor not in ("local", "ray"):
+            raise ConfigError(f"executor={executor!r}; choose local or ray")
+        if executor == "ray" and trainer is not None:
+            raise ConfigError("pass either trainer= or executor='ray', not both")
+        if ray_address is not None and executor != "ray":
+            raise ConfigError(f"ray_address={ray_address!r} needs executor='ray'")
+        if executor == "ray":
+            from dendrax.executors import RayExecutor, ray_missing  # neither Ray nor JAX yet
+
+            if ray_missing():
+                raise ConfigError("executor='ray' needs Ray: pip install 'dendrax[ray]'")
+            trainer = RayExecutor(address=ray_address)
 
         self.dataset = dataset
         self.subset_size = subset_size
@@ -313,6 +341,29 @@ class HyperparameterSearcher:
         self.results.extend(self._search("random", spec, sampled))
         return self.results
 
+    def optuna_search(self, param_distributions: Mapping[str, Any], n_rounds: int,
+                      trials_per_round: int = 8, *, study: Any = None, sampler: Any = None,
+                      storage: Any = None, study_name: str | None = None) -> Any:
+        """Let Optuna choose the configs: ``n_rounds`` rounds, each asking
+        ``trials_per_round`` proposals and training those within the budget as ONE
+        population (logged like any search), then telling Optuna their mean validation
+        accuracy. Needs optuna (``pip install 'dendrax[optuna]'``).
+
+        ``param_distributions`` takes random_search's formats (list → categorical, integer
+        (low, high) → int, {"type": "uniform"|"loguniform"|"randint"|"choice"}, a constant).
+        ``study``: an Optuna study to continue (direction "maximize"); otherwise one is
+        made with ``sampler`` (None or "tpe": TPESampler(constant_liar=True) seeded by the
+        master seed; or any Optuna sampler) in ``storage`` (e.g. "sqlite:///s.db", which
+        makes it resumable; None: in memory). Proposals outside the budget are told as
+        PRUNED, invalid or diverged ones as FAIL, with the reason in a user attribute.
+        Results are added to ``results``. Returns the study.
+        """
+        from dendrax.search.optuna_bridge import optuna_search  # lazy: optuna is optional
+
+        return optuna_search(self, param_distributions, n_rounds, trials_per_round,
+                             study=study, sampler=sampler, storage=storage,
+                             study_name=study_name)
+
     def evaluate(self, param_list: Sequence[Mapping[str, Any]]) -> list[SearchResult]:
         """Train explicit configs as one population; returns their results (not added to
         ``results``). Configs outside the budget are skipped and recorded in ``rejected``."""
@@ -330,7 +381,9 @@ class HyperparameterSearcher:
     # ---- the pipeline -------------------------------------------------------------------
     def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:
         """What a search's results depend on; its hash guards resume. Excludes verbose,
-        log_path, and knobs that only change speed (lowering, chunk_size). Also excludes
+        log_path, and knobs that only change speed (lowering, chunk_size, padding,
+        backend_hint: a padded bucket computes each member's own model exactly, so results
+        differ from unpadded ones by float rounding at most). Also excludes
         n_trials/max_trials and seeds_per_config, so a resumed search may be extended:
         trials are keyed by full config and seed, so nothing trained is ever mismatched."""
         data = self.data
@@ -353,6 +406,14 @@ class HyperparameterSearcher:
             "strategy": strategy,
             "space": space,
         })
+
+    def bucket_plan(self, configs: Sequence[ModelConfig]) -> list[Bucket]:
+        """The buckets ``configs`` will train in: :func:`dendrax.buckets.plan_buckets` with
+        the arguments ``dendrax.train.plan_configs`` uses, costed for ``backend_hint``."""
+        return plan_buckets(configs, self.in_dim, self.settings.padding,
+                            n_classes=self.n_classes,
+                            samples=self.n_epochs * len(self.data.x_train),
+                            backend=self.backend_hint or "cpu")
 
     def _plan(self, sampled: Sequence[Mapping[str, Any]]
               ) -> tuple[list[_Candidate], list[Rejection]]:
@@ -392,25 +453,26 @@ class HyperparameterSearcher:
             return []
 
         trials = [t for c in candidates for t in c.trials.values()]
-        buckets = group_by_shape(trials, self.in_dim)
-        labels = {trial_key(trials[i]): shape_label(key)
-                  for key, members in buckets.items() for i in members}
         if self._log is not None:
             self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
         todo = [t for t in trials if trial_key(t) not in self._completed]
+        buckets = self.bucket_plan(todo)
+        labels = {trial_key(todo[i]): b.label for b in buckets for i in b.members}
         if self.verbose:
             done = len(trials) - len(todo)
+            kind = "shape" if self.settings.padding == "exact" else self.settings.padding
             print(f"Training {len(todo)} models for {len(candidates)} configurations in "
-                  f"{len(buckets)} shape buckets"
+                  f"{len(buckets)} {kind} buckets"
                   + (f" ({done} more already finished)" if done else ""))
         if todo:
-            self._train(todo, index, labels)
+            self._train(todo, index, labels, n_buckets=len(buckets))
         # Counted only once trained: a call that failed (a crash in the trainer) and is
         # retried in the same process redraws the same samples and reuses the same header.
         self._n_searches += 1
 
+        # A config trained earlier (resumed) keeps the bucket label its trainer reported.
         results = [aggregate(c.params, [self._completed[k] for k in c.trials],
-                             bucket=shape_label(c.config.shape_key(self.in_dim)))
+                             bucket=labels.get(next(iter(c.trials)), ""))
                    for c in candidates]
         if self.verbose:
             n_div = sum(r.diverged for r in results)
@@ -419,7 +481,8 @@ class HyperparameterSearcher:
                   + (f", {len(rejections)} outside the budget" if rejections else ""))
         return results
 
-    def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str]) -> None:
+    def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str],
+               n_buckets: int) -> None:
         """One trainer call for every model in ``todo``; each bucket is logged as it ends."""
         logged: set[str] = set()
 
@@ -440,7 +503,7 @@ class HyperparameterSearcher:
                 display.bucket_done(fresh, fresh[0].bucket
                                     or labels.get(trial_key(fresh[0].config), ""))
 
-        display = (SweepProgress(len(group_by_shape(todo, self.in_dim)), len(todo), self.n_epochs)
+        display = (SweepProgress(n_buckets, len(todo), self.n_epochs)
                    if self.verbose else None)
         extra = {}
         if _accepts(self.trainer, "log"):  # train_configs prints through `log`; quiet it too
@@ -495,7 +558,8 @@ class HyperparameterSearcher:
             "version": 1,
             "settings": {**self.spec("", None), "seeds_per_config": self.seeds_per_config,
                          "lowering": self.settings.lowering,
-                         "chunk_size": self.settings.chunk_size, "rank_by": self.rank_by},
+                         "chunk_size": self.settings.chunk_size,
+                         "padding": self.settings.padding, "rank_by": self.rank_by},
             "budget": self.budget.to_dict(),
             "ranking": {"rank_by": self.rank_by, "uses": "validation accuracy only; test "
                         "accuracy is reported but never used to rank"},
@@ -509,6 +573,34 @@ class HyperparameterSearcher:
             f.write("\n")
         if self.verbose:
             print(f"Results saved to {filename}")
+
+    def save_pareto(self, filename: str) -> list[dict[str, Any]]:
+        """Write the Pareto front of ``results`` (fewest parameters, highest mean validation
+        accuracy; see :func:`dendrax.search.results.pareto_front`) as JSON, each member with
+        its accuracies, spread over seeds and accuracy per 1,000 parameters. Returns the
+        front's records (the file's "front")."""
+        settings = {k: v for k, v in self.spec("", None).items() if k not in ("strategy",
+                                                                            "space")}
+        front = pareto_records(self.results)
+        save_pareto(filename, front, len(self.results), settings)
+        if self.verbose:
+            print(f"Pareto front ({len(front)} of {len(self.results)} configurations) saved "
+                  f"to {filename}")
+        return front
+
+    def plot(self, out_dir: str, top: int = 5, metric: str = "val") -> dict[str, str]:
+        """Write the search's figures as PNG files in ``out_dir`` (needs matplotlib, see
+        :func:`dendrax.plots.plot_search`): accuracy against parameters with the Pareto
+        front, training curves and rewiring swaps per round of the ``top`` best, and
+        accuracy by hyperparameter value. Returns {figure name: path}."""
+        from dendrax.plots import plot_search  # lazy: matplotlib is optional
+
+        paths = plot_search(self.results, out_dir, top=top, metric=metric,
+                            rank_by=self.rank_by,
+                            steps_per_epoch=len(self.data.x_train) // self.batch_size)
+        if self.verbose:
+            print(f"Figures written to {out_dir}: {', '.join(sorted(paths))}")
+        return paths
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,282 @@
+"""The Ray executor on a local two-CPU Ray instance: same results as the local trainer,
+results streamed to the search log as tasks finish, resume, and a worker killed mid-task.
+
+Every population here has one shape and two members (4 trials in chunks of 2), so each
+worker process compiles one program; the workers share a private compilation cache.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dendrax import cli
+from dendrax.config import ConfigError, ModelConfig
+from dendrax.data import Dataset
+from dendrax.executors import RayExecutor, _chunks, bucket_task
+from dendrax.search import HyperparameterSearcher, read_log, trial_key
+from dendrax.trial import TrainSettings
+from helpers import prototype_data
+
+GRID = {"n_neurons": [4], "n_dendrites": [3], "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}
+SEEDS = 2  # 2 configs × 2 seeds = 4 trials: two tasks of two models
+
+
+def generated_dataset() -> Dataset:
+    """A real dendrax Dataset (what a search ships to the workers), from generated arrays."""
+    a = prototype_data(n_train=256, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+    return Dataset(name="generated", x_train=a.x_train, y_train=a.y_train, x_val=a.x_val,
+                   y_val=a.y_val, x_test=a.x_test, y_test=a.y_test,
+                   class_names=tuple(str(i) for i in range(10)), image_shape=(8, 8, 1),
+                   source="tests.helpers.prototype_data")
+
+
+DATA = generated_dataset()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    try:
+        import ray
+    except ImportError:
+        pytest.fail("Ray is not installed: pip install 'dendrax[ray]' (the test extra "
+                    "includes it)")
+    cache = tmp_path_factory.mktemp("jax-cache")  # never the user's cache
+    try:
+        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False,
+                 _node_ip_address="127.0.0.1", object_store_memory=128 << 20,
+                 runtime_env={"env_vars": {"JAX_COMPILATION_CACHE_DIR": str(cache)}})
+    except Exception as error:  # noqa: BLE001 - an environment problem, reported plainly
+        pytest.fail(f"could not start a local Ray instance (ray.init(num_cpus=2) on "
+                    f"127.0.0.1): {type(error).__name__}: {error}")
+    # One task first: its worker compiles the tests' program (one shape, two members) and
+    # writes it to the shared cache, so the other worker loads it rather than compiling it
+    # at the same time on the same two cores.
+    warm = [ModelConfig(n_neurons=4, n_dendrites=3, n_dendrite_inputs=16, seed=s)
+            for s in (100, 101)]
+    RayExecutor()(warm, DATA, TrainSettings(n_epochs=1, batch_size=32), log=None)
+    yield ray
+    ray.shutdown()
+
+
+def searcher(log_path, trainer=None, resume=False, **kwargs):
+    return HyperparameterSearcher(max_params=400, min_param_ratio=0.5, n_epochs=1,
+                                  batch_size=32, seeds_per_config=SEEDS, verbose=False,
+                                  data=DATA, log_path=str(log_path), resume=resume,
+                                  trainer=trainer, **kwargs)
+
+
+def logged_trials(path) -> list[dict]:
+    return [json.loads(line) for line in open(path) if '"type": "trial"' in line]
+
+
+def assert_same_histories(a: dict, b: dict):
+    """Two {trial key: record} maps hold the same trials with the same histories."""
+    assert sorted(a) == sorted(b)
+    for key in a:
+        for metric, values in a[key]["history"].items():
+            np.testing.assert_allclose(np.asarray(values, float),
+                                       np.asarray(b[key]["history"][metric], float),
+                                       rtol=0, atol=1e-6, err_msg=f"{key} {metric}")
+
+
+# ---- no Ray needed ------------------------------------------------------------------
+
+def test_chunks_are_near_equal_and_keep_every_member():
+    assert _chunks(range(4), None) == [(0, 1, 2, 3)]
+    assert _chunks(range(4), 2) == [(0, 1), (2, 3)]
+    assert _chunks(range(10), 4) == [(0, 1, 2, 3), (4, 5, 6), (7, 8, 9)]
+    assert _chunks(range(3), 8) == [(0, 1, 2)]
+
+
+def test_searcher_executor_arguments(tmp_path):
+    s = searcher(tmp_path / "a.jsonl", executor="ray", ray_address="auto")
+    assert isinstance(s.trainer, RayExecutor) and s.trainer.address == "auto"
+    with pytest.raises(ConfigError, match="not both"):
+        searcher(tmp_path / "b.jsonl", trainer=lambda *a, **k: [], executor="ray")
+    with pytest.raises(ConfigError, match="needs executor='ray'"):
+        searcher(tmp_path / "c.jsonl", ray_address="auto")
+    with pytest.raises(ConfigError, match="choose local or ray"):
+        searcher(tmp_path / "d.jsonl", executor="dask")
+
+
+def test_cli_passes_executor_and_address(tmp_path, monkeypatch):
+    seen = {}
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def grid_search(self, *args, **kwargs):
+            pass
+
+        def print_results(self, n):
+            pass
+
+    monkeypatch.setattr(cli, "HyperparameterSearcher", Recorder)
+    monkeypatch.setattr(cli, "enable_compilation_cache", lambda: None)
+    (tmp_path / "spec.json").write_text(json.dumps({"grid": GRID}))
+    assert cli.main(["search", str(tmp_path / "spec.json"), "--executor", "ray",
+                     "--address", "10.0.0.1:6379"]) == 0
+    assert seen["executor"] == "ray" and seen["ray_address"] == "10.0.0.1:6379"
+
+
+def test_successive_halving_is_refused_before_any_ray_call():
+    settings = TrainSettings(n_epochs=3, batch_size=32, halving_eta=2)
+    with pytest.raises(ConfigError, match="local executor"):
+        RayExecutor(address="unused:1")([ModelConfig()], DATA, settings)
+
+
+def test_importing_the_executor_imports_neither_ray_nor_jax():
+    code = ("import sys, dendrax.executors, dendrax.search; "
+            "print(sorted({'jax', 'ray'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# ---- on a local Ray instance ----------------------------------------------------------
+
+DRIVER = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import ray
+ray.init(address={address!r}, runtime_env={runtime_env!r})
+from test_ray import GRID, searcher
+from dendrax.executors import RayExecutor
+searcher({log!r}, trainer=RayExecutor(chunk_models=2)).grid_search(GRID)
+print(json.dumps(sorted({{"jax", "jaxlib"}} & set(sys.modules))))
+"""
+
+
+def test_a_ray_search_never_imports_jax_on_the_driver(ray_cluster, tmp_path):
+    """The plan is made on a worker too: JAX on the driver could take the memory of a GPU
+    that the head node shares with its workers."""
+    context = ray_cluster.get_runtime_context()
+    script = DRIVER.format(tests=os.path.dirname(os.path.abspath(__file__)),
+                           address=context.gcs_address, runtime_env=context.runtime_env,
+                           log=str(tmp_path / "search.jsonl"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert len(logged_trials(tmp_path / "search.jsonl")) == 4
+
+def test_ray_and_local_runs_of_one_spec_agree(ray_cluster, tmp_path):
+    searcher(tmp_path / "local.jsonl").grid_search(GRID)
+    remote = searcher(tmp_path / "ray.jsonl", trainer=RayExecutor(chunk_models=2))
+    remote.grid_search(GRID)
+    local = read_log(str(tmp_path / "local.jsonl")).trials
+    on_ray = read_log(str(tmp_path / "ray.jsonl")).trials
+    assert len(local) == 4
+    assert_same_histories(local, on_ray)
+    assert {r["bucket_size"] for r in on_ray.values()} == {2}  # trained in chunks of 2
+
+
+def test_results_stream_into_the_log_as_each_task_finishes(ray_cluster, tmp_path):
+    """One task waits until the driver has logged the other task's trials: so results are
+    logged as tasks finish, not when the whole call returns (no timing involved)."""
+    log = tmp_path / "search.jsonl"
+    released = tmp_path / "first-task-logged"
+    slow_seed = 0  # the task holding the lr=5e-4, seed-0 trial waits
+
+    def wait_for_the_other_task(configs, *args):
+        if any(c.seed == slow_seed and c.lr == 5e-4 for c in configs):
+            deadline = time.monotonic() + 120
+            while not os.path.exists(released):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the other task's results never reached the log")
+                time.sleep(0.05)
+        return bucket_task(configs, *args)
+
+    executor = RayExecutor(chunk_models=2)
+    executor.bucket_task = wait_for_the_other_task
+    calls = []
+
+    def spy(configs, data, settings, *, progress=None, on_bucket_done=None, log=None):
+        def done(outcomes):
+            on_bucket_done(outcomes)  # the searcher appends them to the log
+            calls.append((len(outcomes), len(logged_trials(tmp_path / "search.jsonl"))))
+            released.touch()
+        return executor(configs, data, settings, progress=progress, on_bucket_done=done,
+                        log=log)
+
+    searcher(log, trainer=spy).grid_search(GRID)
+    assert calls == [(2, 2), (2, 4)]  # one call per task, each logged before the next
+    trials = logged_trials(log)
+    assert len(trials) == 4 and len({t["key"] for t in trials}) == 4
+
+
+def test_resume_trains_only_the_missing_trials(ray_cluster, tmp_path):
+    full = tmp_path / "full.jsonl"
+    searcher(full, trainer=RayExecutor(chunk_models=2)).grid_search(GRID)
+    lines = full.read_text().splitlines(keepends=True)
+    assert lines[0].startswith('{"type": "header"') and len(lines) == 5
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(lines[:3]))  # the header and the first task's two trials
+    kept = {json.loads(line)["key"] for line in lines[1:3]}
+
+    executor, asked = RayExecutor(chunk_models=2), []
+
+    def recording(configs, *args, **kwargs):
+        asked.extend(trial_key(c) for c in configs)
+        return executor(configs, *args, **kwargs)
+
+    searcher(partial, trainer=recording, resume=True).grid_search(GRID)
+    every = read_log(str(full)).trials
+    assert sorted(asked) == sorted(set(every) - kept)
+    trials = logged_trials(partial)
+    assert len(trials) == 4 and len({t["key"] for t in trials}) == 4
+    assert_same_histories(read_log(str(partial)).trials, every)
+
+
+def test_a_task_whose_worker_is_killed_is_retried_and_logged_once(ray_cluster, tmp_path):
+    marker, attempts = tmp_path / "killed-once", tmp_path / "attempts"
+
+    def killed_once(configs, *args):
+        with open(attempts, "a") as f:
+            f.write(json.dumps([c.seed for c in configs]) + "\n")
+        outcomes = bucket_task(configs, *args)  # trained, but never returned: killed first
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return outcomes
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    executor = RayExecutor(chunk_models=2, max_retries=2)
+    executor.bucket_task = killed_once
+    log = tmp_path / "search.jsonl"
+    searcher(log, trainer=executor).grid_search(GRID)
+
+    assert marker.exists() and len(attempts.read_text().splitlines()) == 3  # 2 tasks + 1 rerun
+    trials = logged_trials(log)
+    assert len(trials) == 4 and len({t["key"] for t in trials}) == 4
+    configs = [ModelConfig.from_dict(t["config"]) for t in trials]
+    from dendrax.train import train_configs
+
+    reference = train_configs(configs, DATA, TrainSettings(n_epochs=1, batch_size=32),
+                              log=None)
+    for t, outcome in zip(trials, reference):
+        for metric, values in outcome.history.items():
+            np.testing.assert_allclose(np.asarray(t["history"][metric], float), values,
+                                       rtol=0, atol=1e-6)
+
+
+def test_a_failing_task_fails_the_call_after_the_others_are_logged(ray_cluster, tmp_path):
+    def fails_for_lr_1e3(configs, *args):
+        if any(c.lr == 1e-3 for c in configs):
+            raise ValueError("this bucket cannot train")
+        return bucket_task(configs, *args)
+
+    executor = RayExecutor(chunk_models=2)
+    executor.bucket_task = fails_for_lr_1e3
+    log = tmp_path / "search.jsonl"
+    with pytest.raises(ValueError, match="this bucket cannot train"):
+        searcher(log, trainer=executor).grid_search(GRID)
+    trials = logged_trials(log)
+    assert len(trials) == 2 and {t["config"]["lr"] for t in trials} == {5e-4}

@@ -180,6 +180,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["resume"] = True
     if args.padding is not None:
         options["padding"] = args.padding
+    if args.halving is not None:
+        options["halving_eta"] = args.halving
+        options["halving_min_epochs"] = args.halving_min_epochs
     if args.executor is not None:
         options["executor"] = args.executor
     if args.address is not None:
@@ -390,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--padding", choices=PADDINGS,
                    help="bucket plan: exact shapes (the default), padded (a few size levels "
                    "chosen for this sweep) or pow2; overrides the spec's 'padding'")
+    p.add_argument("--halving", type=int, metavar="ETA",
+                   help="successive halving: keep the best 1/ETA of the models at each rung "
+                   "(after --halving-min-epochs epochs, then ETA× as many, ...)")
+    p.add_argument("--halving-min-epochs", type=int, default=1, metavar="R",
+                   help="epochs before the first halving (1)")
     p.add_argument("--executor", choices=("local", "ray"),
                    help="where buckets train: this process (local, the default) or as tasks "
                    "on a Ray cluster (ray; needs 'dendrax[ray]', see docs/cluster.md)")

@@ -58,3 +58,19 @@ def test_survivors_are_the_best_by_validation_and_train_as_in_the_full_run(monke
         for metric in ("train_loss", "val_accuracy", "test_accuracy"):
             np.testing.assert_allclose(outcome.history[metric], full[i].history[metric][:n],
                                        rtol=1e-5, atol=1e-6)
+
+
+def test_searcher_passes_halving_to_the_trainer_and_its_log_spec():
+    from dendrax import HyperparameterSearcher
+
+    searcher = HyperparameterSearcher(max_params=600, min_param_ratio=0.1, n_epochs=3,
+                                      batch_size=32, verbose=False, data=DATA,
+                                      halving_eta=2, halving_min_epochs=1)
+    searcher.grid_search({"n_neurons": [3], "n_dendrites": [2], "n_dendrite_inputs": [8],
+                          "lr": [1e-4, 3e-4, 1e-3, 3e-3]})
+    assert searcher.settings.halving_eta == 2
+    assert searcher.spec("grid", {})["halving"] == [2, 1]
+    epochs = sorted(len(r.history[0]["val_accuracy"]) for r in searcher.results)
+    assert epochs == [1, 1, 2, 3]
+    best = searcher.get_best_results(1)[0]
+    assert best.params["lr"] in (1e-4, 3e-4, 1e-3, 3e-3)

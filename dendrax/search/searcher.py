@@ -96,6 +96,10 @@ class HyperparameterSearcher:
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
           padding is "exact", "padded" or "pow2" (dendrax.buckets.plan_buckets).
+      halving_eta, halving_min_epochs: successive halving (dendrax.halving): after
+          ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
+          by validation accuracy train on; stopped models keep their shorter history.
+      devices: local devices that share each population (None: all of them).
       backend_hint: the backend the padded bucket plan is costed for ("cpu", "gpu",
           "tpu"; None means "cpu"). The searcher never imports JAX to find out; the trainer
           plans with the real backend, and its bucket labels are what the log records.
@@ -132,6 +136,9 @@ class HyperparameterSearcher:
         chunk_size: int | None = None,
         padding: str = "exact",
         backend_hint: str | None = None,
+        halving_eta: int | None = None,
+        halving_min_epochs: int = 1,
+        devices: int | None = None,
         rank_by: str = "val_mean",
         data: Any = None,
         trainer: Trainer | None = None,
@@ -153,7 +160,9 @@ class HyperparameterSearcher:
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
                                       lowering=lowering, chunk_size=chunk_size,
-                                      padding=padding)
+                                      padding=padding, halving_eta=halving_eta,
+                                      halving_min_epochs=halving_min_epochs,
+                                      devices=devices)
         self.settings.validate()
         if backend_hint not in (None, *COST_MODEL):
             raise ConfigError(f"backend_hint={backend_hint!r}; choose None (cpu) or one of "
@@ -399,6 +408,8 @@ class HyperparameterSearcher:
             "n_epochs": self.n_epochs,
             "batch_size": self.batch_size,
             "data_order": self.settings.data_order,
+            "halving": ([self.settings.halving_eta, self.settings.halving_min_epochs]
+                        if self.settings.halving_eta else None),
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "budget": {"max_params": self.max_params, "min_param_ratio": self.min_param_ratio},

@@ -291,7 +291,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     from dendrax import examples
 
     options: dict[str, Any] = {"verbose": not args.quiet}
-    for name in ("n_epochs", "subset_size", "seeds_per_config", "data_dir", "log_path"):
+    for name in ("n_epochs", "subset_size", "seeds_per_config", "data_dir", "log_path",
+                 "padding"):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
@@ -456,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset-size", type=int, help="training examples to use")
     p.add_argument("--seeds-per-config", type=int)
     p.add_argument("--n-trials", type=int, help="random draws (budget, thorough, pareto)")
+    p.add_argument("--padding", choices=PADDINGS, help="bucket plan (exact, padded, pow2)")
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")

@@ -7,7 +7,10 @@ the best ⌈n/η⌉ go on, for η·r epochs in total, then η²·r, … up to ``
 Survivors are compacted into a smaller population rather than masked, so a model that
 stops costs nothing afterwards. A bucket's population size is rounded up to a power of two
 (the extra slots repeat a survivor and their results are dropped), so each bucket compiles
-at most log2(size) + 1 programs however the rungs split.
+at most log2(size) + 1 programs however the rungs split. A bucket shrinks only when the
+compute it saves over the remaining epochs (measured epoch time) exceeds the compile it
+costs (measured compile time); otherwise it keeps its size and program, and the slots of
+stopped models repeat a survivor.
 
 A stopped model's outcome has ``stopped_epoch`` set and its history ends there; it is
 handed to ``on_bucket_done`` as soon as it stops.
@@ -49,6 +52,13 @@ def _population_size(n: int, n_devices: int) -> int:
     return max(size, n_devices)
 
 
+def worth_shrinking(current: int, smaller: int, epochs_left: int, epoch_seconds: float,
+                    compile_seconds: float) -> bool:
+    """Shrink a population when the compute saved beats one more compile."""
+    saved = epochs_left * epoch_seconds * (1 - smaller / current)
+    return saved > compile_seconds
+
+
 @dataclasses.dataclass
 class _Bucket:
     label: str
@@ -60,6 +70,8 @@ class _Bucket:
     compile_time: float = 0.0
     run_time: float = 0.0
     size: int = 0  # members in the population, the bucket's whole life (for reporting)
+    epoch_seconds: float = 0.0  # the last rung's time per epoch
+    program_seconds: float = 0.0  # the first compile of this bucket's program
 
 
 def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
@@ -76,10 +88,16 @@ def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSett
     buckets = [_Bucket(b.label, b.template if b.padded else None, b.overhead, list(b.members),
                        size=len(b.members)) for b in plan_configs(configs, data, settings)]
 
-    def compact(bucket: _Bucket, positions: list[int]) -> None:
+    def compact(bucket: _Bucket, positions: list[int], epochs_left: int = 0) -> None:
         """Rebuild the bucket's population from the members at ``positions``."""
         members = [bucket.members[p] for p in positions]
         size = _population_size(len(members), n_devices)
+        if bucket.prepared is not None:
+            current = len(bucket.prepared.configs)
+            if size < current and not worth_shrinking(current, size, epochs_left,
+                                                      bucket.epoch_seconds,
+                                                      bucket.program_seconds):
+                size = current  # keep the compiled program; stopped slots repeat a survivor
         filler = [configs[members[0]]] * (size - len(members))
         prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
                                       template=bucket.template)
@@ -91,6 +109,7 @@ def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSett
         bucket.state = jax.device_put(state, split) if split else state
         bucket.members, bucket.prepared = members, prepared
         bucket.compile_time += prepared.compile_time
+        bucket.program_seconds = bucket.program_seconds or prepared.compile_time
 
     def outcome(bucket: _Bucket, position: int, stopped: Optional[int]) -> TrialOutcome:
         index = bucket.members[position]
@@ -116,6 +135,7 @@ def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSett
             jax.block_until_ready(bucket.state)
             elapsed = time.perf_counter() - t0
             bucket.run_time += elapsed
+            bucket.epoch_seconds = elapsed / max(end - start, 1)
             for position, index in enumerate(bucket.members):
                 time_share[index] += (elapsed + bucket.prepared.compile_time) / len(bucket.members)
                 for m in METRICS:
@@ -146,7 +166,7 @@ def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSett
                     results[bucket.members[p]] = out
                     stopped.append(out)
             if positions:
-                compact(bucket, positions)
+                compact(bucket, positions, epochs_left=n_epochs - end)
             else:
                 bucket.members = []
         if log:

@@ -478,8 +478,14 @@ def prepare_population(configs: Sequence[ModelConfig], data, settings: TrainSett
     model = build_model(first, data.n_classes, data.image_shape, lowering, settings.matmul_dtype)
     shapes = tuple((a.shape, a.dtype) for a in dev)
     cached = _compiled_program.cache_info().hits
+    # Only what shapes the program keys the cache: runs that differ in epochs, seeds or
+    # bucket policy reuse it.
+    program_settings = dataclasses.replace(settings, n_epochs=1, data_seed=0, chunk_size=None,
+                                           padding="exact", halving_eta=None,
+                                           halving_min_epochs=1, devices=None)
     init_c, epoch_c, compile_time = _compiled_program(model, in_dim, len(data.x_train), shapes,
-                                                      settings, len(members), padded, n_devices)
+                                                      program_settings, len(members), padded,
+                                                      n_devices)
     if _compiled_program.cache_info().hits > cached:
         compile_time = 0.0  # compiled for an earlier chunk of the same size
     split, replicated = population_shardings(n_devices)

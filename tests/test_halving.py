@@ -34,6 +34,7 @@ def test_survivors_are_the_best_by_validation_and_train_as_in_the_full_run(monke
         return real_prepare(configs, *args, **kwargs)
 
     monkeypatch.setattr(halving, "prepare_population", spy)
+    monkeypatch.setattr(halving, "worth_shrinking", lambda *args: True)
     settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1)
     halved = train.train_configs(CONFIGS, DATA, settings, log=logs.append,
                                  on_bucket_done=done.extend)
@@ -58,6 +59,25 @@ def test_survivors_are_the_best_by_validation_and_train_as_in_the_full_run(monke
         for metric in ("train_loss", "val_accuracy", "test_accuracy"):
             np.testing.assert_allclose(outcome.history[metric], full[i].history[metric][:n],
                                        rtol=1e-5, atol=1e-6)
+
+
+def test_shrinking_only_pays_when_the_saved_compute_beats_a_compile(monkeypatch):
+    assert halving.worth_shrinking(8, 4, epochs_left=10, epoch_seconds=3.0, compile_seconds=8.0)
+    assert not halving.worth_shrinking(8, 4, epochs_left=1, epoch_seconds=3.0,
+                                       compile_seconds=8.0)
+    sizes = []
+    real_prepare = halving.prepare_population
+
+    def spy(configs, *args, **kwargs):
+        sizes.append(len(configs))
+        return real_prepare(configs, *args, **kwargs)
+
+    monkeypatch.setattr(halving, "prepare_population", spy)
+    monkeypatch.setattr(halving, "worth_shrinking", lambda *args: False)
+    settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1)
+    kept = train.train_configs(CONFIGS, DATA, settings, log=None)
+    assert sizes == [8, 8, 8]  # one program; stopped slots repeat a survivor
+    assert sorted(len(o.history["val_accuracy"]) for o in kept) == [1, 1, 1, 1, 2, 2, 3, 3]
 
 
 def test_searcher_passes_halving_to_the_trainer_and_its_log_spec():

@@ -1,0 +1,169 @@
+"""The benchmark scripts run end to end on tiny generated data and write sane files.
+
+Each script runs in a subprocess, as a user runs it, on a few hundred generated
+Fashion-MNIST-shaped images; the figures mean nothing, the plumbing is what is checked:
+the JSON fields, the markdown tables, the PNG plot, the skip rule and gpu.sh's smoke mode.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import throughput  # noqa: E402
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    header += b"".join(struct.pack(">I", n) for n in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """600 training and 200 test images of 28×28, ten classes: enough for two steps."""
+    folder = tmp_path_factory.mktemp("fashion-mnist")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 600), ("t10k", 200)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 256, size=(n, 28, 28))
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+def _run(args, *, env=None, timeout=240):
+    full_env = {k: v for k, v in os.environ.items() if k != "DENDRAX_DATA_DIR"}
+    full_env.update(PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu", **(env or {}))
+    done = subprocess.run(args, cwd=REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _check_machine(machine):
+    for key in ("date", "command", "cpu", "cpu_cores", "backend", "device", "versions"):
+        assert machine[key], key
+    assert set(machine["versions"]) >= {"jax", "jaxlib", "flax", "optax", "numpy"}
+    assert all(machine["versions"][m] for m in ("jax", "jaxlib", "flax", "optax", "numpy"))
+
+
+def _check_png(path: Path):
+    blob = path.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
+
+
+def test_throughput_writes_json_markdown_and_plot(data_dir, tmp_path):
+    out = tmp_path / "tp"
+    stdout = _run([sys.executable, str(BENCH / "throughput.py"), "--out", str(out),
+                   "--data-dir", str(data_dir), "--populations", "1,2",
+                   "--lowerings", "gather,dense", "--orders", "shared", "--dtypes", "float32",
+                   "--gather-max-population", "1", "--epochs", "1", "--loop-models", "1",
+                   "--numpy-epochs", "1"])
+    assert "[throughput] (a) dense/shared/float32 × 2" in stdout
+    result = json.loads((out / "throughput.json").read_text())
+    _check_machine(result["machine"])
+    assert result["workload"]["params"] == 7198
+    assert result["workload"]["n_train"] == 540 and result["workload"]["steps_per_epoch"] == 2
+    cells = {(c["lowering"], c["population"]): c for c in result["cells"]}
+    assert set(cells) == {("gather", 1), ("gather", 2), ("dense", 1), ("dense", 2)}
+    assert cells[("gather", 2)]["status"] == "skipped"
+    assert "--gather-max-population" in cells[("gather", 2)]["reason"]
+    for key in (("gather", 1), ("dense", 1), ("dense", 2)):
+        c = cells[key]
+        assert c["status"] == "ok", c
+        assert c["model_epochs_per_s"] > 0 and c["compile_s"] > 0 and len(c["epoch_s"]) == 1
+        assert c["alive"] == c["population"]
+        assert c["vs_loop"] == pytest.approx(c["model_epochs_per_s"]
+                                             / result["loop"]["model_epochs_per_s"])
+        assert c["vs_numpy"] == pytest.approx(c["model_epochs_per_s"]
+                                              / result["numpy"]["model_epochs_per_s"])
+        assert 0 < c["compile_share_15"] < 1
+    assert result["loop"]["models"] == 1 and result["loop"]["model_epochs_per_s"] > 0
+    assert result["numpy"]["epochs"] == 1 and result["numpy"]["model_epochs_per_s"] > 0
+    assert result["best"]["status"] == "ok" and result["interrupted"] is False
+    md = (out / "throughput.md").read_text()
+    assert "## Model-epochs per second (a)" in md and "| dense | shared | float32 |" in md
+    assert "(b) dendrax, one model at a time" in md and "(c) NumPy original" in md
+    _check_png(out / "throughput.png")
+
+
+def test_accuracy_writes_json_and_markdown(data_dir, tmp_path):
+    out = tmp_path / "acc"
+    _run([sys.executable, str(BENCH / "accuracy.py"), "--out", str(out),
+          "--data-dir", str(data_dir), "--seeds", "2", "--epochs", "1",
+          "--rows", "simple,soma-disabled"])
+    result = json.loads((out / "accuracy.json").read_text())
+    _check_machine(result["machine"])
+    assert result["data"]["n_train"] == 540 and result["data"]["n_test"] == 200
+    rows = {r["name"]: r for r in result["rows"]}
+    assert list(rows) == ["simple", "soma-disabled"]
+    assert rows["simple"]["params"] == 7198 and rows["soma-disabled"]["params"] == 2067
+    assert rows["simple"]["readme"] == {"test_accuracy": 0.876, "params": 7890}
+    assert rows["simple"]["original"]["test_accuracy"] == 0.8511
+    for r in rows.values():
+        assert r["seeds"] == 2 and r["epochs"] == 1 and len(r["per_seed"]) == 2
+        assert [s["seed"] for s in r["per_seed"]] == [0, 1]
+        for part in ("test", "val"):
+            stats = r[part]
+            assert 0 <= stats["min"] <= stats["mean"] <= stats["max"] <= 1 and stats["std"] >= 0
+        assert r["wall_s"] > 0 and r["compile_s"] >= 0
+    md = (out / "accuracy.md").read_text()
+    assert "| (i) Simple Dendritic | 7,198 | 7,890 |" in md
+    assert "| (ii) Soma Disabled | 2,067 | 7,654 |" in md
+
+
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="gpu.sh needs coreutils' timeout")
+def test_gpu_script_smoke_mode_writes_every_file(data_dir, tmp_path):
+    out = tmp_path / "gpu"
+    stdout = _run(["bash", str(BENCH / "gpu.sh"), str(data_dir)], env={
+        "OUT": str(out), "GPU_SH_SMOKE": "1", "PYTHON": sys.executable,
+        "GPU_SH_ACC_ARGS": "--rows simple", "GPU_SH_TP_ARGS":
+            "--populations 1 --lowerings dense --orders shared --dtypes float32 "
+            "--loop-models 0 --numpy-epochs 0"})
+    assert "================ summary ================" in stdout
+    assert {p.name for p in out.iterdir()} == {
+        "nvidia-smi.txt", "gpu.log", "throughput.json", "throughput.md", "throughput.png",
+        "accuracy.json", "accuracy.md"}
+    assert json.loads((out / "throughput.json").read_text())["cells"][0]["status"] == "ok"
+    assert json.loads((out / "accuracy.json").read_text())["rows"][0]["seeds"] == 2
+    assert "done in" in (out / "gpu.log").read_text()
+
+
+def _args(**changes):
+    base = dict(bf16_min_population=64, gather_max_population=512, epochs=3,
+                warmup_epochs=1, cell_cap=60.0)
+    return argparse.Namespace(**{**base, **changes})
+
+
+def test_skip_rule_predicts_from_the_previous_size():
+    previous = {"status": "ok", "population": 64, "model_epochs_per_s": 16.0, "compile_s": 4.0}
+    dense = ("dense", "own", "float32")
+    # 512 models at 16 model-epochs/s: 32 s an epoch, so not even warm-up + 1 fit in 60 s.
+    timed, why = throughput.plan_cell(_args(), dense, 512, previous, None)
+    assert timed == 0 and "predicted" in why and "--cell-cap" in why
+    # 128 models: 8 s an epoch + 9 s compile: warm-up + 3 timed = 41 s fits.
+    assert throughput.plan_cell(_args(), dense, 128, previous, None) == (3, None)
+    # ... but with 30 s of the time budget left only warm-up + 1 timed epoch fit.
+    assert throughput.plan_cell(_args(), dense, 128, previous, 30.0) == (1, None)
+    assert "--time-budget" in throughput.plan_cell(_args(), dense, 128, previous, 15.0)[1]
+    assert throughput.plan_cell(_args(), dense, 128, previous, -1.0) == (
+        0, "the --time-budget is spent")
+    gather = ("gather", "own", "float32")
+    assert "--gather-max-population" in throughput.plan_cell(_args(), gather, 1024, None, None)[1]
+    # bf16 below its minimum size is not part of the grid: no row and no message.
+    assert throughput.plan_cell(_args(), ("dense", "own", "bfloat16"), 8, None, None) == (0, None)
+    failed = {"status": "out of memory", "population": 4096}
+    assert "did not run" in throughput.plan_cell(_args(), dense, 8192, failed, None)[1]

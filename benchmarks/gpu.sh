@@ -22,10 +22,9 @@
 # GPU_SH_ACC_ARGS / GPU_SH_TP_ARGS (extra flags for accuracy.py / throughput.py, appended
 # so they win), PYTHON (default python3).
 #
-# Through the device tool, from the repository root here (out/ is git-ignored):
-#   mkdir -p out/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz out/fashion-mnist/
-#   run(command="bash benchmarks/gpu.sh out/fashion-mnist", carry=["out/fashion-mnist"],
-#       timeout_s=420)
+# On a GPU machine without network: copy the four .gz files next to the repository first,
+# for example into out/fashion-mnist (git-ignored), then
+#   bash benchmarks/gpu.sh out/fashion-mnist
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 

@@ -5,7 +5,7 @@ seed with its own initialisation, connections and batch order), for ``--epochs``
 Fashion-MNIST (54,000 training / 6,000 validation / 10,000 test examples), and reports
 the final epoch's test and validation accuracy as mean ± sample std (ddof 1), min and max,
 with the exact parameter count, next to what the original README claims and, where
-known, what the original NumPy code measured (shared/reference/FACTS.md).
+known, what the original NumPy code measured (the project's reference measurements of the original, 2026-11-27).
 
 Rows: (i) dendritic_simple 12 neurons × 6 dendrites × 96 inputs, also with resampling
 off; (ii) soma_disabled 25 dendrites × 64 inputs, 12 neurons (the model of the original's
@@ -36,13 +36,13 @@ ROWS = [
                     n_dendrite_inputs=96),
      "readme": {"test_accuracy": 0.876, "params": 7890},
      "original": {"test_accuracy": 0.8511, "std": 0.0019, "seeds": 5,
-                  "note": "original NumPy, 15 epochs (FACTS.md)"}},
+                  "note": "original NumPy, 15 epochs (reference measurement)"}},
     {"name": "simple-no-resampling", "label": "(i) Simple Dendritic, resampling off",
      "config": dict(architecture="dendritic_simple", n_neurons=12, n_dendrites=6,
                     n_dendrite_inputs=96, synaptic_resampling=False),
      "readme": None,
      "original": {"test_accuracy": 0.8504, "std": 0.0028, "seeds": 5,
-                  "note": "original NumPy, 15 epochs (FACTS.md)"}},
+                  "note": "original NumPy, 15 epochs (reference measurement)"}},
     {"name": "soma-disabled", "label": "(ii) Soma Disabled",
      "config": dict(architecture="soma_disabled", n_neurons=12, n_dendrites=25,
                     n_dendrite_inputs=64),

@@ -1,7 +1,7 @@
 """The original dendritic-network algorithm in plain NumPy: the baseline and the reference.
 
 This is a re-implementation from the published description of the original NumPy/CuPy
-toolkit (``shared/reference/FACTS.md``), not the original code. It keeps the original's
+toolkit (the project's written specification of it), not the original code. It keeps the original's
 execution model: one model at a time, on the CPU, with a dense (branches × in_dim) weight
 matrix and a 0/1 connection mask, ``x @ (W * mask).T``, hand-written backprop and masked
 gradients. It serves two purposes:
@@ -36,7 +36,7 @@ The one deliberate departure
 ----------------------------
 When resampling rewires a synapse, the AdamW moments (mu, nu) at the removed and at the added
 dense position are reset to 0, as dendrax does. The original's own Adam keeps the stale
-moments of the dense position. Everything else follows FACTS.md.
+moments of the dense position. Everything else follows that specification.
 
 Run as a script to train the headline config on Fashion-MNIST::
 

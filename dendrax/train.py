@@ -15,8 +15,10 @@ become no-ops, so its NaNs never reach its state, and the other members compute 
 the floats they would compute without it.
 
 ``train_configs(...)`` is the device-independent entry point used by the searcher: it
-groups configs by shape signature, splits big populations into chunks that fit in
-memory, and returns one :class:`TrialOutcome` per config.
+groups configs into buckets (exact shapes, or padded ones: dendrax.buckets), splits a
+population across the local devices and into chunks that fit in memory, optionally
+stops the weaker models early (dendrax.halving), and returns one :class:`TrialOutcome`
+per config.
 """
 
 from __future__ import annotations
@@ -229,7 +231,6 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
                 jnp.where(n_valid > 0, correct / denom, nan))
 
     def epoch(state: MemberState, hyper: Hyper, data: DeviceData, epoch_index, order_key):
-        members = state.step.shape[0]
         if shared_order:
             perm = jax.random.permutation(jax.random.fold_in(order_key, epoch_index), n_train)
         else:
@@ -255,7 +256,6 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
             "test_loss": test_loss, "test_accuracy": test_acc,
             "swaps": jnp.sum(swaps, 0),
         }
-        del members
         return state, metrics
 
     def train(hyper: Hyper, keys: jax.Array, data: DeviceData, order_key, n_epochs: int):

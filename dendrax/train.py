@@ -120,7 +120,6 @@ class PopulationProgram:
     init: Callable
     epoch: Callable
     train: Callable
-    steps_per_epoch: int
 
 
 def make_train(model: DendriticModel, in_dim: int, n_train: int,
@@ -263,7 +262,7 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
         return jax.lax.scan(lambda s, e: epoch(s, hyper, data, e, order_key),
                             state, jnp.arange(n_epochs))
 
-    return PopulationProgram(init=init, epoch=epoch, train=train, steps_per_epoch=steps)
+    return PopulationProgram(init=init, epoch=epoch, train=train)
 
 
 # ---- host side ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional
 
-from dendrax.config import ModelConfig
+from dendrax.config import ConfigError, ModelConfig
 
 LOWERINGS = ("auto", "gather", "dense")
 DATA_ORDERS = ("own", "shared")
@@ -55,8 +55,6 @@ class TrainSettings:
     halving_min_epochs: int = 1
 
     def validate(self) -> None:
-        from dendrax.config import ConfigError
-
         if not isinstance(self.n_epochs, int) or self.n_epochs < 1:
             raise ConfigError(f"n_epochs={self.n_epochs!r} must be an integer >= 1")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

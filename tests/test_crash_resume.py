@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -17,6 +17,19 @@ CONFIGS = [ModelConfig(n_neurons=3, n_dendrites=2, n_dendrite_inputs=8, seed=s,
            for s in range(8)]
 
 
+def _record_population_sizes(monkeypatch) -> list[int]:
+    """The size of every population halving prepares, in order."""
+    sizes = []
+    real_prepare = halving.prepare_population
+
+    def spy(configs, *args, **kwargs):
+        sizes.append(len(configs))
+        return real_prepare(configs, *args, **kwargs)
+
+    monkeypatch.setattr(halving, "prepare_population", spy)
+    return sizes
+
+
 def test_rung_schedule():
     assert halving.rung_schedule(15, 3, 1) == [1, 3, 9, 15]
     assert halving.rung_schedule(12, 2, 3) == [3, 6, 12]
@@ -26,14 +39,8 @@ def test_rung_schedule():
 
 def test_survivors_are_the_best_by_validation_and_train_as_in_the_full_run(monkeypatch):
     full = train.train_configs(CONFIGS, DATA, SETTINGS, log=None)
-    sizes, logs, done = [], [], []
-    real_prepare = halving.prepare_population
-
-    def spy(configs, *args, **kwargs):
-        sizes.append(len(configs))
-        return real_prepare(configs, *args, **kwargs)
-
-    monkeypatch.setattr(halving, "prepare_population", spy)
+    sizes = _record_population_sizes(monkeypatch)
+    logs, done = [], []
     monkeypatch.setattr(halving, "worth_shrinking", lambda *args: True)
     settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1)
     halved = train.train_configs(CONFIGS, DATA, settings, log=logs.append,
@@ -65,14 +72,7 @@ def test_shrinking_only_pays_when_the_saved_compute_beats_a_compile(monkeypatch)
     assert halving.worth_shrinking(8, 4, epochs_left=10, epoch_seconds=3.0, compile_seconds=8.0)
     assert not halving.worth_shrinking(8, 4, epochs_left=1, epoch_seconds=3.0,
                                        compile_seconds=8.0)
-    sizes = []
-    real_prepare = halving.prepare_population
-
-    def spy(configs, *args, **kwargs):
-        sizes.append(len(configs))
-        return real_prepare(configs, *args, **kwargs)
-
-    monkeypatch.setattr(halving, "prepare_population", spy)
+    sizes = _record_population_sizes(monkeypatch)
     monkeypatch.setattr(halving, "worth_shrinking", lambda *args: False)
     settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1)
     kept = train.train_configs(CONFIGS, DATA, settings, log=None)

@@ -2,7 +2,6 @@
 (benchmarks/original_numpy.py): one forward + backward + AdamW step of the real trainer,
 and one resampling round on fixed draws, to 1e-5."""
 
-import dataclasses
 import os
 import sys
 

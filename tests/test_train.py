@@ -4,7 +4,6 @@ divergence isolation, the fused jit(train) program, and the loss falling."""
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

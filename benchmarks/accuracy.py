@@ -94,8 +94,8 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def run_row(row: dict, data, settings, seeds: int) -> dict[str, Any]:
-    from dendrax.config import ModelConfig, count_params
-    from dendrax.train import train_configs
+    from dendrax.search.config import ModelConfig, count_params
+    from dendrax.population import train_configs
 
     configs = [ModelConfig(**row["config"], seed=s) for s in range(seeds)]
     last = [0.0]
@@ -183,8 +183,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     common.stop_on_sigterm()
 
-    from dendrax.train import resolve_lowering
-    from dendrax.trial import TrainSettings
+    from dendrax.population import resolve_lowering
+    from dendrax.search.trial import TrainSettings
 
     data = common.load_data(args)
     settings = TrainSettings(n_epochs=args.epochs, batch_size=args.batch_size,

@@ -328,7 +328,7 @@ def train(config, x_train, y_train, x_test, y_test, n_epochs=15, batch_size=256,
           lr=None, weight_decay=None, seed=None, callback=None):
     """Train one model the original's way and return its per-epoch history.
 
-    ``config`` uses the original's (and ``dendrax.config.ModelConfig``'s) keys: architecture,
+    ``config`` uses the original's (and ``dendrax.search.config.ModelConfig``'s) keys: architecture,
     n_neurons, n_dendrites, n_dendrite_inputs, soma_enabled, hidden_dim, strategy,
     synaptic_resampling, percentage_resample, steps_to_resample, and optionally lr,
     weight_decay, seed. The keyword arguments lr/weight_decay/seed override the config;

@@ -29,7 +29,7 @@ import common  # noqa: E402
 
 
 def sample_configs(n_trials: int, seed: int, in_dim: int):
-    from dendrax.config import ModelConfig
+    from dendrax.search.config import ModelConfig
     from dendrax.examples import thorough_space
     from dendrax.search.spaces import parse_space, sample_space
 
@@ -39,7 +39,7 @@ def sample_configs(n_trials: int, seed: int, in_dim: int):
 
 def run(configs, data, settings):
     """Train, and return (outcomes, wall seconds, compiled programs, compile seconds)."""
-    from dendrax import train
+    from dendrax.population import runner as train
 
     train._compiled_program.cache_clear()  # each run pays its own compiles
     t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from dendrax.trial import TrainSettings
+    from dendrax.search.trial import TrainSettings
 
     data = common.load_data(args)
     machine = common.machine_record()

@@ -8,7 +8,7 @@ Compile time is excluded and reported on its own.
 
 One run measures, on one machine:
 
-(a) ``dendrax.train.train_population`` at each population size, for each lowering
+(a) ``dendrax.population.train_population`` at each population size, for each lowering
     (gather, dense), batch order (own, shared) and matmul dtype. Each cell runs a warm-up
     epoch (it carries the compile), then ``--epochs`` timed epochs; the figure is the median
     epoch. Cells predicted to take longer than ``--cell-cap`` seconds run fewer timed
@@ -137,14 +137,14 @@ def _names(parser, text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 # ---- the three measurements ----------------------------------------------------------
 
 def headline_configs(n: int, seed0: int = 0):
-    from dendrax.config import ModelConfig
+    from dendrax.search.config import ModelConfig
     return [ModelConfig(**common.HEADLINE, seed=seed0 + i) for i in range(n)]
 
 
 def measure_population(data, settings, n_models: int, seed0: int = 0) -> dict[str, Any]:
     """Train ``n_models`` as one population; time each epoch from the trainer's progress
     events (each comes after the epoch's metrics reached the host, so it is synchronous)."""
-    from dendrax.train import train_population
+    from dendrax.population import train_population
 
     stamps: list[float] = []
     start = time.perf_counter()
@@ -160,7 +160,7 @@ def measure_population(data, settings, n_models: int, seed0: int = 0) -> dict[st
 
 def measure_loop(data, settings, n_models: int) -> dict[str, Any]:
     """(b): one single-model call per model, the compiled program reused."""
-    from dendrax.train import train_population
+    from dendrax.population import train_population
 
     # The warm-up call uses the same settings: n_epochs is part of the compiled program's
     # cache key, so any other value would compile again inside the timed loop.
@@ -225,8 +225,8 @@ def measure_baselines(args, data, result: dict, when: str) -> None:
     """(c) then (b), appended to result["numpy_runs"] / ["loop_runs"]. Each baseline runs
     before and after the population cells; the faster run of each is the one that the
     ratios use, so that a noisy moment on a shared machine never flatters dendrax."""
-    from dendrax.train import resolve_lowering
-    from dendrax.trial import TrainSettings
+    from dendrax.population import resolve_lowering
+    from dendrax.search.trial import TrainSettings
 
     for threads in args.numpy_thread_list if args.numpy_epochs > 0 else []:
         what = f"{threads or 'default'} BLAS thread{'s' if threads != 1 else ''}"
@@ -300,7 +300,7 @@ def plan_cell(args, series, n: int, previous: Optional[dict], remaining: Optiona
 
 
 def run_cell(args, data, series, n: int, timed: int) -> dict[str, Any]:
-    from dendrax.trial import TrainSettings
+    from dendrax.search.trial import TrainSettings
 
     lowering, order, dtype = series
     settings = TrainSettings(n_epochs=args.warmup_epochs + timed, batch_size=args.batch_size,
@@ -496,7 +496,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     common.stop_on_sigterm()
 
-    from dendrax.config import count_params
+    from dendrax.search.config import count_params
 
     data = common.load_data(args)
     config = headline_configs(1)[0]

@@ -10,9 +10,9 @@ The original toolkit's API under the same names::
 Importing this package does not import JAX; the trainer loads it on first use.
 """
 
-from dendrax.config import ConfigError, ModelConfig, count_params
+from dendrax.search.config import ConfigError, ModelConfig, count_params
 from dendrax.search import HyperparameterSearcher, SearchResult
-from dendrax.trial import TrainSettings, TrialOutcome
+from dendrax.search.trial import TrainSettings, TrialOutcome
 
 __version__ = "0.1.0"
 

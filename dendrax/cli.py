@@ -27,9 +27,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from dendrax.buckets import POLICIES as PADDINGS
-from dendrax.config import ARCHITECTURES, ConfigError
-from dendrax.progress import format_duration
+from dendrax.search.plan import POLICIES as PADDINGS
+from dendrax.search.config import ARCHITECTURES, ConfigError
+from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher, LogError
 from dendrax.search.results import RANK_BY
 
@@ -61,25 +61,6 @@ def _errors() -> tuple[type[BaseException], ...]:
     from dendrax.data import DataError  # numpy only, no JAX
 
     return (ConfigError, DataError, LogError)
-
-
-def enable_compilation_cache() -> str | None:
-    """Turn on JAX's persistent compilation cache (imports JAX); returns its folder.
-
-    ``$JAX_COMPILATION_CACHE_DIR`` wins (JAX reads it itself); otherwise
-    ``$XDG_CACHE_HOME/dendrax/jax`` (default ``~/.cache/dendrax/jax``).
-    """
-    import jax
-
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return os.environ["JAX_COMPILATION_CACHE_DIR"]
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dendrax" / "jax"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None  # a read-only home: run without the cache
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    return str(folder)
 
 
 SAMPLE_NOTE = """\
@@ -192,6 +173,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
                          f"it, or choose another --log")
     if options.get("executor") != "ray":  # Ray workers turn on the cache on their nodes
+        from dendrax.population.compile_cache import enable_compilation_cache
+
         enable_compilation_cache()
     searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
     if strategy == "grid":
@@ -211,7 +194,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     """(SearchResults, the last header's spec, the parsed log) of a JSONL search log:
     each configuration's seeds folded into one result, in the order first logged."""
-    from dendrax.config import ModelConfig
+    from dendrax.search.config import ModelConfig
     from dendrax.search.log import outcome_from_record, read_log
     from dendrax.search.results import aggregate
 
@@ -306,6 +289,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             raise UsageError(f"scenario {args.name!r} searches a fixed grid; --n-trials "
                              f"applies to budget, thorough and pareto")
         budget["n_trials"] = args.n_trials
+    from dendrax.population.compile_cache import enable_compilation_cache
+
     enable_compilation_cache()
     run = {"quick": examples.quick_prototype_search, "budget": examples.optimize_for_budget,
            "compare": examples.compare_architectures,
@@ -356,6 +341,8 @@ def quickstart(*, verbose: bool = True, data: Any = None, trainer: Any = None,
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
+    from dendrax.population.compile_cache import enable_compilation_cache
+
     enable_compilation_cache()
     quickstart(verbose=not args.quiet)
     return 0

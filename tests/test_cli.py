@@ -15,11 +15,12 @@ import sys
 
 import pytest
 
+from dendrax.population import compile_cache
 from dendrax import cli, examples
 from dendrax.data import SAMPLE_DIR
-from dendrax.progress import SweepProgress, format_duration
+from dendrax.search.progress import SweepProgress, format_duration
 from dendrax.search import HyperparameterSearcher
-from dendrax.trial import Progress
+from dendrax.search.trial import Progress
 from test_search_support import FakeData, FakeTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,7 +118,7 @@ def fake_searcher(monkeypatch):
     searcher = functools.partial(HyperparameterSearcher, data=FakeData(), trainer=trainer)
     monkeypatch.setattr(cli, "HyperparameterSearcher", searcher)
     monkeypatch.setattr(examples, "HyperparameterSearcher", searcher)
-    monkeypatch.setattr(cli, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: None)
     return trainer
 
 

@@ -24,10 +24,12 @@ import numpy as np
 import pytest
 
 from dendrax import data
+from dendrax.data import __main__ as data_command
+from dendrax.data import catalog, sources
 from dendrax.data import DataError, from_arrays, load_dataset
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-REACHABLE = data._reachable  # the tests replace it: they never touch the network
+REACHABLE = sources._reachable  # the tests replace it: they never touch the network
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -48,8 +50,8 @@ def isolated(monkeypatch, tmp_path):
     def offline(url, timeout=None):
         raise urllib.error.URLError("network disabled in tests")
 
-    monkeypatch.setattr(data, "urlopen", offline)
-    monkeypatch.setattr(data, "_reachable", lambda url: False)
+    monkeypatch.setattr(sources, "urlopen", offline)
+    monkeypatch.setattr(sources, "_reachable", lambda url: False)
 
 
 # ---- writers for the published formats (independent of the code under test) --------------
@@ -119,7 +121,7 @@ def cifar_files(n_per_batch=20, seed=0):
         train.append((x, y))
     x_test, y_test = fake_images(n_per_batch, rng, (32, 32, 3))
     files["test_batch"] = cifar_batch(x_test, y_test, "testing batch 1 of 1")
-    files["batches.meta"] = py2_pickle({"label_names": list(data._SPECS["cifar10"].class_names),
+    files["batches.meta"] = py2_pickle({"label_names": list(catalog.SPECS["cifar10"].class_names),
                                         "num_cases_per_batch": n_per_batch, "num_vis": 3072})
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
@@ -250,7 +252,7 @@ def test_environment_variable_names_a_data_root(tmp_path, monkeypatch):
     assert ds.source == f"IDX files in {tmp_path / 'data' / 'fashion-mnist'}"
     # A root without this dataset is no error: the next source is tried.
     write_idx_set(tmp_path / "system" / "mnist", gz=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (tmp_path / "system",))
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path / "system",))
     ds = load_dataset("mnist", sources=("dir", "system"))
     assert ds.source == f"IDX files in {tmp_path / 'system' / 'mnist'}"
 
@@ -331,7 +333,7 @@ def test_data_dir_without_the_dataset_raises_listing_the_files(tmp_path, make):
 def test_bad_files_in_automatic_sources_are_recorded_and_skipped(tmp_path, monkeypatch):
     write_idx_set(tmp_path / "fashion-mnist", gz=True)
     corrupt("truncated-gzip", tmp_path / "fashion-mnist")
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (tmp_path,))
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path,))
     with pytest.warns(UserWarning, match="EMBEDDED SAMPLE"):
         ds = load_dataset("fashion-mnist", sources=("system", "sample"))
     assert ds.is_sample
@@ -487,21 +489,21 @@ def mnist_server(tmp_path, monkeypatch):
 
     Returns (served {url: bytes}, arrays); tests may replace served entries."""
     arrays = write_idx_set(tmp_path / "origin", gz=True)
-    spec = data._SPECS["mnist"]
+    spec = catalog.SPECS["mnist"]
     served = {}
     downloads = []
     for item in spec.downloads:
         payload = (tmp_path / "origin" / item.filename).read_bytes()
         served[item.url] = payload
         downloads.append(dataclasses.replace(item, sha256=hashlib.sha256(payload).hexdigest()))
-    monkeypatch.setitem(data._SPECS, "mnist", dataclasses.replace(spec, downloads=tuple(downloads)))
+    monkeypatch.setitem(catalog.SPECS, "mnist", dataclasses.replace(spec, downloads=tuple(downloads)))
     fetched = []
 
     def serve(url, timeout=None):
         fetched.append(url)
         return io.BytesIO(served[url])
 
-    monkeypatch.setattr(data, "urlopen", serve)
+    monkeypatch.setattr(sources, "urlopen", serve)
     return served, fetched, arrays
 
 
@@ -553,7 +555,7 @@ def test_reachable_means_a_tcp_connection_opens():
 
 
 def test_published_checksums_are_sha256_hex():
-    for spec in data._SPECS.values():
+    for spec in catalog.SPECS.values():
         for item in spec.downloads:
             assert len(item.sha256) == 64 and int(item.sha256, 16) >= 0, item.url
 
@@ -617,7 +619,7 @@ def test_bad_arguments_raise(kwargs, words):
 
 
 def test_when_every_source_fails_the_error_lists_each_place_and_the_fixes(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (tmp_path,))
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path,))
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
     with pytest.raises(DataError) as err:
         load_dataset("fashion-mnist", sources=("dir", "system", "tfds", "download"))
@@ -715,7 +717,7 @@ def test_data_module_does_not_import_jax():
 
 def test_command_line_reports_where_data_comes_from(tmp_path, capsys):
     write_idx_set(tmp_path, gz=True)
-    assert data.main(["mnist", "--data-dir", str(tmp_path)]) == 0
+    assert data_command.main(["mnist", "--data-dir", str(tmp_path)]) == 0
     assert f"source: IDX files in {tmp_path}" in capsys.readouterr().out
-    assert data.main(["mnist", "--data-dir", str(tmp_path / "none")]) == 1
+    assert data_command.main(["mnist", "--data-dir", str(tmp_path / "none")]) == 1
     assert "no such folder" in capsys.readouterr().err

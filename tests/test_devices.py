@@ -18,7 +18,7 @@ CHILD = textwrap.dedent("""
     import jax
     from helpers import prototype_data
     from dendrax import ModelConfig, TrainSettings
-    from dendrax.train import train_configs, train_population
+    from dendrax.population import train_configs, train_population
 
     devices = int(sys.argv[1])
     data = prototype_data(n_train=320, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))

@@ -5,9 +5,10 @@ import dataclasses
 
 import numpy as np
 
-from dendrax import halving, train
-from dendrax.config import ModelConfig
-from dendrax.trial import TrainSettings
+from dendrax import population as train
+from dendrax.population import halving
+from dendrax.search.config import ModelConfig
+from dendrax.search.trial import TrainSettings
 from helpers import prototype_data
 
 DATA = prototype_data(n_train=320, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dendrax.layers import (DendriticLayer, init_connectivity, leaky_relu,
+from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu,
                             sparse_branch_matmul)
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dendrax.config import ConfigError
+from dendrax.search.config import ConfigError
 from dendrax.search import replicate_seed
 from test_search_support import FakeTrainer, hashed_scores, make_searcher
 

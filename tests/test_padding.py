@@ -7,11 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from dendrax import train
-from dendrax.buckets import plan_buckets
-from dendrax.config import ModelConfig, count_params
-from dendrax.layers import branch_coordinates
-from dendrax.trial import TrainSettings
+from dendrax import population as train
+from dendrax.nn.models import build_model
+from dendrax.search.plan import plan_buckets
+from dendrax.search.config import ModelConfig, count_params
+from dendrax.nn.layers import branch_coordinates
+from dendrax.search.trial import TrainSettings
 from helpers import prototype_data
 
 DATA = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
@@ -83,9 +84,9 @@ def test_padded_member_equals_the_same_config_alone(architecture):
     real = sum(np.count_nonzero(leaf) for leaf in jax.tree_util.tree_leaves(params))
     assert real <= count_params(small, 64, 10)
     # The padded slots' indices were never rewired.
-    start = _member(train.jax.jit(train.make_train(
-        train.build_model(large, 10, (8, 8, 1)), 64, 640, SETTINGS, padded=True).init)(
-        train._hyper_for([small], 64), train.member_keys([small])), 0)
+    start = _member(jax.jit(train.make_train(
+        build_model(large, 10, (8, 8, 1)), 64, 640, SETTINGS, padded=True).init)(
+        train.hyper_for([small], 64), train.member_keys([small])), 0)
     big = branch_coordinates(large.n_neurons, large.n_dendrites, small.has_soma)
     mask = np.zeros(p.connectivity["dendrites"]["index"].shape, bool)
     for r, (n, d) in enumerate(big):

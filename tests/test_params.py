@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from dendrax.config import ARCHITECTURES, STRATEGIES, ModelConfig, count_params
-from dendrax.models import build_model, pytree_size
+from dendrax.search.config import ARCHITECTURES, STRATEGIES, ModelConfig, count_params
+from dendrax.nn.models import build_model, pytree_size
 
 
 IMAGE_SHAPES = {64: (8, 8, 1), 784: (28, 28, 1), 3072: (32, 32, 3)}

@@ -15,12 +15,13 @@ import time
 import numpy as np
 import pytest
 
+from dendrax.population import compile_cache
 from dendrax import cli
-from dendrax.config import ConfigError, ModelConfig
+from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.data import Dataset
-from dendrax.executors import RayExecutor, _chunks, bucket_task
+from dendrax.search.executors import RayExecutor, _chunks, bucket_task
 from dendrax.search import HyperparameterSearcher, read_log, trial_key
-from dendrax.trial import TrainSettings
+from dendrax.search.trial import TrainSettings
 from helpers import prototype_data
 
 GRID = {"n_neurons": [4], "n_dendrites": [3], "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}
@@ -119,7 +120,7 @@ def test_cli_passes_executor_and_address(tmp_path, monkeypatch):
             pass
 
     monkeypatch.setattr(cli, "HyperparameterSearcher", Recorder)
-    monkeypatch.setattr(cli, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: None)
     (tmp_path / "spec.json").write_text(json.dumps({"grid": GRID}))
     assert cli.main(["search", str(tmp_path / "spec.json"), "--executor", "ray",
                      "--address", "10.0.0.1:6379"]) == 0
@@ -133,7 +134,7 @@ def test_successive_halving_is_refused_before_any_ray_call():
 
 
 def test_importing_the_executor_imports_neither_ray_nor_jax():
-    code = ("import sys, dendrax.executors, dendrax.search; "
+    code = ("import sys, dendrax.search.executors, dendrax.search; "
             "print(sorted({'jax', 'ray'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
@@ -148,7 +149,7 @@ sys.path.insert(0, {tests!r})
 import ray
 ray.init(address={address!r}, runtime_env={runtime_env!r})
 from test_ray import GRID, searcher
-from dendrax.executors import RayExecutor
+from dendrax.search.executors import RayExecutor
 searcher({log!r}, trainer=RayExecutor(chunk_models=2)).grid_search(GRID)
 print(json.dumps(sorted({{"jax", "jaxlib"}} & set(sys.modules))))
 """
@@ -257,7 +258,7 @@ def test_a_task_whose_worker_is_killed_is_retried_and_logged_once(ray_cluster, t
     trials = logged_trials(log)
     assert len(trials) == 4 and len({t["key"] for t in trials}) == 4
     configs = [ModelConfig.from_dict(t["config"]) for t in trials]
-    from dendrax.train import train_configs
+    from dendrax.population import train_configs
 
     reference = train_configs(configs, DATA, TrainSettings(n_epochs=1, batch_size=32),
                               log=None)

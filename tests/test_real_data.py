@@ -4,7 +4,7 @@ import numpy as np
 
 from dendrax import ModelConfig, TrainSettings
 from dendrax.data import load_dataset
-from dendrax.train import train_configs
+from dendrax.population import train_configs
 
 
 def test_two_epochs_of_the_headline_config_reach_078_test_accuracy():

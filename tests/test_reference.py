@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dendrax import train
-from dendrax.config import ModelConfig
-from dendrax.models import build_model
-from dendrax.rewire import apply_rewiring, draw_rewiring
-from dendrax.trial import TrainSettings
+from dendrax import population as train
+from dendrax.search.config import ModelConfig
+from dendrax.nn.models import build_model
+from dendrax.nn.rewire import apply_rewiring, draw_rewiring
+from dendrax.search.trial import TrainSettings
 from helpers import prototype_data
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
@@ -57,7 +57,7 @@ def test_one_training_step_equals_the_numpy_reference(config):
     settings = TrainSettings(n_epochs=1, batch_size=BATCH)  # one step over every sample
     model = build_model(config, CLASSES, DATA.image_shape, "dense")
     program = train.make_train(model, IN_DIM, BATCH, settings)
-    hyper, keys = train._hyper_for([config], IN_DIM), train.member_keys([config])
+    hyper, keys = train.hyper_for([config], IN_DIM), train.member_keys([config])
     start = jax.tree_util.tree_map(lambda a: a[0], program.init(hyper, keys))
     _, final, _ = train.train_population([config], DATA, settings)
     final = jax.tree_util.tree_map(lambda a: a[0], final)

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dendrax.layers import init_connectivity
-from dendrax.rewire import Draws, apply_rewiring, draw_rewiring, n_resample_for, rewire
+from dendrax.nn.layers import init_connectivity
+from dendrax.nn.rewire import Draws, apply_rewiring, draw_rewiring, n_resample_for, rewire
 
 IN_DIM, BRANCHES, K = 100, 16, 24
 

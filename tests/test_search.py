@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from dendrax.config import ModelConfig
+from dendrax.search.config import ModelConfig
 from dendrax.search import (HyperparameterSearcher, SearchResult, group_by_shape,
                             replicate_seed, seed_stats, t_quantile)
 from test_search_support import CONFIG_7198, FakeTrainer, make_searcher

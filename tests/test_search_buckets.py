@@ -1,7 +1,7 @@
 """The searcher's bucket plan: the padding option, labels, the progress count, the log.
 
-A planning fake trainer buckets configs with dendrax.buckets.plan_buckets exactly as
-dendrax.train.plan_configs does on a CPU, so the searcher's plan can be compared with
+A planning fake trainer buckets configs with dendrax.search.plan.plan_buckets exactly as
+dendrax.population.plan_configs does on a CPU, so the searcher's plan can be compared with
 what "trained"; no JAX.
 """
 
@@ -10,11 +10,12 @@ import json
 
 import pytest
 
+from dendrax.population import compile_cache
 from dendrax import cli
-from dendrax.buckets import plan_buckets
-from dendrax.config import ConfigError, count_params
+from dendrax.search.plan import plan_buckets
+from dendrax.search.config import ConfigError, count_params
 from dendrax.search import HyperparameterSearcher
-from dendrax.trial import TrialOutcome
+from dendrax.search.trial import TrialOutcome
 from test_search_support import FakeData, FakeTrainer, hashed_scores, make_searcher
 
 # Many shapes: with exact buckets nearly one program per draw, padded far fewer.
@@ -130,7 +131,7 @@ def test_cli_padding_flag_and_spec_key(tmp_path, monkeypatch, capsys):
     trainer = FakeTrainer()
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
         HyperparameterSearcher, data=FakeData(), trainer=trainer))
-    monkeypatch.setattr(cli, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: None)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"padding": "pow2", "n_epochs": 1, **WIDE,
                                 "grid": {"n_neurons": [8, 10]}}))

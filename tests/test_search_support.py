@@ -13,9 +13,9 @@ import json
 
 import numpy as np
 
-from dendrax.config import ModelConfig, count_params
+from dendrax.search.config import ModelConfig, count_params
 from dendrax.search import HyperparameterSearcher
-from dendrax.trial import Progress, TrialOutcome
+from dendrax.search.trial import Progress, TrialOutcome
 
 
 @dataclasses.dataclass

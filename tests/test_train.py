@@ -7,11 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from dendrax import train
-from dendrax.buckets import group_by_shape
-from dendrax.config import ModelConfig
-from dendrax.models import build_model
-from dendrax.trial import TrainSettings
+from dendrax import population as train
+from dendrax.population import runner
+from dendrax.search.plan import group_by_shape
+from dendrax.search.config import ModelConfig
+from dendrax.nn.models import build_model
+from dendrax.search.trial import TrainSettings
 from helpers import prototype_data
 
 DATA = prototype_data(n_train=640, n_val=100, n_test=100, in_dim=64, image_shape=(8, 8, 1))
@@ -42,7 +43,14 @@ def test_chunking_and_out_of_memory_retry_give_the_same_results(monkeypatch):
     chunked = train.train_configs(configs, DATA, dataclasses.replace(SETTINGS, chunk_size=2),
                                   log=None)
     messages = []
-    monkeypatch.setattr(train, "SIMULATED_MEMORY_LIMIT_MODELS", 1)
+    real_prepare = runner.prepare_population
+
+    def at_most_one_member_fits(configs, *args, **kwargs):
+        if len(configs) > 1:
+            raise MemoryError(f"RESOURCE_EXHAUSTED: {len(configs)} members do not fit")
+        return real_prepare(configs, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "prepare_population", at_most_one_member_fits)
     retried = train.train_configs(configs, DATA, dataclasses.replace(SETTINGS, chunk_size=4),
                                   log=messages.append)
     assert any("out of memory" in m for m in messages)
@@ -79,7 +87,7 @@ def test_fused_program_under_jit_matches_the_epoch_driver():
     program = train.make_train(model, 64, len(DATA.x_train), settings)
     data = train.device_data(DATA, 100)
     fused = jax.jit(program.train, static_argnums=4)
-    _, metrics = fused(train._hyper_for(configs, 64), train.member_keys(configs), data,
+    _, metrics = fused(train.hyper_for(configs, 64), train.member_keys(configs), data,
                        jax.random.PRNGKey(0), 2)
     for metric in ("train_loss", "val_accuracy", "test_accuracy", "swaps"):
         np.testing.assert_allclose(np.asarray(metrics[metric]), hist[metric], rtol=1e-5)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from dendrax.config import ConfigError
+from dendrax.search.config import ConfigError
 from dendrax.search import BudgetError, LogError
 from test_search_support import CONFIG_7198, FakeTrainer, make_searcher
 

@@ -1,10 +1,10 @@
 """Pure-Python hyperparameter search: spaces, budget, buckets, log, results, searcher.
 
 Nothing in this package imports JAX; the searcher is handed a trainer function (by default
-``dendrax.train.train_configs``, imported only when a search first trains).
+``dendrax.population.train_configs``, imported only when a search first trains).
 """
 
-from dendrax.buckets import group_by_shape, shape_label
+from dendrax.search.plan import group_by_shape, shape_label
 from dendrax.search.budget import Budget, BudgetError, Rejection
 from dendrax.search.log import LogError, SearchLog, read_log, trial_key
 from dendrax.search.results import (SearchResult, SeedStats, format_results, pareto_front,

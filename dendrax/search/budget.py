@@ -6,7 +6,7 @@ import dataclasses
 import numbers
 from typing import Any, Sequence
 
-from dendrax.config import ConfigError
+from dendrax.search.config import ConfigError
 
 
 class BudgetError(ConfigError):

@@ -22,8 +22,8 @@ import time
 import warnings
 from typing import Any, Iterable, Mapping
 
-from dendrax.config import ModelConfig
-from dendrax.trial import TrialOutcome
+from dendrax.search.config import ModelConfig
+from dendrax.search.trial import TrialOutcome
 
 LOG_VERSION = 1
 

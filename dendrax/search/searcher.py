@@ -22,16 +22,16 @@ import random
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
-from dendrax.config import ConfigError, ModelConfig, count_params
+from dendrax.search.config import ConfigError, ModelConfig, count_params
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, Rejection, no_fit_error
-from dendrax.buckets import COST_MODEL, Bucket, plan_buckets
+from dendrax.search.plan import COST_MODEL, Bucket, plan_buckets
 from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
                                 outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
                                     pareto_records, rank_results, save_pareto)
-from dendrax.progress import SweepProgress
-from dendrax.trial import TrainSettings, TrialOutcome
+from dendrax.search.progress import SweepProgress
+from dendrax.search.trial import TrainSettings, TrialOutcome
 
 Trainer = Callable[..., list[TrialOutcome]]
 _MAX_REJECTIONS_SHOWN = 20
@@ -95,8 +95,8 @@ class HyperparameterSearcher:
       log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
-          padding is "exact", "padded" or "pow2" (dendrax.buckets.plan_buckets).
-      halving_eta, halving_min_epochs: successive halving (dendrax.halving): after
+          padding is "exact", "padded" or "pow2" (dendrax.search.plan.plan_buckets).
+      halving_eta, halving_min_epochs: successive halving (dendrax.population.halving): after
           ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
           by validation accuracy train on; stopped models keep their shorter history.
       devices: local devices that share each population (None: all of them).
@@ -106,10 +106,10 @@ class HyperparameterSearcher:
       rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
           95% confidence interval; favours configs that are good on every seed).
       data: an already loaded Dataset (skips loading).
-      trainer: ``train_configs``-compatible function; None imports dendrax.train lazily.
+      trainer: ``train_configs``-compatible function; None imports dendrax.population lazily.
       executor, ray_address: "local" trains in this process; "ray" trains each bucket as a
           task on the Ray cluster at ``ray_address`` (None: a local Ray instance, or
-          $RAY_ADDRESS), see dendrax.executors.RayExecutor and docs/cluster.md.
+          $RAY_ADDRESS), see dendrax.search.executors.RayExecutor and docs/cluster.md.
     """
 
     def __init__(
@@ -174,7 +174,7 @@ class HyperparameterSearcher:
             raise ConfigError("resume=True needs a log_path to resume from")
         if trainer is not None and not callable(trainer):
             raise ConfigError(f"trainer={trainer!r} must be a function like "
-                              f"dendrax.train.train_configs")
+                              f"dendrax.population.train_configs")
         if executor not in ("local", "ray"):
             raise ConfigError(f"executor={executor!r}; choose local or ray")
         if executor == "ray" and trainer is not None:
@@ -182,7 +182,7 @@ class HyperparameterSearcher:
         if ray_address is not None and executor != "ray":
             raise ConfigError(f"ray_address={ray_address!r} needs executor='ray'")
         if executor == "ray":
-            from dendrax.executors import RayExecutor, ray_missing  # neither Ray nor JAX yet
+            from dendrax.search.executors import RayExecutor, ray_missing  # neither Ray nor JAX yet
 
             if ray_missing():
                 raise ConfigError("executor='ray' needs Ray: pip install 'dendrax[ray]'")
@@ -245,7 +245,7 @@ class HyperparameterSearcher:
     @property
     def trainer(self) -> Trainer:
         if self._trainer is None:
-            from dendrax.train import train_configs  # lazy: imports JAX
+            from dendrax.population import train_configs  # lazy: imports JAX
 
             self._trainer = train_configs
         return self._trainer
@@ -419,8 +419,8 @@ class HyperparameterSearcher:
         })
 
     def bucket_plan(self, configs: Sequence[ModelConfig]) -> list[Bucket]:
-        """The buckets ``configs`` will train in: :func:`dendrax.buckets.plan_buckets` with
-        the arguments ``dendrax.train.plan_configs`` uses, costed for ``backend_hint``."""
+        """The buckets ``configs`` will train in: :func:`dendrax.search.plan.plan_buckets` with
+        the arguments ``dendrax.population.plan_configs`` uses, costed for ``backend_hint``."""
         return plan_buckets(configs, self.in_dim, self.settings.padding,
                             n_classes=self.n_classes,
                             samples=self.n_epochs * len(self.data.x_train),

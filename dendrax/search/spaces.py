@@ -14,7 +14,7 @@ import numbers
 import random
 from typing import Any, Mapping, Sequence
 
-from dendrax.config import ConfigError
+from dendrax.search.config import ConfigError
 
 
 def plain(value: Any) -> Any:

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.config import ModelConfig, count_params
-from dendrax.layers import DendriticLayer, LayerDims, leaky_relu, masked_normal_rows
+from dendrax.search.config import ModelConfig, count_params
+from dendrax.nn.layers import DendriticLayer, LayerDims, leaky_relu, masked_normal_rows
 
 
 class Linear(nn.Module):

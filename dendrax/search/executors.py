@@ -1,9 +1,9 @@
 """Executors: where a search's populations train.
 
-The local executor is :func:`dendrax.train.train_configs` itself. :class:`RayExecutor` is a
+The local executor is :func:`dendrax.population.train_configs` itself. :class:`RayExecutor` is a
 drop-in replacement that trains on a Ray cluster: the same buckets
-(:func:`dendrax.train.plan_configs`), each bucket (or chunk of one) a Ray task running
-:func:`dendrax.train.train_bucket` on a worker, results streamed back as tasks finish.
+(:func:`dendrax.population.plan_configs`), each bucket (or chunk of one) a Ray task running
+:func:`dendrax.population.train_bucket` on a worker, results streamed back as tasks finish.
 
 Importing this module imports neither JAX nor Ray: the driver (the searcher's process)
 imports Ray when it first trains, and only the workers import JAX. Even the bucket plan
@@ -19,16 +19,16 @@ import math
 import os
 from typing import Any, Callable, Optional, Sequence
 
-from dendrax.buckets import Bucket, model_flops
-from dendrax.config import ConfigError, ModelConfig
-from dendrax.trial import TrainSettings, TrialOutcome
+from dendrax.search.plan import Bucket, model_flops
+from dendrax.search.config import ConfigError, ModelConfig
+from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
 def plan_task(configs: Sequence[ModelConfig], data: Any, settings: TrainSettings,
               num_gpus: float, compilation_cache: bool) -> list[Bucket]:
-    """The bucket plan, as :func:`dendrax.train.train_configs` would make it on a worker."""
+    """The bucket plan, as :func:`dendrax.population.train_configs` would make it on a worker."""
     _prepare_worker(num_gpus, compilation_cache)
-    from dendrax.train import plan_configs  # lazy: JAX lives on the workers only
+    from dendrax.population import plan_configs  # lazy: JAX lives on the workers only
 
     return plan_configs(configs, data, settings)
 
@@ -38,7 +38,7 @@ def bucket_task(configs: Sequence[ModelConfig], data: Any, settings: TrainSettin
                 compilation_cache: bool) -> list[TrialOutcome]:
     """One Ray task: train ``configs`` (one bucket, or a chunk of one) on this worker."""
     _prepare_worker(num_gpus, compilation_cache)
-    from dendrax.train import train_bucket
+    from dendrax.population import train_bucket
 
     # Worker output reaches the driver's terminal through Ray, prefixed with the task.
     return train_bucket(configs, data, settings, template=template, overhead=overhead,
@@ -52,7 +52,7 @@ def _prepare_worker(num_gpus: float, compilation_cache: bool) -> None:
     if 0 < num_gpus < 1:
         os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 * num_gpus:.3f}")
     if compilation_cache:
-        from dendrax.cli import enable_compilation_cache
+        from dendrax.population.compile_cache import enable_compilation_cache
 
         enable_compilation_cache()
 
@@ -162,7 +162,7 @@ class RayExecutor:
         settings.validate()
         if settings.halving_eta is not None:
             # Halving ranks every model of the sweep between rungs and keeps populations'
-            # state in between: one process's job (dendrax.halving), not independent tasks.
+            # state in between: one process's job (dendrax.population.halving), not independent tasks.
             raise ConfigError("successive halving (halving_eta) needs the local executor; "
                               "the Ray executor trains every model to n_epochs")
         for config in configs:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dendrax.layers import row_keys
+from dendrax.nn.layers import row_keys
 
 
 class Draws(NamedTuple):
@@ -39,7 +39,7 @@ def draw_rewiring(key: jax.Array, coords, k: int, in_dim: int) -> Draws:
     """Uniform candidate features and N(0, 2/in_dim) weights for every rank slot.
 
     Row b is keyed by the branch's logical coordinates ``coords[b]`` (see
-    :func:`dendrax.layers.row_keys`), so a padded model draws the same numbers.
+    :func:`dendrax.nn.layers.row_keys`), so a padded model draws the same numbers.
     """
     keys = row_keys(key, coords)
 
@@ -109,7 +109,7 @@ def rewire(params, connectivity, opt_state, key: jax.Array, n_resample: jax.Arra
 
     A pure function of (params, connectivity, optimiser state, key, n_resample); returns
     ``(params, connectivity, opt_state, n_accepted)``. Jit-able and vmappable. ``coords``
-    are the layer's branch coordinates (:func:`dendrax.layers.branch_coordinates`) and
+    are the layer's branch coordinates (:func:`dendrax.nn.layers.branch_coordinates`) and
     ``connection_ok`` its padding mask, if any.
     """
     kernel = params[layer]["branch_kernel"]

@@ -18,7 +18,7 @@ import itertools
 import math
 from typing import Optional, Sequence
 
-from dendrax.config import ModelConfig, count_params
+from dendrax.search.config import ModelConfig, count_params
 
 POLICIES = ("exact", "padded", "pow2")
 

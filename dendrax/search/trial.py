@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional
 
-from dendrax.config import ConfigError, ModelConfig
+from dendrax.search.config import ConfigError, ModelConfig
 
 LOWERINGS = ("auto", "gather", "dense")
 DATA_ORDERS = ("own", "shared")
@@ -28,11 +28,11 @@ class TrainSettings:
     chunk_size: most models per compiled call; None estimates it from device memory.
     padding: "exact" trains only configs of identical shapes together; "padded" (or
         "pow2") rounds sizes up to a few levels so that a random search compiles a handful
-        of programs instead of one per trial (see dendrax.buckets); masks make the padding
+        of programs instead of one per trial (see dendrax.search.plan); masks make the padding
         an exact no-op.
     devices: how many local devices share each population (its model axis is split
         across them); None uses them all.
-    halving_eta: successive halving inside the populations (dendrax.halving): after
+    halving_eta: successive halving inside the populations (dendrax.population.halving): after
         ``halving_min_epochs`` epochs, then η times as many, and so on, only the best 1/η
         of all models by validation accuracy train on. None trains every model to the end.
     divergence_threshold: a member whose training loss is NaN, infinite, or above this

@@ -1,6 +1,6 @@
 """The sweep progress display: where a search's training stands, on one line.
 
-The trainer reports one :class:`dendrax.trial.Progress` event per finished epoch of each
+The trainer reports one :class:`dendrax.search.trial.Progress` event per finished epoch of each
 chunk, and the searcher reports each finished bucket. :class:`SweepProgress` turns those
 into a status line::
 
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from dendrax.trial import Progress
+from dendrax.search.trial import Progress
 
 
 def format_duration(seconds: float) -> str:

@@ -27,10 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.config import ModelConfig
-from dendrax.train import (METRICS, make_outcome, plan_configs, population_shardings,
-                           prepare_population, device_count, run_epochs)
-from dendrax.trial import TrainSettings, TrialOutcome
+from dendrax.search.config import ModelConfig
+from dendrax.search.plan import Bucket
+from dendrax.population.program import METRICS
+from dendrax.population.runner import (device_count, make_outcome, population_shardings,
+                                       prepare_population, run_epochs)
+from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
 def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:
@@ -74,9 +76,10 @@ class _Bucket:
     program_seconds: float = 0.0  # the first compile of this bucket's program
 
 
-def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSettings, *,
-                       progress=None, on_bucket_done=None, log=print) -> list[TrialOutcome]:
-    """:func:`dendrax.train.train_configs` with successive halving (see the module doc)."""
+def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], data,
+                       settings: TrainSettings, *, progress=None, on_bucket_done=None,
+                       log=print) -> list[TrialOutcome]:
+    """Train the buckets of ``plan`` with successive halving (see the module doc)."""
     eta, n_epochs = settings.halving_eta, settings.n_epochs
     n_devices = device_count(settings)
     split, _ = population_shardings(n_devices)
@@ -86,7 +89,7 @@ def train_with_halving(configs: Sequence[ModelConfig], data, settings: TrainSett
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
 
     buckets = [_Bucket(b.label, b.template if b.padded else None, b.overhead, list(b.members),
-                       size=len(b.members)) for b in plan_configs(configs, data, settings)]
+                       size=len(b.members)) for b in plan]
 
     def compact(bucket: _Bucket, positions: list[int], epochs_left: int = 0) -> None:
         """Rebuild the bucket's population from the members at ``positions``."""

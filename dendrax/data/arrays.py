@@ -1,0 +1,102 @@
+"""Datasets from the user's own arrays, split and normalised like the built-in ones."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from dendrax.data.dataset import DataError, Dataset
+from dendrax.data.split import assemble, check_split_args
+
+
+def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
+                image_shape: Sequence[int] | None = None,
+                class_names: Sequence[str] | None = None, validation_fraction: float = 0.1,
+                subset_size: int | None = None, seed: int = 0,
+                normalise: bool = True) -> Dataset:
+    """A Dataset from your own arrays, split and normalised like the built-in ones.
+
+    x: (n, ...) features; each example is flattened row-major. 3-D input (n, H, W) is
+    taken as grey images, 4-D (n, H, W, C) as channels-last images; for 2-D input pass
+    ``image_shape`` (otherwise (1, in_dim, 1), a row of features). y: integer classes
+    0..K-1; n_classes is K = max label + 1 (or len(class_names)), in_dim is inferred.
+
+    normalise=True: integer pixels must be 0..255 and float pixels whose maximum exceeds 1
+    are taken as 0..255 too; both are divided by 255. Float pixels within [0, 1] are taken
+    as already scaled. Then (x − 0.1307) / 0.3081, as for the built-in datasets.
+    normalise=False: features are used as given (cast to float32).
+    """
+    check_split_args(validation_fraction, subset_size, seed)
+    x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+    for label, x in (("x_train", x_train), ("x_test", x_test)):
+        if x.ndim < 2 or x.dtype.kind not in "iuf":
+            raise DataError(f"{label} must be a numeric array (n, ...); got {x.dtype} {x.shape}")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise DataError(f"{label} holds NaN or infinite values")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"x_train examples have shape {x_train.shape[1:]} but x_test "
+                        f"examples have {x_test.shape[1:]}")
+    if len(x_train) == 0:
+        raise DataError("x_train is empty")
+    shape = _image_shape(image_shape, x_train.shape[1:])
+    y_train, y_test = _as_labels("y_train", y_train, x_train), _as_labels("y_test", y_test, x_test)
+    n_classes = int(max(y_train.max(), y_test.max(initial=0))) + 1
+    if class_names is None:
+        class_names = tuple(str(k) for k in range(n_classes))
+    elif len(class_names) < n_classes:
+        raise DataError(f"{len(class_names)} class_names for labels up to {n_classes - 1}")
+    flat_train = x_train.reshape(len(x_train), -1)
+    flat_test = x_test.reshape(len(x_test), -1)
+    if normalise:
+        flat_train, flat_test = _as_pixels(flat_train, flat_test)
+    return assemble(name, flat_train, y_train, flat_test, y_test, image_shape=shape,
+                     class_names=tuple(str(c) for c in class_names),
+                     validation_fraction=validation_fraction, subset_size=subset_size,
+                     seed=seed, source=f"arrays given to from_arrays ({name})",
+                     normalise=normalise)
+
+
+def _image_shape(image_shape, example_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    in_dim = int(np.prod(example_shape))
+    if image_shape is None:
+        shape = {1: (1, in_dim, 1), 2: (*example_shape, 1), 3: example_shape}.get(
+            len(example_shape))
+        if shape is None:
+            raise DataError(f"cannot tell the image shape of examples shaped {example_shape}; "
+                            "pass image_shape=(H, W, C)")
+        return tuple(int(d) for d in shape)
+    shape = tuple(int(d) for d in image_shape)
+    if len(shape) != 3 or int(np.prod(shape)) != in_dim:
+        raise DataError(f"image_shape {tuple(image_shape)} must be (H, W, C) with "
+                        f"H*W*C = {in_dim} features")
+    return shape
+
+
+def _as_labels(label: str, y, x: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # Keras-style (n, 1) column
+        y = y[:, 0]
+    if y.shape != (len(x),):
+        raise DataError(f"{label} has shape {y.shape}; expected ({len(x)},), one label per "
+                        "example")
+    if y.size and (y.dtype.kind not in "iuf" or (y.dtype.kind == "f"
+                                                  and not np.all(y == np.round(y)))):
+        raise DataError(f"{label} must hold integer class indices 0..K-1; got {y.dtype}")
+    if y.size and y.min() < 0:
+        raise DataError(f"{label} holds negative labels ({y.min()}); classes are 0..K-1")
+    return y.astype(np.int64)
+
+
+def _as_pixels(x_train: np.ndarray, x_test: np.ndarray):
+    """Both sets on one scale: uint8 0..255, or float32 in [0, 1] (rule in from_arrays)."""
+    parts = [x for x in (x_train, x_test) if x.size]
+    low, high = min(float(x.min()) for x in parts), max(float(x.max()) for x in parts)
+    if low < 0 or high > 255:
+        raise DataError(f"pixel values range {low:g}..{high:g}; with normalise=True they must "
+                        "be 0..255 or 0..1 (pass normalise=False for other features)")
+    if all(x.dtype.kind in "iu" for x in (x_train, x_test)):
+        return x_train.astype(np.uint8), x_test.astype(np.uint8)
+    # Divide in float32, as for uint8, so that whole-valued floats give identical inputs.
+    scale = np.float32(255 if high > 1 else 1)
+    return x_train.astype(np.float32) / scale, x_test.astype(np.float32) / scale

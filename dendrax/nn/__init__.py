@@ -1,0 +1,1 @@
+"""The networks, in JAX/Flax: the dendritic layer, the architectures, synaptic resampling."""

@@ -15,7 +15,6 @@ import sys
 
 import pytest
 
-from dendrax.population import compile_cache
 from dendrax import cli, examples
 from dendrax.data import SAMPLE_DIR
 from dendrax.search.progress import SweepProgress, format_duration
@@ -118,7 +117,8 @@ def fake_searcher(monkeypatch):
     searcher = functools.partial(HyperparameterSearcher, data=FakeData(), trainer=trainer)
     monkeypatch.setattr(cli, "HyperparameterSearcher", searcher)
     monkeypatch.setattr(examples, "HyperparameterSearcher", searcher)
-    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr("dendrax.population.compile_cache.enable_compilation_cache",
+                        lambda: None)
     return trainer
 
 

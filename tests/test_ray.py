@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pytest
 
-from dendrax.population import compile_cache
 from dendrax import cli
 from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.data import Dataset
@@ -120,7 +119,8 @@ def test_cli_passes_executor_and_address(tmp_path, monkeypatch):
             pass
 
     monkeypatch.setattr(cli, "HyperparameterSearcher", Recorder)
-    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr("dendrax.population.compile_cache.enable_compilation_cache",
+                        lambda: None)
     (tmp_path / "spec.json").write_text(json.dumps({"grid": GRID}))
     assert cli.main(["search", str(tmp_path / "spec.json"), "--executor", "ray",
                      "--address", "10.0.0.1:6379"]) == 0

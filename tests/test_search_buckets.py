@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from dendrax.population import compile_cache
 from dendrax import cli
 from dendrax.search.plan import plan_buckets
 from dendrax.search.config import ConfigError, count_params
@@ -131,7 +130,8 @@ def test_cli_padding_flag_and_spec_key(tmp_path, monkeypatch, capsys):
     trainer = FakeTrainer()
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
         HyperparameterSearcher, data=FakeData(), trainer=trainer))
-    monkeypatch.setattr(compile_cache, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr("dendrax.population.compile_cache.enable_compilation_cache",
+                        lambda: None)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"padding": "pow2", "n_epochs": 1, **WIDE,
                                 "grid": {"n_neurons": [8, 10]}}))

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.search.config import ModelConfig
+from dendrax.search.config import ModelConfig, ModelShape
 from dendrax.search.plan import Bucket
 from dendrax.population.program import METRICS
 from dendrax.population.runner import (device_count, make_outcome, population_shardings,
@@ -64,7 +64,7 @@ def worth_shrinking(current: int, smaller: int, epochs_left: int, epoch_seconds:
 @dataclasses.dataclass
 class _Bucket:
     label: str
-    template: Optional[ModelConfig]
+    shape: ModelShape
     overhead: float
     members: list[int]  # config indices, in population order
     prepared: object = None
@@ -88,7 +88,7 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
     time_share = np.zeros(len(configs))
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
 
-    buckets = [_Bucket(b.label, b.template if b.padded else None, b.overhead, list(b.members),
+    buckets = [_Bucket(b.label, b.shape, b.overhead, list(b.members),
                        size=len(b.members)) for b in plan]
 
     def compact(bucket: _Bucket, positions: list[int], epochs_left: int = 0) -> None:
@@ -103,7 +103,8 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
                 size = current  # keep the compiled program; stopped slots repeat a survivor
         filler = [configs[members[0]]] * (size - len(members))
         prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
-                                      template=bucket.template)
+                                      shape=bucket.shape, bucket=bucket.label,
+                                      progress=progress)
         if bucket.state is not None:
             gather = jnp.asarray(positions + [positions[0]] * (len(prepared.configs) - len(positions)))
             state = jax.tree_util.tree_map(lambda a: a[gather], bucket.state)

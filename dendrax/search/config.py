@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import numbers
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden")
 STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
@@ -17,6 +17,72 @@ STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
+
+
+class ModelSizes(NamedTuple):
+    """The sizes of a model: plain ints for a shape, or traced int scalars for one member
+    running at its own sizes inside a padded population (dendrax.search.plan)."""
+
+    n_neurons: Any  # somas; 0 without a soma
+    n_dendrites: Any  # branches per soma, or all the branches without a soma
+    k: Any  # connections per branch
+    hidden: Any  # width of the hidden Linear layer; 0 when there is none
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """Everything that fixes a model's arrays, and so its compiled program.
+
+    Models of equal shape train together as one population. Built once from a config by
+    :meth:`ModelConfig.shape`; layers, models, the population program, the padding masks
+    and the bucket planner all read it by name.
+    """
+
+    architecture: str
+    has_soma: bool
+    n_neurons: int  # somas; 0 without a soma
+    n_dendrites: int
+    k: int  # connections per branch (in_dim for "fully-connected")
+    hidden: int | None  # the hidden Linear's width; None when the architecture has none
+    strategy: str
+
+    @property
+    def n_branches(self) -> int:
+        """Branches of the dendritic layer: n_neurons × n_dendrites, or n_dendrites without soma."""
+        return self.n_neurons * self.n_dendrites if self.has_soma else self.n_dendrites
+
+    @property
+    def layer_width(self) -> int:
+        """Outputs of the dendritic layer: one per soma, or one per branch without soma."""
+        return self.n_neurons if self.has_soma else self.n_dendrites
+
+    @property
+    def sizes(self) -> ModelSizes:
+        return ModelSizes(self.n_neurons, self.n_dendrites, self.k, self.hidden or 0)
+
+    def with_sizes(self, sizes: ModelSizes) -> "ModelShape":
+        """The same structure with other (e.g. padded) sizes; a hidden width of 0 is none."""
+        return dataclasses.replace(self, n_neurons=int(sizes.n_neurons) if self.has_soma else 0,
+                                   n_dendrites=int(sizes.n_dendrites), k=int(sizes.k),
+                                   hidden=int(sizes.hidden) if self.hidden is not None else None)
+
+    def fits_in(self, other: "ModelShape") -> bool:
+        """Same structure, and no size larger than ``other``'s (so it can run padded there)."""
+        same = (self.architecture, self.has_soma, self.strategy) == \
+            (other.architecture, other.has_soma, other.strategy)
+        return same and all(a <= b for a, b in zip(self.sizes, other.sizes))
+
+    @property
+    def label(self) -> str:
+        """A short readable name, e.g. "dendritic_simple|soma|n12|d6|k96|random"."""
+        parts = [self.architecture, "soma" if self.has_soma else "nosoma"]
+        if self.has_soma:
+            parts.append(f"n{self.n_neurons}")
+        parts += [f"d{self.n_dendrites}", f"k{self.k}"]
+        if self.hidden is not None:
+            parts.append(f"h{self.hidden}")
+        parts.append(self.strategy)
+        return "|".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,39 +108,18 @@ class ModelConfig:
     weight_decay: float = 0.01
     seed: int = 0
 
-    # ---- derived shape -------------------------------------------------------------
-    @property
-    def has_soma(self) -> bool:
-        return self.soma_enabled and self.architecture != "soma_disabled"
-
-    @property
-    def n_branches(self) -> int:
-        """Branches in the dendritic layer: n_neurons × n_dendrites, or n_dendrites without soma."""
-        return self.n_neurons * self.n_dendrites if self.has_soma else self.n_dendrites
-
-    @property
-    def dendritic_out(self) -> int:
-        return self.n_neurons if self.has_soma else self.n_dendrites
-
-    @property
-    def hidden_width(self) -> int | None:
-        """Width of the hidden Linear layer, or None when the architecture has none."""
+    def shape(self, in_dim: int) -> "ModelShape":
+        """The model's shape for inputs of ``in_dim`` features (see :class:`ModelShape`)."""
+        has_soma = self.soma_enabled and self.architecture != "soma_disabled"
         if self.architecture == "dendritic_with_hidden":
-            return self.hidden_dim if self.hidden_dim is not None else self.n_neurons
-        if self.architecture == "soma_disabled":
-            return self.n_neurons
-        return None
-
-    def inputs_per_branch(self, in_dim: int) -> int:
-        """k: connections per branch; "fully-connected" connects every input feature."""
-        return in_dim if self.strategy == "fully-connected" else self.n_dendrite_inputs
-
-    def shape_key(self, in_dim: int) -> tuple:
-        """Everything that fixes array shapes or the program: configs with equal keys
-        train together in one compiled population."""
-        return (self.architecture, self.has_soma, self.n_neurons if self.has_soma else 0,
-                self.n_dendrites, self.inputs_per_branch(in_dim), self.hidden_width,
-                self.strategy)
+            hidden = self.hidden_dim if self.hidden_dim is not None else self.n_neurons
+        elif self.architecture == "soma_disabled":
+            hidden = self.n_neurons  # its n_neurons is the hidden Linear's width
+        else:
+            hidden = None
+        k = in_dim if self.strategy == "fully-connected" else self.n_dendrite_inputs
+        return ModelShape(self.architecture, has_soma, self.n_neurons if has_soma else 0,
+                          self.n_dendrites, k, hidden, self.strategy)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -150,20 +195,27 @@ def _int_at_least(name: str, value: Any, low: int) -> None:
 
 
 def count_params(config: ModelConfig, in_dim: int = 784, n_classes: int = 10) -> int:
-    """Exact count of trainable parameters.
+    """Exact count of trainable parameters (see :func:`count_shape_params`).
+
+    ``in_dim`` matters only for the "fully-connected" strategy, whose branches connect
+    every input feature.
+    """
+    return count_shape_params(config.shape(in_dim), n_classes)
+
+
+def count_shape_params(shape: ModelShape, n_classes: int = 10) -> int:
+    """Exact count of trainable parameters of a model of this shape.
 
     Each branch counts its k connections (never the dense in_dim row), plus one bias;
     the soma has one weight per branch (block-diagonal) and one bias per neuron; Linear
-    layers count fan_in × fan_out + fan_out. ``in_dim`` matters only for the
-    "fully-connected" strategy, whose branches connect every input feature.
+    layers count fan_in × fan_out + fan_out.
     """
-    branches = config.n_branches
-    total = branches * config.inputs_per_branch(in_dim) + branches
-    if config.has_soma:
-        total += branches + config.n_neurons
-    width = config.dendritic_out
-    hidden = config.hidden_width
-    if hidden is not None:
-        total += width * hidden + hidden
-        width = hidden
+    branches = shape.n_branches
+    total = branches * shape.k + branches
+    if shape.has_soma:
+        total += branches + shape.n_neurons
+    width = shape.layer_width
+    if shape.hidden is not None:
+        total += width * shape.hidden + shape.hidden
+        width = shape.hidden
     return total + width * n_classes + n_classes

@@ -20,7 +20,7 @@ from dendrax.data import SAMPLE_DIR
 from dendrax.search.progress import SweepProgress, format_duration
 from dendrax.search import HyperparameterSearcher
 from dendrax.search.trial import Progress
-from test_search_support import FakeData, FakeTrainer
+from conftest import FakeData, FakeTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

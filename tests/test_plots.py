@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dendrax import cli, plots
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,7 +4,7 @@ import random
 
 from dendrax.search import (Choice, Fixed, IntRange, LogUniform, Uniform, expand_grid,
                             parse_distribution, parse_space, sample_grid, sample_space)
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 ALL_FORMATS = {
     "n_neurons": (8, 15),                                              # int tuple

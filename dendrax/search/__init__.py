@@ -4,7 +4,7 @@ Nothing in this package imports JAX; the searcher is handed a trainer function (
 ``dendrax.population.train_configs``, imported only when a search first trains).
 """
 
-from dendrax.search.plan import group_by_shape, shape_label
+from dendrax.search.plan import group_by_shape
 from dendrax.search.budget import Budget, BudgetError, Rejection
 from dendrax.search.log import LogError, SearchLog, read_log, trial_key
 from dendrax.search.results import (SearchResult, SeedStats, format_results, pareto_front,
@@ -18,7 +18,7 @@ __all__ = [
     "HyperparameterSearcher", "SearchResult", "SeedStats",
     "Budget", "BudgetError", "Rejection",
     "LogError", "SearchLog", "read_log", "trial_key",
-    "group_by_shape", "shape_label", "replicate_seed",
+    "group_by_shape", "replicate_seed",
     "format_results", "rank_results", "seed_stats", "t_quantile",
     "pareto_front", "pareto_records", "save_pareto",
     "Choice", "Fixed", "IntRange", "LogUniform", "Uniform",

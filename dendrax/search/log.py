@@ -73,11 +73,10 @@ def config_key(config: ModelConfig) -> str:
     return _digest(fields)
 
 
-def outcome_record(outcome: TrialOutcome, search_index: int, shape_bucket: str) -> dict:
-    """The log line for one finished model."""
+def outcome_record(outcome: TrialOutcome, search_index: int) -> dict:
+    """The log line for one finished model; ``bucket`` is the trainer's own label."""
     record = {"type": "trial", "search_index": search_index, "key": trial_key(outcome.config),
-              "config_key": config_key(outcome.config), "shape_bucket": shape_bucket,
-              "finished_at": time.time()}
+              "config_key": config_key(outcome.config), "finished_at": time.time()}
     record.update(outcome.to_dict())
     return jsonable(record)
 

@@ -15,25 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import numbers
 import random
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from dendrax.search.config import ConfigError, ModelConfig, count_params
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, Rejection, no_fit_error
-from dendrax.search.plan import COST_MODEL, Bucket, plan_buckets
+from dendrax.search.plan import Bucket
 from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
                                 outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
                                     pareto_records, rank_results, save_pareto)
 from dendrax.search.progress import SweepProgress
-from dendrax.search.trial import TrainSettings, TrialOutcome
+from dendrax.search.trial import Trainer, TrainSettings, TrialOutcome
 
-Trainer = Callable[..., list[TrialOutcome]]
 _MAX_REJECTIONS_SHOWN = 20
 
 
@@ -95,14 +93,11 @@ class HyperparameterSearcher:
       log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
-          padding is "exact", "padded" or "pow2" (dendrax.search.plan.plan_buckets).
+          padding is "auto", "exact", "padded" or "pow2" (dendrax.search.plan).
       halving_eta, halving_min_epochs: successive halving (dendrax.population.halving): after
           ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
           by validation accuracy train on; stopped models keep their shorter history.
       devices: local devices that share each population (None: all of them).
-      backend_hint: the backend the padded bucket plan is costed for ("cpu", "gpu",
-          "tpu"; None means "cpu"). The searcher never imports JAX to find out; the trainer
-          plans with the real backend, and its bucket labels are what the log records.
       rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
           95% confidence interval; favours configs that are good on every seed).
       data: an already loaded Dataset (skips loading).
@@ -134,8 +129,7 @@ class HyperparameterSearcher:
         data_order: str = "own",
         lowering: str = "auto",
         chunk_size: int | None = None,
-        padding: str = "exact",
-        backend_hint: str | None = None,
+        padding: str = "auto",
         halving_eta: int | None = None,
         halving_min_epochs: int = 1,
         devices: int | None = None,
@@ -164,10 +158,6 @@ class HyperparameterSearcher:
                                       halving_min_epochs=halving_min_epochs,
                                       devices=devices)
         self.settings.validate()
-        if backend_hint not in (None, *COST_MODEL):
-            raise ConfigError(f"backend_hint={backend_hint!r}; choose None (cpu) or one of "
-                              f"{', '.join(COST_MODEL)}")
-        self.backend_hint = backend_hint
         if rank_by not in RANK_BY:
             raise ConfigError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
         if resume and log_path is None:
@@ -373,14 +363,23 @@ class HyperparameterSearcher:
                              study=study, sampler=sampler, storage=storage,
                              study_name=study_name)
 
+    def run_trials(self, param_list: Sequence[Mapping[str, Any]], *, strategy: str = "explicit",
+                   space: Mapping[str, Any] | None = None,
+                   require_fit: bool = False) -> list[SearchResult]:
+        """Train the given configs as one search call (validated, budget-checked, logged
+        under ``strategy`` and ``space``) and return their results without adding them to
+        ``results``. The building block of every search method and of the Optuna bridge.
+        With ``require_fit`` a call where nothing fits raises BudgetError."""
+        param_list = [dict(p) for p in param_list]
+        return self._search(strategy, space if space is not None else {"configs": param_list},
+                            param_list, require_fit=require_fit)
+
     def evaluate(self, param_list: Sequence[Mapping[str, Any]]) -> list[SearchResult]:
         """Train explicit configs as one population; returns their results (not added to
         ``results``). Configs outside the budget are skipped and recorded in ``rejected``."""
-        param_list = [dict(p) for p in param_list]
-        if not param_list:
+        if not list(param_list):
             raise ConfigError("evaluate needs at least one configuration")
-        return self._search("explicit", {"configs": param_list}, param_list,
-                            require_fit=False)
+        return self.run_trials(param_list)
 
     def train_and_evaluate(self, params: Mapping[str, Any]) -> SearchResult | None:
         """Train one config (the original's name); None if it is outside the budget."""
@@ -417,14 +416,6 @@ class HyperparameterSearcher:
             "strategy": strategy,
             "space": space,
         })
-
-    def bucket_plan(self, configs: Sequence[ModelConfig]) -> list[Bucket]:
-        """The buckets ``configs`` will train in: :func:`dendrax.search.plan.plan_buckets` with
-        the arguments ``dendrax.population.plan_configs`` uses, costed for ``backend_hint``."""
-        return plan_buckets(configs, self.in_dim, self.settings.padding,
-                            n_classes=self.n_classes,
-                            samples=self.n_epochs * len(self.data.x_train),
-                            backend=self.backend_hint or "cpu")
 
     def _plan(self, sampled: Sequence[Mapping[str, Any]]
               ) -> tuple[list[_Candidate], list[Rejection]]:
@@ -467,23 +458,17 @@ class HyperparameterSearcher:
         if self._log is not None:
             self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
         todo = [t for t in trials if trial_key(t) not in self._completed]
-        buckets = self.bucket_plan(todo)
-        labels = {trial_key(todo[i]): b.label for b in buckets for i in b.members}
-        if self.verbose:
-            done = len(trials) - len(todo)
-            kind = "shape" if self.settings.padding == "exact" else self.settings.padding
-            print(f"Training {len(todo)} models for {len(candidates)} configurations in "
-                  f"{len(buckets)} {kind} buckets"
-                  + (f" ({done} more already finished)" if done else ""))
+        labels: dict[str, str] = {}
         if todo:
-            self._train(todo, index, labels, n_buckets=len(buckets))
+            self._train(todo, index, labels, n_candidates=len(candidates),
+                        n_done=len(trials) - len(todo))
         # Counted only once trained: a call that failed (a crash in the trainer) and is
         # retried in the same process redraws the same samples and reuses the same header.
         self._n_searches += 1
 
-        # A config trained earlier (resumed) keeps the bucket label its trainer reported.
+        # Each config carries the bucket label its trainer reported (resumed ones too).
         results = [aggregate(c.params, [self._completed[k] for k in c.trials],
-                             bucket=labels.get(next(iter(c.trials)), ""))
+                             bucket=self._completed[next(iter(c.trials))].bucket)
                    for c in candidates]
         if self.verbose:
             n_div = sum(r.diverged for r in results)
@@ -493,9 +478,22 @@ class HyperparameterSearcher:
         return results
 
     def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str],
-               n_buckets: int) -> None:
-        """One trainer call for every model in ``todo``; each bucket is logged as it ends."""
+               n_candidates: int, n_done: int) -> None:
+        """One trainer call for every model in ``todo``; the trainer's bucket plan is
+        shown and recorded (``labels``: trial key → bucket), and each bucket is logged as
+        it ends."""
         logged: set[str] = set()
+
+        def plan_made(buckets: Sequence[Bucket]) -> None:
+            labels.update({trial_key(todo[i]): b.label for b in buckets for i in b.members})
+            if display is not None:
+                display.n_buckets = len(buckets)
+            if self.verbose:
+                kind = "shape" if self.settings.padding == "exact" else self.settings.padding
+                say = display.message if display is not None else print
+                say(f"Training {len(todo)} models for {n_candidates} configurations in "
+                    f"{len(buckets)} {kind} buckets"
+                    + (f" ({n_done} more already finished)" if n_done else ""))
 
         def record(outcomes: Sequence[TrialOutcome]) -> None:
             fresh = [o for o in outcomes if trial_key(o.config) not in logged]
@@ -508,21 +506,18 @@ class HyperparameterSearcher:
                     warnings.warn(f"trainer counted {o.total_params} parameters for "
                                   f"{o.config}, count_params says {expected}", RuntimeWarning)
             if self._log is not None:
-                self._log.append(outcome_record(o, index, labels.get(trial_key(o.config), ""))
-                                 for o in fresh)
+                self._log.append(outcome_record(o, index) for o in fresh)
             if display is not None and fresh:
                 display.bucket_done(fresh, fresh[0].bucket
                                     or labels.get(trial_key(fresh[0].config), ""))
 
-        display = (SweepProgress(n_buckets, len(todo), self.n_epochs)
+        display = (SweepProgress(0, len(todo), self.n_epochs)
                    if self.verbose else None)
-        extra = {}
-        if _accepts(self.trainer, "log"):  # train_configs prints through `log`; quiet it too
-            extra["log"] = display.message if display is not None else _silent
         try:
             outcomes = self.trainer(todo, self.data, self.settings,
                                     progress=display.update if display is not None else None,
-                                    on_bucket_done=record, **extra)
+                                    on_bucket_done=record, on_plan=plan_made,
+                                    log=display.message if display is not None else None)
         finally:
             if display is not None:
                 display.close()
@@ -612,17 +607,6 @@ class HyperparameterSearcher:
         if self.verbose:
             print(f"Figures written to {out_dir}: {', '.join(sorted(paths))}")
         return paths
-
-
-def _silent(*args: Any, **kwargs: Any) -> None:
-    pass
-
-
-def _accepts(function: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # some callables have no inspectable signature
-        return False
 
 
 def _length(values: Any) -> int | None:

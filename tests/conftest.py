@@ -1,8 +1,9 @@
-"""Shared helpers for the searcher tests: a stand-in Dataset and a fake trainer.
+"""Shared test support: small generated datasets, a stand-in Dataset and a fake trainer.
 
-The fake trainer honours the train_configs contract (buckets by shape key, one
-on_bucket_done call per bucket, outcomes in input order) but computes accuracies from a
-hash of the config, so searcher tests run in milliseconds without JAX.
+The fake trainer honours the Trainer contract (dendrax.search.trial.Trainer: a bucket plan
+handed to on_plan, one on_bucket_done call per bucket, outcomes in input order) but
+computes accuracies from a hash of the config, so searcher tests run in milliseconds
+without JAX. Test modules import these names from ``conftest``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,44 @@ import json
 
 import numpy as np
 
-from dendrax.search.config import ModelConfig, count_params
 from dendrax.search import HyperparameterSearcher
+from dendrax.search.config import ModelConfig, count_params
+from dendrax.search.plan import plan_buckets
 from dendrax.search.trial import Progress, TrialOutcome
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayData:
+    """Duck-typed stand-in for dendrax.data.Dataset (the trainer needs only these)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple = (28, 28, 1)
+    n_classes: int = 10
+    name: str = "generated"
+
+    @property
+    def in_dim(self) -> int:
+        return self.x_train.shape[1]
+
+
+def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10,
+                   noise=1.0, seed=0, image_shape=(28, 28, 1)) -> ArrayData:
+    """Classes are noisy copies of random prototypes: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    protos = rng.normal(size=(n_classes, in_dim)).astype(np.float32)
+
+    def split(n):
+        y = rng.integers(0, n_classes, n).astype(np.int32)
+        x = (protos[y] + noise * rng.normal(size=(n, in_dim))).astype(np.float32)
+        return x, y
+
+    return ArrayData(*split(n_train), *split(n_val), *split(n_test),
+                     image_shape=image_shape, n_classes=n_classes)
 
 
 @dataclasses.dataclass
@@ -70,14 +106,16 @@ class FakeTrainer:
     def trained(self) -> list[ModelConfig]:
         return [c for call in self.calls for c in call]
 
-    def __call__(self, configs, data, settings, *, progress=None, on_bucket_done=None):
+    def __call__(self, configs, data, settings, *, progress=None, on_bucket_done=None,
+                 on_plan=None, log=print):
         self.calls.append(list(configs))
         self.settings.append(settings)
-        buckets: dict[tuple, list[int]] = {}
-        for i, config in enumerate(configs):
-            buckets.setdefault(config.shape_key(data.in_dim), []).append(i)
+        plan = plan_buckets(configs, data.in_dim, "exact", n_classes=data.n_classes)
+        if on_plan is not None:
+            on_plan(plan)
         outcomes = [None] * len(configs)
-        for n_done, (key, members) in enumerate(buckets.items()):
+        for n_done, bucket in enumerate(plan):
+            members = bucket.members
             if self.fail_after_buckets is not None and n_done >= self.fail_after_buckets:
                 raise RuntimeError("killed")
             bucket_outcomes = []
@@ -104,12 +142,12 @@ class FakeTrainer:
                     history=history, diverged=diverged,
                     diverged_step=5 if diverged else None,
                     diverged_epoch=1 if diverged else None,
-                    bucket=f"fake{n_done}", bucket_size=len(members),
+                    bucket=bucket.label, bucket_size=len(members),
                     bucket_wall_time=0.5, compile_time=0.1, train_time=0.5 / len(members))
                 outcomes[i] = outcome
                 bucket_outcomes.append(outcome)
             if progress is not None:
-                progress(Progress(bucket=f"fake{n_done}", chunk_models=len(members),
+                progress(Progress(bucket=bucket.label, chunk_models=len(members),
                                   epoch=settings.n_epochs, n_epochs=settings.n_epochs,
                                   alive=len(members), best_val_accuracy=0.8))
             if on_bucket_done is not None:

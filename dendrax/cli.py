@@ -195,7 +195,7 @@ def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     """(SearchResults, the last header's spec, the parsed log) of a JSONL search log:
     each configuration's seeds folded into one result, in the order first logged."""
     from dendrax.search.config import ModelConfig
-    from dendrax.search.log import outcome_from_record, read_log
+    from dendrax.search.log import config_key, read_log
     from dendrax.search.results import aggregate
 
     if not os.path.isfile(path):
@@ -204,9 +204,8 @@ def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     if not contents.headers:
         raise LogError(f"{path}: empty, or not a dendrax search log (no header line)")
     groups: dict[str, list] = {}
-    for record in contents.trials.values():
-        groups.setdefault(record.get("config_key") or record["key"], []).append(
-            outcome_from_record(record))
+    for outcome in contents.outcomes.values():
+        groups.setdefault(config_key(outcome.config), []).append(outcome)
     defaults = ModelConfig().to_dict()
     shape = ("architecture", "n_neurons", "n_dendrites", "n_dendrite_inputs")
     results = []

@@ -28,8 +28,9 @@ class FakeData:
     source: str = "fake"
 
     def __post_init__(self):
-        self.x_train = np.zeros((64, self.in_dim), np.float32)
-        self.y_train = np.arange(64) % self.n_classes
+        # 512 examples: more than the default batch size, which the searcher checks.
+        self.x_train = np.zeros((512, self.in_dim), np.float32)
+        self.y_train = np.arange(512) % self.n_classes
         self.x_val = np.zeros((16, self.in_dim), np.float32)
         self.y_val = np.arange(16) % self.n_classes
         self.x_test = np.zeros((32, self.in_dim), np.float32)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dendrax.errors import ModelTooLargeError
 from dendrax.nn.models import DendriticModel, build_model
 from dendrax.nn.rewire import n_resample_for
 from dendrax.population.program import METRICS, DeviceData, Hyper, MemberState, make_train
@@ -128,6 +129,46 @@ def _device_memory_budget() -> int:
         return int(min(8 << 30, pages // 3))
     except (ValueError, OSError, AttributeError):
         return 2 << 30
+
+
+def _free_device_memory() -> Optional[int]:
+    """Bytes free on the first device (accelerator memory, or available RAM on a CPU
+    backend); None when neither can be read."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    except Exception:  # noqa: BLE001 - CPU backends may not implement memory_stats
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_models_fit(templates: Sequence[ModelConfig], data, settings: TrainSettings) -> None:
+    """Raise ModelTooLargeError, before anything compiles, when ONE model of a bucket
+    (its padded template) needs more than the device has free: chunking cannot help it.
+
+    Uses the generous :func:`bytes_per_model`, against all free memory (not the 60% the
+    chunker plans with), so only a model that cannot fit is refused.
+    """
+    free = _free_device_memory()
+    if free is None:
+        return
+    lowering = resolve_lowering(settings.lowering)
+    for config in templates:
+        need = bytes_per_model(config, data.in_dim, len(data.x_train), settings, lowering)
+        if need > free:
+            raise ModelTooLargeError(
+                f"{shape_label(config.shape_key(data.in_dim))} does not fit: one model "
+                f"(n_neurons={config.n_neurons}, n_dendrites={config.n_dendrites}, "
+                f"{config.n_branches:,} branches of {config.inputs_per_branch(data.in_dim)} "
+                f"inputs, {count_params(config, data.in_dim, data.n_classes):,} parameters) "
+                f"needs about {need / 2**30:.1f} GiB of device memory with lowering="
+                f"{lowering!r} and batch_size={settings.batch_size}, but "
+                f"{free / 2**30:.1f} GiB is free. Use smaller n_neurons or n_dendrites, "
+                f"lowering='gather', or a smaller batch_size")
 
 
 def default_chunk_size(config: ModelConfig, in_dim: int, n_train: int,

@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import jax
 
 from dendrax.population.halving import train_with_halving
-from dendrax.population.runner import train_bucket
-from dendrax.search.config import ModelConfig
+from dendrax.population.runner import check_models_fit, train_bucket
+from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.search.plan import Bucket, plan_buckets
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
@@ -36,7 +36,12 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
+    if settings.batch_size > len(data.x_train):
+        raise ConfigError(f"batch_size={settings.batch_size} is larger than the "
+                          f"{len(data.x_train):,} training examples; choose batch_size <= "
+                          f"{len(data.x_train)}")
     plan = plan_configs(configs, data, settings)
+    check_models_fit([bucket.template for bucket in plan], data, settings)  # before compiling
     if settings.halving_eta is not None:
         return train_with_halving(configs, plan, data, settings, progress=progress,
                                   on_bucket_done=on_bucket_done, log=log)

@@ -221,6 +221,9 @@ def _read_record(record: dict, contents: LogContents) -> None:
         if not isinstance(record.get("spec_hash"), str) or not isinstance(record.get("spec"),
                                                                            dict):
             raise ValueError("a header needs a string 'spec_hash' and an object 'spec'")
+        if spec_hash(record["spec"]) != record["spec_hash"]:
+            raise ValueError(f"'spec_hash' {record['spec_hash']!r} is not the hash of its "
+                             f"'spec'; the line was edited")
         contents.headers.append(record)
     elif kind == "trial":
         key = record.get("key")

@@ -305,6 +305,12 @@ class HyperparameterSearcher:
         config = self._config(params)
         return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
 
+    def _fits_checked(self, params: Mapping[str, Any]) -> bool:
+        """_fits for a combination whose values :meth:`_check_values` has validated: it
+        only counts (validating again costs 6× as much, and a huge grid may need 10^5)."""
+        config = ModelConfig(**params)
+        return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
+
     def create_model(self, params: Mapping[str, Any]) -> tuple[ModelConfig, int]:
         """(model config, exact parameter count), mirroring the original's (model, count).
 
@@ -354,7 +360,7 @@ class HyperparameterSearcher:
         if max_trials is None or max_trials >= size:
             draw = spaces.GridDraw(spaces.expand_grid(grid), size, size)
         else:
-            draw = spaces.sample_grid(grid, max_trials, rng, accept=self._fits)
+            draw = spaces.sample_grid(grid, max_trials, rng, accept=self._fits_checked)
             if not draw.combinations:  # nothing fits: draw again to name the closest
                 draw = spaces.sample_grid(grid, max_trials, self._rng(self._n_searches))
                 if not draw.exhausted:

@@ -258,30 +258,33 @@ def check_regular_file(path: str, action: str = "write") -> None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return
-    except OSError as e:
-        raise LogError(f"cannot {action} the search log {path!r}: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise LogError(f"cannot {action} the search log (log_path) {path!r}: "
+                       f"{getattr(e, 'strerror', None) or e}") from None
     if stat.S_ISDIR(mode):
-        raise LogError(f"cannot {action} the search log {path!r}: it is a directory")
+        raise LogError(f"cannot {action} the search log {path!r}: it is a directory; "
+                       f"log_path must name a file")
     if not stat.S_ISREG(mode):
         raise LogError(f"cannot {action} the search log {path!r}: it is not a regular file "
-                       f"(a FIFO, device or socket); give the path of a plain file")
+                       f"(a FIFO, device or socket); log_path must name a plain file")
 
 
 def check_writable(path: str) -> None:
     """Raise LogError unless ``path`` is (or can be created as) a regular file that can be
     appended to."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise LogError(f"log_path={path!r} must be a path")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise LogError(f"log_path={path!r} must be the path of a file")
     directory = os.path.dirname(os.path.abspath(path))
     check_regular_file(path)
     if not os.path.isdir(directory):
-        raise LogError(f"cannot write the search log {path!r}: directory {directory!r} "
-                       f"does not exist")
+        raise LogError(f"cannot write the search log (log_path) {path!r}: directory "
+                       f"{directory!r} does not exist")
     try:
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as e:
-        raise LogError(f"cannot write the search log {path!r}: {e.strerror or e}") from None
+        raise LogError(f"cannot write the search log (log_path) {path!r}: "
+                       f"{e.strerror or e}") from None
 
 
 class SearchLog:

@@ -365,8 +365,8 @@ class HyperparameterSearcher:
                 draw = spaces.sample_grid(grid, max_trials, self._rng(self._n_searches))
                 if not draw.exhausted:
                     raise BudgetError(
-                        f"none of the {size:,} combinations of param_grid that were checked "
-                        f"({spaces.MAX_GRID_CHECKS:,}, drawn at random) fits the budget of "
+                        f"none of the {spaces.MAX_GRID_CHECKS:,} combinations checked (drawn "
+                        f"at random from the {size:,} of param_grid) fits the budget of "
                         f"{self.budget.describe()}; widen the grid towards the budget, "
                         f"raise max_params or lower min_param_ratio")
         sampled = draw.combinations

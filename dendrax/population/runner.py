@@ -140,6 +140,13 @@ def _free_device_memory() -> Optional[int]:
             return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
     except Exception:  # noqa: BLE001 - CPU backends may not implement memory_stats
         pass
+    try:  # MemAvailable counts the page cache the kernel would give back; free pages don't
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

@@ -13,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The child process: a search over 4 shape buckets whose trainer is the deterministic fake
-# from test_search_support, slowed down so that the parent can kill it between buckets. It
+# from conftest, slowed down so that the parent can kill it between buckets. It
 # records every model it is asked to train in TRAINED (one JSON line per model).
 CHILD = textwrap.dedent("""
     import json, sys, time

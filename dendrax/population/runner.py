@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dendrax.errors import ModelTooLargeError
 from dendrax.nn.rewire import n_resample_for
 from dendrax.population.compile_cache import ensure_compilation_cache
 from dendrax.population.program import (METRICS, PAD, TEST, VAL, DeviceData, Hyper,
@@ -126,6 +127,54 @@ def _device_memory_budget() -> int:
         return int(min(8 << 30, pages // 3))
     except (ValueError, OSError, AttributeError):
         return 2 << 30
+
+
+def _free_device_memory() -> Optional[int]:
+    """Bytes free on the first device (accelerator memory, or available RAM on a CPU
+    backend); None when neither can be read."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    except Exception:  # noqa: BLE001 - CPU backends may not implement memory_stats
+        pass
+    try:  # MemAvailable counts the page cache the kernel would give back; free pages don't
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_models_fit(shapes: Sequence[ModelShape], data, settings: TrainSettings) -> None:
+    """Raise ModelTooLargeError, before anything compiles, when ONE model of a bucket
+    (of its padded shape) needs more than the device has free: chunking cannot help it.
+
+    Uses the generous :func:`bytes_per_model`, against all free memory (not the 60% the
+    chunker plans with), so only a model that cannot fit is refused.
+    """
+    free = _free_device_memory()
+    if free is None:
+        return
+    lowering = resolve_lowering(settings.lowering)
+    for shape in shapes:
+        need = bytes_per_model(shape, data.in_dim, len(data.x_train), settings, lowering,
+                               data.n_classes)
+        if need > free:
+            raise ModelTooLargeError(
+                f"{shape.label} does not fit: one model "
+                f"(n_neurons={shape.n_neurons}, n_dendrites={shape.n_dendrites}, "
+                f"{shape.n_branches:,} branches of {shape.k} "
+                f"inputs, {count_shape_params(shape, data.n_classes):,} parameters) "
+                f"needs about {need / 2**30:.1f} GiB of device memory with lowering="
+                f"{lowering!r} and batch_size={settings.batch_size}, but "
+                f"{free / 2**30:.1f} GiB is free. Use smaller n_neurons or n_dendrites, "
+                f"lowering='gather', or a smaller batch_size")
 
 
 def default_chunk_size(shape: ModelShape, data, settings: TrainSettings, lowering: str) -> int:

@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import jax
 
 from dendrax.population.halving import train_with_halving
-from dendrax.population.runner import prefetch_program, train_bucket
-from dendrax.search.config import ModelConfig
+from dendrax.population.runner import check_models_fit, prefetch_program, train_bucket
+from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.search.plan import Bucket, plan_buckets
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
@@ -38,7 +38,12 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
+    if settings.batch_size > len(data.x_train):
+        raise ConfigError(f"batch_size={settings.batch_size} is larger than the "
+                          f"{len(data.x_train):,} training examples; choose batch_size <= "
+                          f"{len(data.x_train)}")
     plan = plan_configs(configs, data, settings)
+    check_models_fit([bucket.shape for bucket in plan], data, settings)  # before compiling
     if on_plan is not None:
         on_plan(plan)
     if settings.halving_eta is not None:

@@ -11,7 +11,8 @@ from dendrax.search.results import (SearchResult, SeedStats, format_results, par
                                     pareto_records, rank_results, save_pareto, seed_stats,
                                     t_quantile)
 from dendrax.search.searcher import HyperparameterSearcher, replicate_seed
-from dendrax.search.spaces import (Choice, Fixed, IntRange, LogUniform, Uniform, expand_grid,
+from dendrax.search.spaces import (Choice, Fixed, GridDraw, IntRange, LogUniform, Uniform,
+                                   expand_grid, grid_combination, grid_size,
                                    parse_distribution, parse_space, sample_grid, sample_space)
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "format_results", "rank_results", "seed_stats", "t_quantile",
     "pareto_front", "pareto_records", "save_pareto",
     "Choice", "Fixed", "IntRange", "LogUniform", "Uniform",
-    "expand_grid", "parse_distribution", "parse_space", "sample_grid", "sample_space",
+    "GridDraw", "expand_grid", "grid_combination", "grid_size",
+    "parse_distribution", "parse_space", "sample_grid", "sample_space",
 ]

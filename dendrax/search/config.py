@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import numbers
 from typing import Any, Mapping, NamedTuple
 
+from dendrax.errors import DendraxError
+
 ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden")
 STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
+INTEGER_FIELDS = ("n_neurons", "n_dendrites", "n_dendrite_inputs", "hidden_dim",
+                  "steps_to_resample", "seed")
 
 
-class ConfigError(ValueError):
+class ConfigError(DendraxError, ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
 
@@ -145,9 +150,9 @@ class ModelConfig:
         _choice("architecture", self.architecture, ARCHITECTURES)
         _choice("strategy", self.strategy, STRATEGIES)
         for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs", "steps_to_resample"):
-            _int_at_least(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.hidden_dim is not None:
-            _int_at_least("hidden_dim", self.hidden_dim, 1)
+            check_int("hidden_dim", self.hidden_dim, 1)
         if in_dim is not None and self.n_dendrite_inputs > in_dim:
             raise ConfigError(
                 f"n_dendrite_inputs={self.n_dendrite_inputs} exceeds the {in_dim} input "
@@ -155,24 +160,17 @@ class ModelConfig:
         for name in ("soma_enabled", "synaptic_resampling"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False")
-        pct = self.percentage_resample
-        if not isinstance(pct, numbers.Real) or isinstance(pct, bool) or not 0.0 <= pct <= 1.0:
-            raise ConfigError(f"percentage_resample={pct!r} must be a number in [0, 1]")
+        check_number("percentage_resample", self.percentage_resample, 0.0, 1.0)
         for name in ("lr", "weight_decay"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name}={value!r} must be a number >= 0")
-        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} must be an integer >= 0")
+            check_number(name, getattr(self, name), 0.0)
+        check_int("seed", self.seed, 0, MAX_SEED)
 
 
 def _coerce(name: str, value: Any) -> Any:
     # Grids often carry numpy scalars; accept them as plain Python values.
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         value = value.item()
-    field_types = {"n_neurons": int, "n_dendrites": int, "n_dendrite_inputs": int,
-                   "hidden_dim": int, "steps_to_resample": int, "seed": int}
-    if name in field_types and isinstance(value, float) and value.is_integer():
+    if name in INTEGER_FIELDS and isinstance(value, float) and value.is_integer():
         value = int(value)
     if name in ("percentage_resample", "lr", "weight_decay") and isinstance(value, int) \
             and not isinstance(value, bool):
@@ -187,11 +185,77 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {name} {value!r}; {hint}choose one of {', '.join(options)}")
 
 
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
-    if value < low:
-        raise ConfigError(f"{name}={value} is out of range; it must be an integer >= {low}")
+# JAX's PRNGKey takes a signed 64-bit seed; 2**63 overflows inside it, after a compile.
+MAX_SEED = 2**63 - 1
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to ``limit`` characters (and safe for ints too long to print)."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print ints of more than 4,300 digits
+        return f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _string_hint(value: Any) -> str:
+    """Why a number arrived as a string, when it looks like one (YAML reads 1e-3 so)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return (" (it is the string {!r}: write it as a number; YAML reads exponents "
+                "without a dot, like 1e-3, as strings, so write 1.0e-3)".format(value))
+    return ""
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None, *,
+              allow_none: bool = False) -> int | None:
+    """``value`` as a plain int, or ConfigError naming ``name``, the value and the range.
+
+    Any integer type is accepted (numpy's included); bool is refused although Python
+    counts it as an integer (``n_epochs=True`` is a mistake, not 1 epoch).
+    """
+    if value is None and allow_none:
+        return None
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    wanted = f"{'None or ' if allow_none else ''}an integer {span}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name}={shown(value)} must be {wanted}{_string_hint(value)}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name}={shown(value)} is out of range; it must be {wanted}")
+    return value
+
+
+def check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
+                 *, open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a finite float within the bounds, or ConfigError naming it.
+
+    NaN and infinities are refused everywhere: they cannot be written to the log (JSON
+    has no such numbers), and two configs differing only in them would share a key.
+    """
+    left, right = "(" if open_low else "[", ")" if open_high else "]"
+    if low is not None and high is not None:
+        span = f" in {left}{low:g}, {high:g}{right}"
+    elif low is not None:
+        span = f" {'>' if open_low else '>='} {low:g}"
+    else:
+        span = ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name}={shown(value)} must be a number{span}{_string_hint(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ConfigError(f"{name}={shown(value)} is too large; it must be a number{span}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={shown(value)} must be a finite number{span}")
+    ok = ((low is None or (value > low if open_low else value >= low))
+          and (high is None or (value < high if open_high else value <= high)))
+    if not ok:
+        raise ConfigError(f"{name}={shown(value)} must be a number{span}")
+    return value
 
 
 def count_params(config: ModelConfig, in_dim: int = 784, n_classes: int = 10) -> int:

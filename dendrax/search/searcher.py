@@ -5,9 +5,11 @@ A search call runs in this order, and everything before training is pure and fas
   2. validate every config (ConfigError naming the parameter; nothing has trained yet);
   3. check the parameter budget; configs outside it are kept in ``rejected`` with reasons;
   4. expand each config into ``seeds_per_config`` seeds;
-  5. check/record the spec in the log, skip models the log already holds;
+  5. check the spec against the log, skip models the log already holds;
   6. hand all remaining models to the trainer in ONE call (it trains them bucket by bucket);
-  7. log each bucket as it finishes; aggregate seeds into one SearchResult per config.
+  7. log each bucket as it finishes (the call's header goes in with the first one, so a
+     call that fails before any model finished leaves the log as it was); aggregate seeds
+     into one SearchResult per config.
 This module never imports JAX: the trainer is a function passed in (or imported lazily).
 """
 
@@ -16,14 +18,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import numbers
+import os
 import random
 import warnings
 from typing import Any, Mapping, Sequence
 
-from dendrax.search.config import ConfigError, ModelConfig, count_params
+from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, check_int, check_number,
+                                   count_params)
 from dendrax.search import spaces
-from dendrax.search.budget import Budget, Rejection, no_fit_error
+from dendrax.search.budget import Budget, BudgetError, Rejection, no_fit_error
 from dendrax.search.plan import Bucket
 from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
                                 outcome_record, trial_key)
@@ -58,26 +61,12 @@ def replicate_seed(base: int, replicate: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        extra = "None or " if allow_none else ""
-        raise ConfigError(f"{name}={value!r} must be {extra}an integer >= {low}")
-
-
-def _check_number(name: str, value: Any, low: float, high: float | None = None,
-                  open_low: bool = False, open_high: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if open_low else value >= low)
-        if high is not None:
-            ok = ok and (value < high if open_high else value <= high)
-    if not ok:
-        left = "(" if open_low else "["
-        right = ")" if open_high else "]"
-        span = f"in {left}{low}, {high}{right}" if high is not None else f">= {low}"
-        raise ConfigError(f"{name}={value!r} must be a number {span}")
+# Upper bounds that keep a typo from hanging the pure-Python planning: every seed and every
+# random draw becomes a model to validate, plan and train.
+MAX_SEEDS_PER_CONFIG = 10_000
+MAX_RANDOM_TRIALS = 1_000_000
+# A grid search without max_trials trains every combination; beyond this many it refuses.
+MAX_FULL_GRID = 1_000_000
 
 
 class HyperparameterSearcher:
@@ -142,14 +131,24 @@ class HyperparameterSearcher:
         # Every argument is checked before anything slow (data, log, training) happens.
         if not isinstance(dataset, str) or not dataset:
             raise ConfigError(f"dataset={dataset!r} must be a dataset name")
-        _check_int("subset_size", subset_size, 1, allow_none=True)
+        subset_size = check_int("subset_size", subset_size, 1, allow_none=True)
         self.budget = Budget(max_params, min_param_ratio)
         # lr, weight_decay, seed: the defaults of every trial, so ModelConfig's own checks.
+        seed = check_int("seed", seed, 0, MAX_SEED)
         ModelConfig(lr=lr, weight_decay=weight_decay, seed=seed).validate()
-        _check_int("n_classes", n_classes, 2)
-        _check_int("seeds_per_config", seeds_per_config, 1)
-        _check_number("validation_fraction", validation_fraction, 0.0, 1.0,
-                      open_low=True, open_high=True)
+        n_classes = check_int("n_classes", n_classes, 2)
+        seeds_per_config = check_int("seeds_per_config", seeds_per_config, 1,
+                                     MAX_SEEDS_PER_CONFIG)
+        validation_fraction = check_number("validation_fraction", validation_fraction, 0.0,
+                                           1.0, open_low=True, open_high=True)
+        if not isinstance(verbose, bool):
+            raise ConfigError(f"verbose={verbose!r} must be True or False")
+        if not isinstance(resume, bool):
+            raise ConfigError(f"resume={resume!r} must be True or False")
+        for name, value in (("data_dir", data_dir), ("log_path", log_path),
+                            ("ray_address", ray_address)):
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{name}={value!r} must be None or a path string")
         # n_epochs, batch_size, data_order, lowering, chunk_size: the trainer's own checks.
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
@@ -216,6 +215,14 @@ class HyperparameterSearcher:
         if data_classes != n_classes:
             raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
                               f"classes; parameter counts would be wrong")
+        n_train = len(self.data.x_train)
+        if self.settings.batch_size > n_train:
+            # Checked here, before the log is opened: the trainer could only fail later.
+            raise ConfigError(
+                f"batch_size={self.settings.batch_size} is larger than the {n_train:,} "
+                f"training examples left after the validation split (validation_fraction="
+                f"{validation_fraction}, subset_size={subset_size}); choose batch_size <= "
+                f"{n_train}")
         if verbose:
             print(f"Parameter budget: {self.budget.describe()}")
 
@@ -270,8 +277,28 @@ class HyperparameterSearcher:
         except ConfigError as e:
             raise ConfigError(f"{e} (in configuration {dict(params)})") from e
 
+    def _check_values(self, candidates: Mapping[str, Sequence[Any]]) -> None:
+        """Validate every value of a grid or space once, without enumerating the product.
+
+        A base combination (each parameter's first candidate) is validated, then each
+        other candidate in place of its parameter's. Validation rules concern one field
+        at a time (given the input size), so a value valid here is valid in any
+        combination; each drawn config is validated again before training anyway.
+        """
+        base = {name: values[0] for name, values in candidates.items()}
+        self._config(base)
+        for name, values in candidates.items():
+            for value in values[1:]:
+                self._config({**base, name: value})
+
     def _fits(self, params: Mapping[str, Any]) -> bool:
         config = self._config(params)
+        return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
+
+    def _fits_checked(self, params: Mapping[str, Any]) -> bool:
+        """_fits for a combination whose values :meth:`_check_values` has validated: it
+        only counts (validating again costs 6× as much, and a huge grid may need 10^5)."""
+        config = ModelConfig(**params)
         return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
 
     def create_model(self, params: Mapping[str, Any]) -> tuple[ModelConfig, int]:
@@ -311,18 +338,33 @@ class HyperparameterSearcher:
         The original drew ``max_trials`` from all combinations and then dropped those
         outside the budget, which often left few or none (its README's own example).
         """
-        _check_int("max_trials", max_trials, 1, allow_none=True)
+        max_trials = check_int("max_trials", max_trials, 1, allow_none=True)
         grid = spaces.parse_grid(param_grid)
-        combinations = spaces.expand_grid(grid)
-        pool = combinations
-        if max_trials is not None and max_trials < len(combinations):
-            pool = [c for c in combinations if self._fits(c)] or combinations
-        sampled = spaces.sample_grid(pool, max_trials, self._rng(self._n_searches))
+        self._check_values(grid)  # every value once: the grid itself may be huge
+        size = spaces.grid_size(grid)
+        if max_trials is None and size > MAX_FULL_GRID:
+            raise ConfigError(f"param_grid has {size:,} combinations; without max_trials every "
+                              f"one is trained. Pass max_trials (at most {MAX_FULL_GRID:,} "
+                              f"combinations are trained whole)")
+        rng = self._rng(self._n_searches)
+        if max_trials is None or max_trials >= size:
+            draw = spaces.GridDraw(spaces.expand_grid(grid), size, size)
+        else:
+            draw = spaces.sample_grid(grid, max_trials, rng, accept=self._fits_checked)
+            if not draw.combinations:  # nothing fits: draw again to name the closest
+                draw = spaces.sample_grid(grid, max_trials, self._rng(self._n_searches))
+                if not draw.exhausted:
+                    raise BudgetError(
+                        f"none of the {spaces.MAX_GRID_CHECKS:,} combinations checked (drawn "
+                        f"at random from the {size:,} of param_grid) fits the budget of "
+                        f"{self.budget.describe()}; widen the grid towards the budget, "
+                        f"raise max_params or lower min_param_ratio")
+        sampled = draw.combinations
         if self.verbose:
-            print(f"\nGrid search: {len(combinations)} combinations"
-                  + (f", {len(pool)} fit the budget" if pool is not combinations else "")
-                  + (f", {len(sampled)} drawn (max_trials, seed {self.seed})"
-                     if len(sampled) < len(pool) else ""))
+            print(f"\nGrid search: {size:,} combinations"
+                  + (f", {len(sampled)} drawn from those that fit the budget (max_trials, "
+                     f"seed {self.seed}; {draw.checked:,} checked)"
+                     if len(sampled) < size else ""))
         self.results.extend(self._search("grid", {"param_grid": grid}, sampled))
         return self.results
 
@@ -331,8 +373,9 @@ class HyperparameterSearcher:
         """Train ``n_trials`` draws from ``param_distributions`` (see
         :func:`dendrax.search.spaces.parse_distribution` for the formats) that fit the
         budget. Identical draws train once. Returns all results so far, like the original."""
-        _check_int("n_trials", n_trials, 1)
+        n_trials = check_int("n_trials", n_trials, 1, MAX_RANDOM_TRIALS)
         space = spaces.parse_space(param_distributions)
+        self._check_values({name: spaces.candidate_values(dist) for name, dist in space.items()})
         sampled = spaces.sample_space(space, n_trials, self._rng(self._n_searches))
         if self.verbose:
             print(f"\nRandom search: {n_trials} trials (seed {self.seed})")
@@ -389,8 +432,8 @@ class HyperparameterSearcher:
     # ---- the pipeline -------------------------------------------------------------------
     def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:
         """What a search's results depend on; its hash guards resume. Excludes verbose,
-        log_path, and knobs that only change speed (lowering, chunk_size, padding,
-        backend_hint: a padded bucket computes each member's own model exactly, so results
+        log_path, and knobs that only change speed (lowering, chunk_size, padding: a
+        padded bucket computes each member's own model exactly, so results
         differ from unpadded ones by float rounding at most). Also excludes
         n_trials/max_trials and seeds_per_config, so a resumed search may be extended:
         trials are keyed by full config and seed, so nothing trained is ever mismatched."""
@@ -462,6 +505,8 @@ class HyperparameterSearcher:
         if todo:
             self._train(todo, index, labels, n_candidates=len(candidates),
                         n_done=len(trials) - len(todo))
+        if self._log is not None:
+            self._log.finish()  # the header of a call that had nothing left to train
         # Counted only once trained: a call that failed (a crash in the trainer) and is
         # retried in the same process redraws the same samples and reuses the same header.
         self._n_searches += 1

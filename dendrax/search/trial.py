@@ -8,9 +8,11 @@ back per config.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Callable, Optional, Protocol, Sequence
 
-from dendrax.search.config import ConfigError, ModelConfig, ModelShape
+from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, ModelShape, check_int,
+                                   check_number)
 
 LOWERINGS = ("gather", "dense")  # how the dendritic layer is computed (dendrax.nn.layers)
 DATA_ORDERS = ("own", "shared")
@@ -63,30 +65,38 @@ class TrainSettings:
     halving_min_epochs: int = 1
     compile_ahead: bool = True
 
+    def __post_init__(self) -> None:
+        # numpy integers (from a grid or np.arange) become plain ints, so settings compare,
+        # hash and print the same whichever integer type they came with.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, field.name, int(value))
+
     def validate(self) -> None:
-        if not isinstance(self.n_epochs, int) or self.n_epochs < 1:
-            raise ConfigError(f"n_epochs={self.n_epochs!r} must be an integer >= 1")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        """Raise ConfigError naming the first setting out of range (bools are not integers)."""
+        check_int("n_epochs", self.n_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("data_seed", self.data_seed, 0, MAX_SEED)
+        check_int("eval_batch_size", self.eval_batch_size, 1)
         if self.lowering not in ("auto", *LOWERINGS):
             raise ConfigError(f"lowering={self.lowering!r}; choose one of auto, "
                               f"{', '.join(LOWERINGS)}")
         if self.data_order not in DATA_ORDERS:
             raise ConfigError(
                 f"data_order={self.data_order!r}; choose one of {', '.join(DATA_ORDERS)}")
-        if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
-                                            or self.chunk_size < 1):
-            raise ConfigError(f"chunk_size={self.chunk_size!r} must be None or an integer >= 1")
-        if self.halving_eta is not None and (not isinstance(self.halving_eta, int)
-                                             or self.halving_eta < 2):
-            raise ConfigError(f"halving_eta={self.halving_eta!r} must be None or an integer >= 2")
-        if not isinstance(self.halving_min_epochs, int) or self.halving_min_epochs < 1:
-            raise ConfigError(f"halving_min_epochs={self.halving_min_epochs!r} must be an "
-                              f"integer >= 1")
+        check_int("chunk_size", self.chunk_size, 1, allow_none=True)
+        check_int("devices", self.devices, 1, allow_none=True)
+        check_int("halving_eta", self.halving_eta, 2, allow_none=True)
+        check_int("halving_min_epochs", self.halving_min_epochs, 1)
+        if self.divergence_threshold is not None:
+            check_number("divergence_threshold", self.divergence_threshold, 0.0, open_low=True)
         if self.padding not in ("auto", "exact", "padded", "pow2"):
             raise ConfigError(f"padding={self.padding!r}; choose auto, exact, padded or pow2")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose float32 or bfloat16")
+        if not isinstance(self.compile_ahead, bool):
+            raise ConfigError(f"compile_ahead={self.compile_ahead!r} must be True or False")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ Compile time is excluded and reported on its own.
 One run measures, on one machine:
 
 (a) ``dendrax.population.train_population`` at each population size, for each lowering
-    (gather, dense), batch order (own, shared) and matmul dtype. Each cell runs a warm-up
+    (gather, dense, sparse: the Numba CPU kernel, skipped with a note where it cannot run),
+    batch order (own, shared) and matmul dtype. Each cell runs a warm-up
     epoch (it carries the compile), then ``--epochs`` timed epochs; the figure is the median
     epoch. Cells predicted to take longer than ``--cell-cap`` seconds run fewer timed
     epochs or are skipped, and gather stops at ``--gather-max-population``; every skip is
@@ -48,6 +49,11 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+LOWERINGS = ("gather", "dense", "sparse")
+# The original toolkit's own code, one model, on the 2-core CPU of the reference
+# measurements (quiet machine, 2 BLAS threads): 9.3 s for 15 epochs. Not measured by this
+# run; printed beside (c) for reference.
+ORIGINAL_EPOCH_S = 0.62
 LADDER = (1, 8, 64, 512, 2048, 4096, 8192, 16384, 32768, 65536)
 TARGET_COMPILE_SHARE = 0.10  # of a 15-epoch sweep's wall time
 
@@ -57,14 +63,14 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="out/throughput", help="output folder")
     p.add_argument("--quick", action="store_true",
-                   help="populations 1 and 8 (gather: 1), float32, 8,192 training and 2,000 "
+                   help="populations 1 and 8 (gather: 1), dense and sparse, float32, 8,192 training and 2,000 "
                         "eval examples, one timed epoch, baselines once with one epoch: a "
                         "smoke run, < 3 min on 2 CPU cores")
     p.add_argument("--populations", default=None,
                    help="comma-separated population sizes (default: the ladder "
                         f"{','.join(map(str, LADDER[:4]))},… up to --max-population)")
     p.add_argument("--max-population", type=int, default=512)
-    p.add_argument("--lowerings", default="gather,dense", help="run in this order")
+    p.add_argument("--lowerings", default="gather,dense,sparse", help="run in this order")
     p.add_argument("--orders", default="own,shared", help="batch orders, run in this order")
     p.add_argument("--dtypes", default=None,
                    help="matmul dtypes (default float32,bfloat16; --quick: float32)")
@@ -118,10 +124,10 @@ def parse_args(argv=None):
                                   for t in args.numpy_threads.split(",") if t.strip()]
     except ValueError:
         p.error("--numpy-threads: comma-separated integers or 'default'")
-    args.lowering_list = _names(p, args.lowerings, ("gather", "dense"), "--lowerings")
+    args.lowering_list = _names(p, args.lowerings, LOWERINGS, "--lowerings")
     args.order_list = _names(p, args.orders, ("own", "shared"), "--orders")
     args.dtype_list = _names(p, args.dtypes, ("float32", "bfloat16"), "--dtypes")
-    args.bf16_lowering_list = _names(p, args.bf16_lowerings, ("gather", "dense"),
+    args.bf16_lowering_list = _names(p, args.bf16_lowerings, LOWERINGS,
                                      "--bf16-lowerings")
     return args
 
@@ -269,6 +275,18 @@ def series_list(args) -> list[tuple[str, str, str]]:
     return out
 
 
+def sparse_unavailable() -> Optional[str]:
+    """Why the sparse lowering cannot run here (it would fall back to dense), or None."""
+    import jax
+    from dendrax.nn import sparse_cpu
+
+    if jax.default_backend() != "cpu":
+        return f"sparse is a CPU kernel; the backend is {jax.default_backend()}"
+    if not sparse_cpu.kernel_installed():
+        return f"sparse needs Numba and OpenMP or TBB: {sparse_cpu.INSTALL_HINT}"
+    return None
+
+
 def plan_cell(args, series, n: int, previous: Optional[dict], remaining: Optional[float]):
     """(timed epochs, None) to run the cell, or (0, why) to skip it."""
     lowering, _, dtype = series
@@ -276,6 +294,8 @@ def plan_cell(args, series, n: int, previous: Optional[dict], remaining: Optiona
         return 0, None  # not part of the grid: no row, no message
     if lowering == "gather" and n > args.gather_max_population:
         return 0, f"gather stops at {args.gather_max_population} models (--gather-max-population)"
+    if lowering == "sparse" and sparse_unavailable():
+        return 0, sparse_unavailable()
     timed = args.epochs
     if remaining is not None and remaining <= 0:
         return 0, "the --time-budget is spent"
@@ -394,6 +414,10 @@ def markdown(result: dict) -> str:
                      f"{loop['wall_s']:.2f} s): **{_fmt(loop['model_epochs_per_s'])}** "
                      f"model-epochs/s{runs('loop')}; compile {loop['compile_s']:.2f} s, "
                      f"excluded.")
+    lines.append(f"For reference, not measured in this run: the original toolkit's own code "
+                 f"took {ORIGINAL_EPOCH_S} s an epoch for one model on the 2-core CPU of the "
+                 f"reference measurements (quiet, 2 BLAS threads), "
+                 f"{1 / ORIGINAL_EPOCH_S:.2g} model-epochs/s.")
     if np_:
         lines.append(f"(c) NumPy original, one model, {np_.get('blas_threads')} BLAS threads "
                      f"({np_['epochs']} epochs, median "
@@ -405,6 +429,7 @@ def markdown(result: dict) -> str:
                      f" at {best['population']:,} models, {_fmt(best['model_epochs_per_s'])} "
                      f"model-epochs/s = **{_fmt(best.get('vs_loop'))}× (b)** and "
                      f"**{_fmt(best.get('vs_numpy'))}× (c)**.")
+    lines += sparse_vs_dense(cells, sizes)
     lines += ["", "## Every cell", "",
               "| lowering | order | dtype | models | compile s | s/epoch (timed) | "
               f"model-epochs/s | × loop (b) | × NumPy (c) | compile share of 15 epochs (target "
@@ -425,6 +450,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def sparse_vs_dense(cells: list[dict], sizes: list[int]) -> list[str]:
+    """Markdown rows: sparse's model-epochs/s over dense's, per order, dtype and size."""
+    speed = {(c["lowering"], c["order"], c["dtype"], c["population"]): c["model_epochs_per_s"]
+             for c in cells if c["status"] == "ok"}
+    keys = sorted({(o, d) for (lowering, o, d, _) in speed if lowering == "sparse"})
+    rows = []
+    for order, dtype in keys:
+        ratios = [(speed.get(("sparse", order, dtype, n)), speed.get(("dense", order, dtype, n)))
+                  for n in sizes]
+        rows.append(f"| {order} | {dtype} | " + " | ".join(
+            _fmt(s / d) if s and d else "" for s, d in ratios) + " |")
+    if not rows:
+        return []
+    return ["", "## Sparse ÷ dense (same run)", "",
+            "| order | dtype | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+            "|---|---|" + "---:|" * len(sizes), *rows]
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
     import matplotlib.ticker
@@ -439,7 +482,7 @@ def plot(result: dict, path: Path) -> None:
                 (c["population"], c["model_epochs_per_s"]))
     for (lowering, order, dtype), points in series.items():
         points.sort()
-        style = "-" if lowering == "dense" else ":"
+        style = {"dense": "-", "sparse": "--"}.get(lowering, ":")
         marker = "o" if order == "shared" else "s"
         label = f"{lowering}, {order} order" + (", bf16" if dtype == "bfloat16" else "")
         ax.plot(*zip(*points), style, marker=marker, label=label,

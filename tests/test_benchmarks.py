@@ -69,7 +69,8 @@ def test_throughput_writes_json_markdown_and_plot(data_dir, tmp_path):
     out = tmp_path / "tp"
     stdout = _run([sys.executable, str(BENCH / "throughput.py"), "--out", str(out),
                    "--data-dir", str(data_dir), "--populations", "1,2",
-                   "--lowerings", "gather,dense", "--orders", "shared", "--dtypes", "float32",
+                   "--lowerings", "gather,dense,sparse", "--orders", "shared",
+                   "--dtypes", "float32",
                    "--gather-max-population", "1", "--epochs", "1", "--loop-models", "1",
                    "--numpy-epochs", "1"])
     assert "[throughput] (a) dense/shared/float32 × 2" in stdout
@@ -78,10 +79,11 @@ def test_throughput_writes_json_markdown_and_plot(data_dir, tmp_path):
     assert result["workload"]["params"] == 7198
     assert result["workload"]["n_train"] == 540 and result["workload"]["steps_per_epoch"] == 2
     cells = {(c["lowering"], c["population"]): c for c in result["cells"]}
-    assert set(cells) == {("gather", 1), ("gather", 2), ("dense", 1), ("dense", 2)}
+    assert set(cells) == {(lowering, n) for lowering in ("gather", "dense", "sparse")
+                          for n in (1, 2)}
     assert cells[("gather", 2)]["status"] == "skipped"
     assert "--gather-max-population" in cells[("gather", 2)]["reason"]
-    for key in (("gather", 1), ("dense", 1), ("dense", 2)):
+    for key in (("gather", 1), ("dense", 1), ("dense", 2), ("sparse", 1), ("sparse", 2)):
         c = cells[key]
         assert c["status"] == "ok", c
         assert c["model_epochs_per_s"] > 0 and c["compile_s"] > 0 and len(c["epoch_s"]) == 1
@@ -97,6 +99,10 @@ def test_throughput_writes_json_markdown_and_plot(data_dir, tmp_path):
     md = (out / "throughput.md").read_text()
     assert "## Model-epochs per second (a)" in md and "| dense | shared | float32 |" in md
     assert "(b) dendrax, one model at a time" in md and "(c) NumPy original" in md
+    assert "original toolkit's own code took 0.62 s an epoch" in md
+    ratios = md.split("## Sparse ÷ dense (same run)")[1].split("##")[0]
+    want = cells[("sparse", 2)]["model_epochs_per_s"] / cells[("dense", 2)]["model_epochs_per_s"]
+    assert "| shared | float32 | " in ratios and throughput._fmt(want) in ratios
     _check_png(out / "throughput.png")
 
 

@@ -16,6 +16,7 @@ collection ``"connectivity"``, never in ``"params"``, so optimisers never see it
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -159,16 +160,47 @@ def init_connectivity(key: jax.Array, strategy: str, coords, k: int, in_dim: int
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
-# ---- the two lowerings of one sparse contraction -------------------------------------
+# ---- the lowerings of one sparse contraction -----------------------------------------
+
+def sparse_kernel_available() -> bool:
+    """True if the "sparse" lowering can run here: a CPU backend and Numba installed.
+    Otherwise it warns once, naming what is missing, and returns False."""
+    backend = jax.default_backend()
+    if backend != "cpu":
+        warnings.warn(f"lowering='sparse' is a CPU kernel and the backend is {backend}; "
+                      f"using 'dense'", stacklevel=3)
+        return False
+    from dendrax.nn import sparse_cpu
+    try:
+        sparse_cpu.load()
+    except ImportError:
+        warnings.warn(f"lowering='sparse' needs Numba with OpenMP or TBB "
+                      f"({sparse_cpu.INSTALL_HINT}, and pip install tbb where Numba finds "
+                      f"no OpenMP); using 'dense'", stacklevel=3)
+        return False
+    return True
+
 
 def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
                          lowering: str = "dense", compute_dtype=jnp.float32) -> jax.Array:
     """out[n, b] = Σ_j kernel[b, j] · x[n, index[b, j]]  for x of shape (batch, in_dim).
 
     "gather" reads x[:, index] and contracts over j; "dense" scatters the kernel into a
-    (branches, in_dim) matrix and does one matrix product. Both give the same function
-    and the same gradients with respect to ``kernel``.
+    (branches, in_dim) matrix and does one matrix product; "sparse" (CPU) runs a Numba
+    kernel over the k connected inputs only (dendrax.nn.sparse_cpu), and falls back to
+    "dense" with a warning where it cannot run. All give the same function and the same
+    gradients with respect to ``kernel`` and ``x``.
     """
+    if lowering == "sparse" and sparse_kernel_available():
+        from dendrax.nn.sparse_cpu import sparse_matmul
+        if jnp.dtype(compute_dtype) != jnp.float32:
+            # The kernel computes in float32; rounding its inputs first gives the products
+            # of the requested precision, as the other lowerings' f32 accumulation does.
+            x = x.astype(compute_dtype)
+            kernel = kernel.astype(compute_dtype)
+        return sparse_matmul(x, kernel, index)
+    if lowering == "sparse":
+        lowering = "dense"
     if lowering == "gather":
         # Gather rows of xᵀ: each row is one feature over the whole batch, so the
         # gather copies contiguous runs instead of single scattered floats (measured

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dendrax.errors import ModelTooLargeError
+from dendrax.nn import sparse_cpu
 from dendrax.nn.rewire import n_resample_for
 from dendrax.population.compile_cache import ensure_compilation_cache
 from dendrax.population.program import (METRICS, PAD, TEST, VAL, DeviceData, Hyper,
@@ -33,11 +34,22 @@ from dendrax.search.config import ModelConfig, ModelShape, ModelSizes, count_par
     count_shape_params
 from dendrax.search.trial import Progress, ProgramSpec, TrainSettings, TrialOutcome
 
+# The lowering "auto" resolves to, per backend. On CPU the sparse Numba kernel
+# (dendrax.nn.sparse_cpu) beat dense at every population size measured, in both batch
+# orders (docs/benchmarks.md); without it, dense, which beat gather on CPU and GPU
+# (docs/benchmarks.md, "Lowerings").
+DEFAULT_LOWERING = {"cpu": "sparse"}
+
+
 def resolve_lowering(lowering: str, backend: Optional[str] = None) -> str:
-    """"auto" picks the lowering measured fastest on the backend: "dense" on the CPU and
-    on the GPU (measurements in docs/benchmarks.md, "Lowerings")."""
-    del backend  # every backend measured so far prefers dense
-    return "dense" if lowering == "auto" else lowering
+    """"auto" picks the lowering measured fastest on the backend: "sparse" on the CPU when
+    its kernel can run (Numba with OpenMP or TBB), "dense" otherwise."""
+    if lowering != "auto":
+        return lowering
+    chosen = DEFAULT_LOWERING.get(backend or jax.default_backend(), "dense")
+    if chosen == "sparse" and not sparse_cpu.kernel_installed():
+        return "dense"
+    return chosen
 
 
 def _stack_eval(x_val, y_val, x_test, y_test, batch: int):

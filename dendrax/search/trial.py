@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, ModelShape, check_int,
                                    check_number)
 
-LOWERINGS = ("gather", "dense")  # how the dendritic layer is computed (dendrax.nn.layers)
+LOWERINGS = ("gather", "dense", "sparse")  # how the dendritic layer is computed (dendrax.nn.layers)
 DATA_ORDERS = ("own", "shared")
 
 
@@ -31,7 +31,9 @@ class TrainSettings:
         "shared" makes every model see the same batches (seeded by ``data_seed``), which
         lets the model axis fold into one large matrix product.
     lowering: "gather" (x[:, idx] then a contraction), "dense" (scatter into a
-        branches × in_dim matrix, one GEMM) or "auto" (the faster on this backend).
+        branches × in_dim matrix, one GEMM), "sparse" (CPU only: a Numba kernel over the
+        connected inputs, called by XLA in place; needs ``pip install 'dendrax[cpu-kernel]'``,
+        else it falls back to "dense" with a warning) or "auto" (the faster on this backend).
     chunk_size: most models per compiled call; None estimates it from device memory.
     padding: "exact" trains only configs of identical shapes together; "padded" (or
         "pow2") rounds sizes up to a few levels so that a random search compiles a handful

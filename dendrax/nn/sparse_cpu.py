@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +48,9 @@ def _capsule(address: int):
     new.restype = ctypes.py_object
     new.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
     return new(address, b"xla._CUSTOM_CALL_TARGET", None)
+
+
+_REGISTER_LOCK = threading.Lock()  # programs may be traced on a background thread
 
 
 @functools.cache
@@ -88,7 +92,8 @@ def load() -> None:
         raise ImportError(f"the sparse CPU kernel needs Numba with its OpenMP or TBB "
                           f"threading layer: {INSTALL_HINT} (and pip install tbb where "
                           f"Numba finds no OpenMP)")
-    _register()
+    with _REGISTER_LOCK:
+        _register()
 
 
 # ---- the JAX side -------------------------------------------------------------------

@@ -221,8 +221,17 @@ def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from dendrax.search.results import format_results
+    from dendrax.search import table
 
     results, spec, contents = results_from_log(args.log)
+    if args.format != "summary" or args.per_seed or args.sort or args.filter:
+        fmt = "table" if args.format == "summary" else args.format
+        rows = table.result_rows(results, per_seed=args.per_seed, rank_by=args.rank_by)
+        rows = table.filter_rows(rows, args.filter or [])
+        if args.sort:
+            rows = table.sort_rows(rows, args.sort)
+        print(table.render(rows, fmt))
+        return 0
     budget = spec.get("budget") or {}
     max_params = budget.get("max_params") or max((r.total_params for r in results), default=0)
     n_models = sum(r.n_seeds for r in results)
@@ -231,7 +240,7 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{spec.get('n_epochs', '?')} epochs")
     if contents.torn_line is not None:
         print("(the last line was cut short by an interrupted run and is ignored)")
-    print(format_results(results, args.top, int(max_params)))
+    print(format_results(results, args.top, int(max_params), args.rank_by))
     return 0
 
 
@@ -398,7 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the results of a JSONL search log without "
                        "training.")
     p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
-    p.add_argument("--top", type=int, default=10, metavar="N", help="rows to print (10)")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="rows of the summary to print (10)")
+    p.add_argument("--format", choices=("summary", "table", "csv", "json", "markdown"),
+                   default="summary",
+                   help="summary: the ranked top N (default); table, csv, json, markdown: "
+                   "one flat row per configuration with every column (see "
+                   "dendrax.search.table)")
+    p.add_argument("--per-seed", action="store_true",
+                   help="one row per (configuration, seed) instead of per configuration")
+    p.add_argument("--sort", metavar="COLUMN[:desc]",
+                   help="order the rows by a column (ascending; COLUMN:desc descending)")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="keep rows whose column KEY equals VALUE (repeatable)")
+    p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
+                   help="how configurations are ranked (val_mean)")
     p.set_defaults(run=cmd_show)
 
     p = sub.add_parser("plot", help="draw the figures of a search log as PNG files",

@@ -122,7 +122,10 @@ class SearchResult:
 
     The first six fields are the original toolkit's. Accuracies and losses are means over
     the seeds that did not diverge; ``train_time`` is the sum over all the config's seeds.
-    ``history[i]`` is the per-epoch history of seed ``seeds[i]``. ``val_stats`` and
+    ``history[i]`` is the per-epoch history of seed ``seeds[i]``, ``train_times[i]`` its
+    share of the bucket's wall time and ``stopped_epochs[i]`` the epoch at which successive
+    halving stopped it (None: trained to the end); ``compile_time`` is the compile time of
+    the bucket(s) it trained in (shared with the bucket's other members). ``val_stats`` and
     ``test_stats`` are None with fewer than two surviving seeds. A config with any diverged
     seed has ``diverged=True`` and is never ranked.
     """
@@ -144,6 +147,20 @@ class SearchResult:
     test_stats: SeedStats | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     bucket: str = ""
+    compile_time: float = 0.0
+    train_times: list[float] = dataclasses.field(default_factory=list)
+    stopped_epochs: list[int | None] = dataclasses.field(default_factory=list)
+
+    @property
+    def epochs_trained(self) -> int:
+        """The most epochs any of the config's seeds trained (fewer when halving stopped
+        it)."""
+        return max((len(h.get("val_accuracy") or h.get("train_loss") or [])
+                    for h in self.history), default=0)
+
+    @property
+    def stopped_by_halving(self) -> bool:
+        return any(e is not None for e in self.stopped_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,6 +200,9 @@ def aggregate(params: dict[str, Any], outcomes: Sequence[Any], bucket: str = "")
         test_stats=seed_stats(finals["test_accuracy"]),
         config=config,
         bucket=bucket or str(outcomes[0].bucket),
+        compile_time=max(float(o.compile_time) for o in outcomes),
+        train_times=[float(o.train_time) for o in outcomes],
+        stopped_epochs=[o.stopped_epoch for o in outcomes],
     )
 
 

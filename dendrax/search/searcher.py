@@ -585,6 +585,14 @@ class HyperparameterSearcher:
         if self.verbose:
             print(f"Results saved to {filename}")
 
+    def to_dataframe(self, per_seed: bool = False):
+        """The results as a pandas DataFrame, one flat row per config (or per config and
+        seed with ``per_seed=True``), ranked first; columns in
+        :mod:`dendrax.search.table`. Needs pandas (``pip install 'dendrax[pandas]'``)."""
+        from dendrax.search.table import to_dataframe
+
+        return to_dataframe(self.results, per_seed=per_seed, rank_by=self.rank_by)
+
     def save_pareto(self, filename: str) -> list[dict[str, Any]]:
         """Write the Pareto front of ``results`` (fewest parameters, highest mean validation
         accuracy; see :func:`dendrax.search.results.pareto_front`) as JSON, each member with

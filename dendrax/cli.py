@@ -34,6 +34,9 @@ from dendrax.search import HyperparameterSearcher, LogError
 from dendrax.search.results import RANK_BY
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
+# Each scenario's default dataset: the original's (quick used MNIST).
+SCENARIO_DATASETS = {"quick": "mnist", "budget": "fashion-mnist", "compare": "fashion-mnist",
+                     "thorough": "fashion-mnist", "pareto": "fashion-mnist"}
 
 # dendrax quickstart: the original README's Quick Start grid, 8,000-parameter budget.
 QUICKSTART_GRID = {
@@ -305,7 +308,17 @@ def cmd_scenario(args: argparse.Namespace) -> int:
            "compare": examples.compare_architectures,
            "thorough": examples.thorough_optimization,
            "pareto": examples.find_pareto_optimal}[args.name]
-    run(**budget, **options)
+    from dendrax.data import DataError
+
+    try:
+        run(**budget, **options)
+    except DataError as error:
+        dataset = args.dataset or SCENARIO_DATASETS[args.name]
+        if dataset == "fashion-mnist":
+            raise
+        raise DataError(f"{error}\n\nTo run this scenario on Fashion-MNIST instead (the "
+                        f"embedded sample needs no download): dendrax scenario {args.name} "
+                        f"--dataset fashion-mnist") from None
     return 0
 
 
@@ -462,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "pareto (find_pareto_optimal). Defaults are the original's.")
     p.add_argument("name", choices=SCENARIOS)
     p.add_argument("--max-params", type=int, help="parameter budget (pareto: the largest)")
-    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10 (default: the "
+                   "original's, MNIST for quick and Fashion-MNIST for the others)")
     p.add_argument("--n-epochs", type=int)
     p.add_argument("--subset-size", type=int, help="training examples to use")
     p.add_argument("--seeds-per-config", type=int)

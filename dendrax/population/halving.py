@@ -121,7 +121,7 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
             configs[index], history[index], dstep, steps_per_epoch, data, bucket=bucket.label,
             bucket_size=bucket.size, bucket_wall_time=bucket.compile_time + bucket.run_time,
             compile_time=bucket.compile_time, train_time=float(time_share[index]),
-            padding_overhead=bucket.overhead, stopped_epoch=stopped)
+            padding_overhead=bucket.overhead, stopped_epoch=stopped, n_devices=n_devices)
 
     for bucket in buckets:
         compact(bucket, list(range(len(bucket.members))))

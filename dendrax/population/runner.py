@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import time
+import warnings
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -70,6 +71,9 @@ def population_shardings(n_devices: int):
 
 def device_count(settings: TrainSettings) -> int:
     available = jax.local_device_count()
+    if settings.devices is not None and settings.devices > available:
+        warnings.warn(f"devices={settings.devices} but only {available} local device(s) "
+                      f"exist; training on {available}", RuntimeWarning, stacklevel=2)
     return available if settings.devices is None else max(1, min(settings.devices, available))
 
 
@@ -347,7 +351,8 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
                 config, {m: histories[m][:, i] for m in METRICS}, int(diverged_step[i]),
                 steps_per_epoch, data, bucket=name, bucket_size=len(configs),
                 bucket_wall_time=wall, compile_time=compile_total,
-                train_time=wall / len(configs), padding_overhead=overhead))
+                train_time=wall / len(configs), padding_overhead=overhead,
+                n_devices=device_count(settings)))
     return outcomes
 
 

@@ -26,8 +26,8 @@ from dendrax.search.config import ConfigError, ModelConfig, count_params
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, Rejection, no_fit_error
 from dendrax.search.plan import COST_MODEL, Bucket, plan_buckets
-from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
-                                outcome_record, trial_key)
+from dendrax.search.log import (SearchLog, canonical, check_writable, config_key,
+                                jsonable, outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
                                     pareto_records, rank_results, save_pareto)
 from dendrax.search.progress import SweepProgress
@@ -35,6 +35,7 @@ from dendrax.search.trial import TrainSettings, TrialOutcome
 
 Trainer = Callable[..., list[TrialOutcome]]
 _MAX_REJECTIONS_SHOWN = 20
+MAX_DRAWS_PER_TRIAL = 100  # fill_budget gives up after this many draws per wanted config
 
 
 @dataclasses.dataclass
@@ -103,6 +104,7 @@ class HyperparameterSearcher:
       backend_hint: the backend the padded bucket plan is costed for ("cpu", "gpu",
           "tpu"; None means "cpu"). The searcher never imports JAX to find out; the trainer
           plans with the real backend, and its bucket labels are what the log records.
+      n_classes: None (the default) takes it from the data; a number must match the data.
       rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
           95% confidence interval; favours configs that are good on every seed).
       data: an already loaded Dataset (skips loading).
@@ -122,7 +124,7 @@ class HyperparameterSearcher:
         lr: float = 0.0005,
         weight_decay: float = 0.01,
         batch_size: int = 256,
-        n_classes: int = 10,
+        n_classes: int | None = None,
         verbose: bool = True,
         *,
         seeds_per_config: int = 1,
@@ -152,7 +154,7 @@ class HyperparameterSearcher:
         self.budget = Budget(max_params, min_param_ratio)
         # lr, weight_decay, seed: the defaults of every trial, so ModelConfig's own checks.
         ModelConfig(lr=lr, weight_decay=weight_decay, seed=seed).validate()
-        _check_int("n_classes", n_classes, 2)
+        _check_int("n_classes", n_classes, 2, allow_none=True)
         _check_int("seeds_per_config", seeds_per_config, 1)
         _check_number("validation_fraction", validation_fraction, 0.0, 1.0,
                       open_low=True, open_high=True)
@@ -222,10 +224,13 @@ class HyperparameterSearcher:
             print(data.summary())
         self.data = data
         self.in_dim = int(self.data.in_dim)
-        data_classes = getattr(self.data, "n_classes", n_classes)
-        if data_classes != n_classes:
+        data_classes = getattr(self.data, "n_classes", None)
+        if n_classes is None:  # taken from the data (10 for a dataset that does not say)
+            self.n_classes = n_classes = int(data_classes or 10)
+        elif data_classes is not None and data_classes != n_classes:
             raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
-                              f"classes; parameter counts would be wrong")
+                              f"classes; parameter counts would be wrong (leave n_classes "
+                              f"out to take it from the data)")
         if verbose:
             print(f"Parameter budget: {self.budget.describe()}")
 
@@ -337,18 +342,59 @@ class HyperparameterSearcher:
         return self.results
 
     def random_search(self, param_distributions: Mapping[str, Any],
-                      n_trials: int = 50) -> list[SearchResult]:
-        """Train ``n_trials`` draws from ``param_distributions`` (see
+                      n_trials: int = 50, fill_budget: bool = False) -> list[SearchResult]:
+        """Train the draws from ``param_distributions`` (see
         :func:`dendrax.search.spaces.parse_distribution` for the formats) that fit the
-        budget. Identical draws train once. Returns all results so far, like the original."""
+        budget. Identical draws train once. Returns all results so far, like the original.
+
+        ``fill_budget=False`` (the original's behaviour): ``n_trials`` draws, and those
+        outside the budget are dropped; a warning says so when more than half are.
+        ``fill_budget=True``: draws go on until ``n_trials`` distinct configs fit (the first
+        ``n_trials`` draws are the same either way), at most ``MAX_DRAWS_PER_TRIAL`` times
+        ``n_trials`` draws; a warning says so when that is not enough."""
         _check_int("n_trials", n_trials, 1)
         space = spaces.parse_space(param_distributions)
-        sampled = spaces.sample_space(space, n_trials, self._rng(self._n_searches))
+        rng = self._rng(self._n_searches)
+        if fill_budget:
+            sampled = self._draw_until_full(space, n_trials, rng)
+        else:
+            sampled = spaces.sample_space(space, n_trials, rng)
+            outside = sum(not self._fits(p) for p in sampled)
+            if outside > n_trials / 2:
+                self._warn(f"{outside} of {n_trials} random draws fall outside the budget of "
+                           f"{self.budget.describe()}, so only {n_trials - outside} can train; "
+                           f"pass fill_budget=True to draw until {n_trials} configs fit")
         if self.verbose:
-            print(f"\nRandom search: {n_trials} trials (seed {self.seed})")
+            print(f"\nRandom search: {n_trials} trials (seed {self.seed}"
+                  + (f", {len(sampled)} drawn to fill the budget" if fill_budget else "")
+                  + ")")
         spec = {"param_distributions": spaces.space_spec(space)}
         self.results.extend(self._search("random", spec, sampled))
         return self.results
+
+    def _draw_until_full(self, space: Mapping[str, spaces.Distribution], n_trials: int,
+                         rng: random.Random) -> list[dict[str, Any]]:
+        """Draws, in sample_space's order, until ``n_trials`` distinct configs fit the budget;
+        returns every draw (those outside the budget are reported and skipped as usual)."""
+        drawn: list[dict[str, Any]] = []
+        fitting: set[str] = set()
+        limit = MAX_DRAWS_PER_TRIAL * n_trials
+        while len(fitting) < n_trials and len(drawn) < limit:
+            params = spaces.sample_space(space, 1, rng)[0]
+            drawn.append(params)
+            if self._fits(params):
+                fitting.add(config_key(self._config(params)))
+        if len(fitting) < n_trials:
+            self._warn(f"fill_budget: only {len(fitting)} of {n_trials} configs fit the "
+                       f"budget of {self.budget.describe()} in {len(drawn)} draws; widen the "
+                       f"space or the budget")
+        return drawn
+
+    def _warn(self, message: str) -> None:
+        """A RuntimeWarning, also printed when verbose (warnings may be filtered away)."""
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if self.verbose:
+            print(f"Warning: {message}")
 
     def optuna_search(self, param_distributions: Mapping[str, Any], n_rounds: int,
                       trials_per_round: int = 8, *, study: Any = None, sampler: Any = None,
@@ -463,6 +509,7 @@ class HyperparameterSearcher:
                 raise no_fit_error(self.budget, rejections)
             return []
 
+        self._warn_no_rewiring(candidates)
         trials = [t for c in candidates for t in c.trials.values()]
         if self._log is not None:
             self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
@@ -535,6 +582,24 @@ class HyperparameterSearcher:
                                    f"{config}; outcomes must come back in input order")
         record(outcomes)  # a trainer that never called on_bucket_done still gets logged
 
+    def _warn_no_rewiring(self, candidates: Sequence[_Candidate]) -> None:
+        """Warn when resampling is on but the run ends before its first round: the trainer
+        rewires after every ``steps_to_resample`` steps, and a run of n_epochs × (train
+        examples // batch_size) steps shorter than that never rewires, so resampling on and
+        off train identical models."""
+        per_epoch = (_length(getattr(self.data, "y_train", None)) or 0) // self.batch_size
+        steps = self.n_epochs * per_epoch
+        idle = [c for c in candidates
+                if c.config.synaptic_resampling and c.config.steps_to_resample > steps]
+        if idle:
+            shortest = min(c.config.steps_to_resample for c in idle)
+            self._warn(f"{len(idle)} of {len(candidates)} configurations have "
+                       f"synaptic_resampling=True but the run has only {steps} steps "
+                       f"({self.n_epochs} epochs of {per_epoch}), fewer "
+                       f"than steps_to_resample (>= {shortest}): they never rewire and train "
+                       f"exactly as without resampling. Train longer, on more data, or "
+                       f"lower steps_to_resample")
+
     def _report_rejections(self, rejections: Sequence[Rejection], n_configs: int) -> None:
         if not self.verbose or not rejections:
             return
@@ -547,6 +612,28 @@ class HyperparameterSearcher:
                   f"(all are listed by save_results)")
 
     # ---- results ------------------------------------------------------------------------
+    def merge_seeds(self) -> list[SearchResult]:
+        """Fold the results of one config from several search calls (a refinement that
+        reran a config under new seeds, say) into one result over all its seeds; keeps the
+        first one's place and params. Replaces and returns ``results``."""
+        groups: dict[str, list[SearchResult]] = {}
+        for r in self.results:
+            groups.setdefault(canonical(r.config), []).append(r)
+        merged = []
+        for group in groups.values():
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            outcomes: dict[str, TrialOutcome] = {}
+            for r in group:
+                for seed in r.seeds:
+                    key = trial_key(ModelConfig.from_dict({**r.config, "seed": seed}))
+                    outcomes.setdefault(key, self._completed[key])
+            merged.append(aggregate(group[0].params, list(outcomes.values()),
+                                    bucket=group[0].bucket))
+        self.results = merged
+        return merged
+
     def get_best_results(self, n: int = 5) -> list[SearchResult]:
         """The ``n`` best results by validation accuracy (``rank_by``); diverged configs are
         never ranked and test accuracy is never consulted."""

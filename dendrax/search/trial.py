@@ -103,6 +103,7 @@ class TrialOutcome:
     train_time: float = 0.0
     padding_overhead: float = 0.0
     stopped_epoch: Optional[int] = None  # set when successive halving stopped it early
+    n_devices: int = 1  # local devices its population was split across
 
     def final(self, metric: str) -> float:
         values = self.history.get(metric) or [float("nan")]

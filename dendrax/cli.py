@@ -31,6 +31,7 @@ from dendrax.search.plan import POLICIES as PADDINGS
 from dendrax.search.config import ARCHITECTURES, ConfigError
 from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher, LogError
+from dendrax.search.callbacks import load_callback
 from dendrax.search.results import RANK_BY
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
@@ -49,7 +50,7 @@ QUICKSTART_GRID = {
 }
 QUICKSTART = {"max_params": 8000, "n_epochs": 8, "seeds_per_config": 3, "max_trials": 20}
 
-_SPEC_EXCLUDED = {"self", "verbose", "data", "trainer"}
+_SPEC_EXCLUDED = {"self", "verbose", "data", "trainer", "callbacks"}
 _SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials"}
 
 
@@ -171,6 +172,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["executor"] = args.executor
     if args.address is not None:
         options["ray_address"] = args.address
+    if args.callback:
+        options["callbacks"] = [load_callback(spec) for spec in args.callback]
     log = options.get("log_path")
     if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
         raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
@@ -291,6 +294,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    if args.callback:
+        options["callbacks"] = [load_callback(spec) for spec in args.callback]
     budget = {} if args.max_params is None else (
         {"max_budget": args.max_params} if args.name == "pareto"
         else {"max_params": args.max_params})
@@ -384,6 +389,11 @@ integer range (the original's tuple) is {"range": [8, 15]} or
 """
 
 
+CALLBACK_HELP = ("a callback importable as MODULE:NAME: a class or object with on_epoch(bucket, "
+                 "epoch, members) and/or on_result(result), or a function called with each "
+                 "result (repeatable; see dendrax.search.callbacks)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dendrax", description="Population-parallel hyperparameter search for "
@@ -414,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray (default: a local Ray "
                    "instance, or $RAY_ADDRESS)")
+    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("show", help="print the results table of a search log",
@@ -486,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",

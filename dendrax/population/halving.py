@@ -32,7 +32,7 @@ from dendrax.search.plan import Bucket
 from dendrax.population.program import METRICS
 from dendrax.population.runner import (device_count, make_outcome, population_shardings,
                                        prepare_population, run_epochs)
-from dendrax.search.trial import TrainSettings, TrialOutcome
+from dendrax.search.trial import Progress, TrainSettings, TrialOutcome
 
 
 def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:
@@ -102,8 +102,13 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
                                                       bucket.program_seconds):
                 size = current  # keep the compiled program; stopped slots repeat a survivor
         filler = [configs[members[0]]] * (size - len(members))
+        if progress is not None:
+            progress(Progress(bucket=bucket.label, chunk_models=len(members), epoch=0,
+                              n_epochs=n_epochs, alive=len(members),
+                              best_val_accuracy=math.nan, phase="compile"))
         prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
                                       template=bucket.template)
+        prepared.n_real = len(members)  # the filler repeats a survivor: not reported
         if bucket.state is not None:
             gather = jnp.asarray(positions + [positions[0]] * (len(prepared.configs) - len(positions)))
             state = jax.tree_util.tree_map(lambda a: a[gather], bucket.state)

@@ -258,6 +258,12 @@ def run_epochs(prepared: PreparedPopulation, state: MemberState, start: int, sto
                history: dict, *, bucket: str = "", progress=None) -> MemberState:
     """Run epochs [start, stop) and append each epoch's metrics (real members only)."""
     n = prepared.n_real
+    members = tuple(prepared.configs[:n])
+    if progress is not None and start < stop:  # training begins: compile is over
+        progress(Progress(bucket=bucket, chunk_models=n, epoch=start,
+                          n_epochs=prepared.settings.n_epochs,
+                          alive=int(np.asarray(state.alive)[:n].sum()),
+                          best_val_accuracy=float("nan"), members=members))
     for e in range(start, stop):
         state, metrics = prepared.epoch(state, prepared.hyper, prepared.data, jnp.int32(e),
                                         prepared.order_key)
@@ -269,7 +275,9 @@ def run_epochs(prepared: PreparedPopulation, state: MemberState, start: int, sto
             val = np.asarray(metrics["val_accuracy"])[:n][alive]
             progress(Progress(bucket=bucket, chunk_models=n, epoch=e + 1,
                               n_epochs=prepared.settings.n_epochs, alive=int(alive.sum()),
-                              best_val_accuracy=float(np.nanmax(val)) if val.size else float("nan")))
+                              best_val_accuracy=float(np.nanmax(val)) if val.size else float("nan"),
+                              members=members,
+                              metrics={m: np.asarray(metrics[m])[:n].tolist() for m in METRICS}))
     return state
 
 
@@ -287,6 +295,10 @@ def train_population(configs: Sequence[ModelConfig], data, settings: TrainSettin
     Returns ``(histories, final_state, timings)``: histories maps each metric to an
     (epochs, members) numpy array.
     """
+    if progress is not None:
+        progress(Progress(bucket=bucket, chunk_models=len(configs), epoch=0,
+                          n_epochs=settings.n_epochs, alive=len(configs),
+                          best_val_accuracy=float("nan"), phase="compile"))
     prepared = prepare_population(configs, data, settings, lowering=lowering, template=template)
     t0 = time.perf_counter()
     state = prepared.init(prepared.hyper, prepared.keys)

@@ -30,8 +30,9 @@ from dendrax.search.log import (SearchLog, canonical, check_writable, config_key
                                 jsonable, outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
                                     pareto_records, rank_results, save_pareto)
+from dendrax.search.callbacks import as_callbacks, hooks
 from dendrax.search.progress import SweepProgress
-from dendrax.search.trial import TrainSettings, TrialOutcome
+from dendrax.search.trial import Progress, TrainSettings, TrialOutcome
 
 Trainer = Callable[..., list[TrialOutcome]]
 _MAX_REJECTIONS_SHOWN = 20
@@ -112,6 +113,8 @@ class HyperparameterSearcher:
       executor, ray_address: "local" trains in this process; "ray" trains each bucket as a
           task on the Ray cluster at ``ray_address`` (None: a local Ray instance, or
           $RAY_ADDRESS), see dendrax.search.executors.RayExecutor and docs/cluster.md.
+      callbacks: objects with ``on_epoch(bucket, epoch, members)`` and/or
+          ``on_result(result)`` (a function is an on_result), see dendrax.search.callbacks.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class HyperparameterSearcher:
         trainer: Trainer | None = None,
         executor: str = "local",
         ray_address: str | None = None,
+        callbacks: Sequence[Any] | None = None,
     ):
         # Every argument is checked before anything slow (data, log, training) happens.
         if not isinstance(dataset, str) or not dataset:
@@ -209,6 +213,7 @@ class HyperparameterSearcher:
         self.resume = resume
         self.rank_by = rank_by
         self._trainer = trainer
+        self.callbacks = as_callbacks(callbacks)
 
         self.results: list[SearchResult] = []
         self.rejected: list[Rejection] = []
@@ -522,16 +527,14 @@ class HyperparameterSearcher:
             print(f"Training {len(todo)} models for {len(candidates)} configurations in "
                   f"{len(buckets)} {kind} buckets"
                   + (f" ({done} more already finished)" if done else ""))
+        finished: dict[int, SearchResult] = {}  # candidate index -> its result, once whole
         if todo:
-            self._train(todo, index, labels, n_buckets=len(buckets))
+            self._train(todo, index, labels, [b.label for b in buckets], candidates, finished)
         # Counted only once trained: a call that failed (a crash in the trainer) and is
         # retried in the same process redraws the same samples and reuses the same header.
         self._n_searches += 1
-
-        # A config trained earlier (resumed) keeps the bucket label its trainer reported.
-        results = [aggregate(c.params, [self._completed[k] for k in c.trials],
-                             bucket=labels.get(next(iter(c.trials)), ""))
-                   for c in candidates]
+        self._finish_candidates(candidates, labels, finished)
+        results = [finished[i] for i in range(len(candidates))]
         if self.verbose:
             n_div = sum(r.diverged for r in results)
             print(f"Search completed: {len(results)} of {len(sampled)} configurations trained"
@@ -539,9 +542,42 @@ class HyperparameterSearcher:
                   + (f", {len(rejections)} outside the budget" if rejections else ""))
         return results
 
+    def _finish_candidates(self, candidates: Sequence[_Candidate], labels: dict[str, str],
+                           finished: dict[int, SearchResult]) -> None:
+        """Aggregate every candidate whose seeds have all finished and is not yet in
+        ``finished``, and hand each new result to the callbacks' on_result."""
+        on_result = hooks(self.callbacks, "on_result")
+        for i, c in enumerate(candidates):
+            if i in finished or any(k not in self._completed for k in c.trials):
+                continue
+            # A config trained earlier (resumed) keeps the bucket label its trainer reported.
+            finished[i] = aggregate(c.params, [self._completed[k] for k in c.trials],
+                                    bucket=labels.get(next(iter(c.trials)), ""))
+            for hook in on_result:
+                hook(finished[i])
+
+    def _epoch_callback(self, candidates: Sequence[_Candidate]):
+        """The trainer's per-epoch events as on_epoch(bucket, epoch, members), or None."""
+        on_epoch = hooks(self.callbacks, "on_epoch")
+        if not on_epoch:
+            return None
+        params = {k: c.params for c in candidates for k in c.trials}
+
+        def forward(event: Progress) -> None:
+            if event.phase != "train" or not event.metrics or not event.members:
+                return
+            members = [{"params": params.get(trial_key(config), {}), "seed": int(config.seed),
+                        **{m: values[i] for m, values in event.metrics.items()}}
+                       for i, config in enumerate(event.members)]
+            for hook in on_epoch:
+                hook(event.bucket, event.epoch, members)
+        return forward
+
     def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str],
-               n_buckets: int) -> None:
-        """One trainer call for every model in ``todo``; each bucket is logged as it ends."""
+               bucket_labels: list[str], candidates: Sequence[_Candidate],
+               finished: dict[int, SearchResult]) -> None:
+        """One trainer call for every model in ``todo``; each bucket is logged as it ends,
+        and each config whose seeds are all done goes to the on_result callbacks."""
         logged: set[str] = set()
 
         def record(outcomes: Sequence[TrialOutcome]) -> None:
@@ -560,15 +596,25 @@ class HyperparameterSearcher:
             if display is not None and fresh:
                 display.bucket_done(fresh, fresh[0].bucket
                                     or labels.get(trial_key(fresh[0].config), ""))
+            if fresh:
+                self._finish_candidates(candidates, labels, finished)
 
-        display = (SweepProgress(n_buckets, len(todo), self.n_epochs)
-                   if self.verbose else None)
+        display = (SweepProgress(len(bucket_labels), len(todo), self.n_epochs,
+                                 labels=bucket_labels) if self.verbose else None)
+        epoch_callback = self._epoch_callback(candidates)
+
+        def progress(event: Progress) -> None:
+            if display is not None:
+                display.update(event)
+            if epoch_callback is not None:
+                epoch_callback(event)
+
         extra = {}
         if _accepts(self.trainer, "log"):  # train_configs prints through `log`; quiet it too
             extra["log"] = display.message if display is not None else _silent
         try:
             outcomes = self.trainer(todo, self.data, self.settings,
-                                    progress=display.update if display is not None else None,
+                                    progress=progress if display or epoch_callback else None,
                                     on_bucket_done=record, **extra)
         finally:
             if display is not None:

@@ -117,7 +117,15 @@ class TrialOutcome:
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
-    """A progress event from the trainer: one per finished epoch of a chunk."""
+    """A progress event from the trainer.
+
+    phase "train": one per finished epoch of a chunk (``epoch`` epochs done), and one with
+    the chunk's starting epoch when it begins to train (no new epoch: it marks where
+    compile ends, so that a display times epochs only). phase "compile": the chunk's program
+    is about to be compiled (or fetched from the cache). ``members`` are the configs of the
+    chunk's real members and ``metrics`` their values for this epoch, one list per metric
+    in member order (both empty when the trainer does not report them).
+    """
 
     bucket: str
     chunk_models: int
@@ -125,6 +133,9 @@ class Progress:
     n_epochs: int
     alive: int
     best_val_accuracy: float
+    phase: str = "train"
+    members: tuple = ()
+    metrics: Optional[dict] = None
 
 
 ProgressFn = Callable[[Progress], None]

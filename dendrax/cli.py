@@ -230,6 +230,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from dendrax.search import table
 
     results, spec, contents = results_from_log(args.log)
+    if args.to_optuna or args.to_tensorboard or args.to_mlflow:
+        return export_log(args, results, contents)
     if args.format != "summary" or args.per_seed or args.sort or args.filter:
         fmt = "table" if args.format == "summary" else args.format
         rows = table.result_rows(results, per_seed=args.per_seed, rank_by=args.rank_by)
@@ -247,6 +249,37 @@ def cmd_show(args: argparse.Namespace) -> int:
     if contents.torn_line is not None:
         print("(the last line was cut short by an interrupted run and is ignored)")
     print(format_results(results, args.top, int(max_params), args.rank_by))
+    return 0
+
+
+def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
+    """dendrax show LOG --to-optuna URL / --to-tensorboard DIR / --to-mlflow URI."""
+    from dendrax import export
+    from dendrax.search.results import rank_results
+
+    spec = contents.headers[-1].get("spec", {})
+    settings = export.export_settings(spec)
+    space = next((h["spec"]["space"] for h in contents.headers
+                  if isinstance((h.get("spec") or {}).get("space"), dict)
+                  and {"param_distributions", "param_grid"} & set(h["spec"]["space"])), None)
+    ordered = rank_results(results, args.rank_by) + [r for r in results if r.diverged]
+    try:
+        if args.to_optuna:
+            study = export.to_optuna(ordered, args.to_optuna, args.study_name, space=space,
+                                     settings=settings)
+            print(f"Optuna: {len(ordered)} trials in study {study.study_name!r} at "
+                  f"{args.to_optuna} (optuna-dashboard {args.to_optuna})")
+        if args.to_tensorboard:
+            runs = export.to_tensorboard(ordered, args.to_tensorboard, settings=settings)
+            print(f"TensorBoard: {len(runs)} runs in {args.to_tensorboard} "
+                  f"(tensorboard --logdir {args.to_tensorboard})")
+        if args.to_mlflow:
+            run_id = export.to_mlflow(ordered, args.to_mlflow, settings=settings,
+                                      experiment=args.experiment)
+            print(f"MLflow: parent run {run_id} with {len(ordered)} nested runs at "
+                  f"{args.to_mlflow} (mlflow ui --backend-store-uri {args.to_mlflow})")
+    except ImportError as error:  # the exporter's extra is missing: one line
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -446,6 +479,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep rows whose column KEY equals VALUE (repeatable)")
     p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
                    help="how configurations are ranked (val_mean)")
+    p.add_argument("--to-optuna", metavar="STORAGE_URL",
+                   help="write the search into a new Optuna study, e.g. sqlite:///search.db "
+                   "(needs 'dendrax[optuna]'; view with optuna-dashboard)")
+    p.add_argument("--study-name", help="name of that study (default: from the results)")
+    p.add_argument("--to-tensorboard", metavar="DIR",
+                   help="write one TensorBoard run per configuration, with HParams "
+                   "(needs 'dendrax[tensorboard]')")
+    p.add_argument("--to-mlflow", metavar="TRACKING_URI",
+                   help="log a parent MLflow run with one nested run per configuration, "
+                   "e.g. file:///tmp/mlruns (needs 'dendrax[mlflow]')")
+    p.add_argument("--experiment", default="dendrax", help="MLflow experiment (dendrax)")
     p.set_defaults(run=cmd_show)
 
     p = sub.add_parser("plot", help="draw the figures of a search log as PNG files",

@@ -218,6 +218,7 @@ class HyperparameterSearcher:
         self.results: list[SearchResult] = []
         self.rejected: list[Rejection] = []
         self._n_searches = 0
+        self._spaces: list[dict[str, Any]] = []  # each search call's space, for exporters
         self._completed: dict[str, TrialOutcome] = {}
         self._log: SearchLog | None = None
         if log_path is not None:
@@ -506,6 +507,7 @@ class HyperparameterSearcher:
                 sampled: Sequence[Mapping[str, Any]],
                 require_fit: bool = True) -> list[SearchResult]:
         index = self._n_searches
+        self._spaces.append(dict(space))
         candidates, rejections = self._plan(sampled)
         self.rejected.extend(rejections)
         self._report_rejections(rejections, n_configs=len(sampled))
@@ -725,6 +727,47 @@ class HyperparameterSearcher:
         from dendrax.search.table import to_dataframe
 
         return to_dataframe(self.results, per_seed=per_seed, rank_by=self.rank_by)
+
+    def export_settings(self) -> dict[str, Any]:
+        """The settings exporters record (dataset, epochs, subset, budget, seeds...)."""
+        from dendrax.export.common import export_settings
+
+        return {**export_settings(self.spec("", None)),
+                "seeds_per_config": self.seeds_per_config}
+
+    def _space_for_export(self) -> dict[str, Any] | None:
+        return next((s for s in self._spaces
+                     if "param_distributions" in s or "param_grid" in s), None)
+
+    def to_optuna(self, storage: Any, study_name: str | None = None) -> Any:
+        """Write the results into a new Optuna study in ``storage`` (e.g.
+        ``"sqlite:///search.db"``), one trial per config with its distributions, params,
+        mean validation accuracy, per-epoch intermediate values and user attributes
+        (seeds, test accuracy, parameter count); see dendrax.export.optuna_study. Returns
+        the study. Needs optuna (``pip install 'dendrax[optuna]'``)."""
+        from dendrax.export import to_optuna
+
+        return to_optuna(self.results, storage, study_name, space=self._space_for_export(),
+                         settings=self.export_settings())
+
+    def to_tensorboard(self, logdir: str) -> list[str]:
+        """One TensorBoard run per config in ``logdir``: per-epoch scalars and the HParams
+        plugin's summary (dendrax.export.tensorboard). Needs tensorboardX
+        (``pip install 'dendrax[tensorboard]'``). Returns the run folders."""
+        from dendrax.export import to_tensorboard
+
+        return to_tensorboard(rank_results(self.results, self.rank_by)
+                              + [r for r in self.results if r.diverged], logdir,
+                              settings=self.export_settings())
+
+    def to_mlflow(self, tracking_uri: str | None = None, experiment: str = "dendrax") -> str:
+        """An MLflow parent run for the search with a nested run per config
+        (dendrax.export.mlflow_runs). Needs mlflow (``pip install 'dendrax[mlflow]'``).
+        Returns the parent run's id."""
+        from dendrax.export import to_mlflow
+
+        return to_mlflow(self.results, tracking_uri, experiment=experiment,
+                         settings=self.export_settings())
 
     def save_pareto(self, filename: str) -> list[dict[str, Any]]:
         """Write the Pareto front of ``results`` (fewest parameters, highest mean validation

@@ -3,7 +3,7 @@
     dendrax quickstart                 a quick budget search on real Fashion-MNIST
     dendrax search SPEC.json           a search described by a JSON/YAML file
     dendrax show LOG.jsonl             the results table of a search log, no training
-    dendrax plot LOG.jsonl --out DIR   its figures as PNG files (needs matplotlib)
+    dendrax plot LOG.jsonl --out DIR   its figures as PNG/PDF/SVG files (needs matplotlib)
     dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
     dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
 
@@ -51,7 +51,7 @@ QUICKSTART_GRID = {
 QUICKSTART = {"max_params": 8000, "n_epochs": 8, "seeds_per_config": 3, "max_trials": 20}
 
 _SPEC_EXCLUDED = {"self", "verbose", "data", "trainer", "callbacks"}
-_SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials"}
+_SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials", "fill_budget"}
 
 
 class UsageError(ConfigError):
@@ -136,6 +136,9 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
     if has_grid and "n_trials" in spec:
         raise UsageError(f"{where}: 'n_trials' belongs to 'distributions'; a grid takes "
                          f"'max_trials'")
+    if has_grid and "fill_budget" in spec:
+        raise UsageError(f"{where}: 'fill_budget' belongs to 'distributions' (a grid keeps "
+                         f"the combinations that fit)")
     if has_dist and "max_trials" in spec:
         raise UsageError(f"{where}: 'max_trials' belongs to 'grid'; distributions take "
                          f"'n_trials'")
@@ -144,7 +147,8 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
         return options, "grid", spec["grid"], {"max_trials": spec.get("max_trials")}
     space = {name: _range_tuple(value) for name, value in (spec["distributions"] or {}).items()} \
         if isinstance(spec["distributions"], dict) else spec["distributions"]
-    return options, "random", space, {"n_trials": spec.get("n_trials", 50)}
+    return options, "random", space, {"n_trials": spec.get("n_trials", 50),
+                                      "fill_budget": bool(spec.get("fill_budget", False))}
 
 
 def _range_tuple(value: Any) -> Any:
@@ -288,7 +292,7 @@ def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be at least 1")
-    from dendrax.plots import plot_search  # imports matplotlib only when drawing
+    from dendrax.plots import caption_line, plot_search  # matplotlib only when drawing
 
     results, spec, _ = results_from_log(args.log)
     n_train, batch_size = (spec.get("data") or {}).get("n_train"), spec.get("batch_size")
@@ -296,7 +300,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         paths = plot_search(results, args.out, top=args.top, metric=args.metric,
                             rank_by=args.rank_by,
                             steps_per_epoch=n_train // batch_size if n_train and batch_size
-                            else None)
+                            else None, in_dim=(spec.get("data") or {}).get("in_dim"),
+                            fmt=args.format,
+                            caption=None if args.no_caption else caption_line(spec, results))
     except ImportError as error:  # no matplotlib: say how to get it, in one line
         raise UsageError(str(error)) from None
     for path in paths.values():
@@ -492,20 +498,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="dendrax", help="MLflow experiment (dendrax)")
     p.set_defaults(run=cmd_show)
 
-    p = sub.add_parser("plot", help="draw the figures of a search log as PNG files",
+    p = sub.add_parser("plot", help="draw the figures of a search log (PNG, PDF or SVG)",
                        description="Write accuracy against parameters (Pareto front "
-                       "highlighted), training curves and rewiring swaps of the top N, and "
-                       "accuracy by hyperparameter value, as PNG files (needs matplotlib: "
+                       "highlighted), training curves, rewiring swaps and seed robustness of "
+                       "the top N, accuracy by hyperparameter value and successive halving, "
+                       "as PNG, PDF or SVG files (needs matplotlib: "
                        "pip install 'dendrax[plot]'). No training, no JAX.")
     p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
     p.add_argument("--out", default="plots", metavar="DIR",
-                   help="folder for the PNG files, created if missing (plots)")
+                   help="folder for the figures, created if missing (plots)")
     p.add_argument("--top", type=int, default=5, metavar="N",
                    help="configurations in the training-curve and swap figures (5)")
     p.add_argument("--metric", choices=("val", "test"), default="val",
                    help="accuracy of the parameter and hyperparameter figures (val)")
     p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
                    help="how the top N are chosen (val_mean)")
+    p.add_argument("--format", choices=("png", "pdf", "svg"), default="png",
+                   help="file format (png); pdf and svg are vector graphics for papers")
+    p.add_argument("--no-caption", action="store_true",
+                   help="leave out the caption line (dataset, epochs, subset, seeds)")
     p.set_defaults(run=cmd_plot)
 
     p = sub.add_parser("estimate", help="exact parameter count of one configuration",

@@ -179,10 +179,8 @@ class SweepProgress:
         stopped = [o for o in outcomes if getattr(o, "stopped_epoch", None) is not None]
         best = f"best val acc {max(finals):.4f}" if finals else "all diverged"
         if stopped and len(stopped) == len(outcomes):
+            # The trainer's own line says which rung stopped them; only the total changes.
             self._skipped += sum(self.n_epochs - o.stopped_epoch for o in stopped)
-            self.message(f"  halving: {plural(len(stopped), 'model')} stopped at epoch "
-                         f"{stopped[0].stopped_epoch}, {best}")
-            self._last_plain = self.clock()
             self._show()
             return
         self.buckets_done += 1

@@ -783,16 +783,20 @@ class HyperparameterSearcher:
                   f"to {filename}")
         return front
 
-    def plot(self, out_dir: str, top: int = 5, metric: str = "val") -> dict[str, str]:
-        """Write the search's figures as PNG files in ``out_dir`` (needs matplotlib, see
-        :func:`dendrax.plots.plot_search`): accuracy against parameters with the Pareto
-        front, training curves and rewiring swaps per round of the ``top`` best, and
-        accuracy by hyperparameter value. Returns {figure name: path}."""
-        from dendrax.plots import plot_search  # lazy: matplotlib is optional
+    def plot(self, out_dir: str, top: int = 5, metric: str = "val",
+             fmt: str = "png") -> dict[str, str]:
+        """Write the search's figures in ``out_dir`` as PNG, PDF or SVG (``fmt``; needs
+        matplotlib, see :func:`dendrax.plots.plot_search`): accuracy against parameters
+        with the Pareto front, training curves, rewiring swaps and seed robustness of the
+        ``top`` best, accuracy by hyperparameter value and successive halving, each with a
+        caption line (dataset, epochs, subset, seeds). Returns {figure name: path}."""
+        from dendrax.plots import caption_line, plot_search  # lazy: matplotlib is optional
 
         paths = plot_search(self.results, out_dir, top=top, metric=metric,
                             rank_by=self.rank_by,
-                            steps_per_epoch=len(self.data.x_train) // self.batch_size)
+                            steps_per_epoch=len(self.data.x_train) // self.batch_size,
+                            in_dim=self.in_dim, fmt=fmt,
+                            caption=caption_line(self.spec("", None), self.results))
         if self.verbose:
             print(f"Figures written to {out_dir}: {', '.join(sorted(paths))}")
         return paths

@@ -464,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray cluster address for --executor ray (default: a local Ray "
                    "instance, or $RAY_ADDRESS)")
     p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
+    p.add_argument("--verbose", action="store_true",
+                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("show", help="print the results table of a search log",
@@ -553,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSONL log (one per searcher for compare and pareto)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
+    p.add_argument("--verbose", action="store_true",
+                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
@@ -560,13 +564,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "8,000 parameters on real Fashion-MNIST: a few minutes on a laptop "
                        "CPU.")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--verbose", action="store_true",
+                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_quickstart)
     return parser
+
+
+def quiet_libraries() -> None:
+    """Silence the start-up chatter of libraries dendrax uses (absl and TensorFlow through
+    TFDS, JAX's backend probing, Ray): warnings below ERROR. ``--verbose`` keeps them."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("absl", "jax._src.xla_bridge", "ray", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    absl = sys.modules.get("absl.logging")
+    if absl is not None:
+        absl.set_verbosity(absl.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dendrax`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        quiet_libraries()
     try:
         return args.run(args)
     except _errors() as error:

@@ -14,8 +14,8 @@ extension: .png, .pdf, .svg):
   rewiring_swaps               accepted rewiring swaps per resampling round of the top n, as a
                                fraction of the model's connections (comparable across sizes)
   seed_robustness              each seed's accuracy of the top n, with mean and 95% interval
-  halving                      validation accuracy per epoch of every config, and the rung at
-                               which successive halving stopped it
+  halving                      validation accuracy per epoch of every model (config and
+                               seed), and the rung at which successive halving stopped it
 
 :func:`plot_search` writes all of them into a folder. The top n are ranked as the searcher
 ranks (validation accuracy, never test). Legends name only the hyperparameters that vary
@@ -407,10 +407,11 @@ def seed_robustness(results: Sequence[SearchResult], path: str | None = None, to
                    color="tab:blue", zorder=3, label="one seed" if rank == 1 else None)
         stats = result.val_stats if metric == "val" else result.test_stats
         mean = _accuracy(result, metric)
-        if stats is not None:
-            ax.errorbar([rank], [mean], yerr=[[mean - stats.ci_low], [stats.ci_high - mean]],
+        if stats is not None:  # an accuracy lies in [0, 1]: so does its drawn interval
+            low, high = max(0.0, stats.ci_low), min(1.0, stats.ci_high)
+            ax.errorbar([rank], [mean], yerr=[[mean - low], [high - mean]],
                         fmt="_", ms=18, color="tab:red", capsize=4, zorder=4,
-                        label="mean and 95% interval" if rank == 1 else None)
+                        label="mean and 95% t-interval (within 0–1)" if rank == 1 else None)
         else:
             ax.plot([rank], [mean], "_", ms=18, color="tab:red", zorder=4)
         ax.plot([], [], " ", label=_label(rank, result, names))  # the legend's key to ranks
@@ -427,36 +428,39 @@ def seed_robustness(results: Sequence[SearchResult], path: str | None = None, to
 
 def halving(results: Sequence[SearchResult], path: str | None = None,
             caption: str | None = None):
-    """Mean validation accuracy per epoch of every config: those successive halving
-    stopped in grey, ending with a cross at their rung, those trained to the end in colour;
-    dashed lines mark the rungs. Without halving every config is a full curve. Returns the
-    figure."""
-    alive = [r for r in results if not r.diverged]
+    """Validation accuracy per epoch of every trained model (each seed of each config):
+    those successive halving stopped in grey, ending with a cross at their rung, those
+    trained to the end in colour; dashed lines mark the rungs. Without halving every model
+    is a full curve. Returns the figure."""
     figure, axes = _figure(size=(8.5, 4.6))
     ax = axes[0, 0]
-    if not alive:
-        _empty(ax, "no trained configuration")
+    models = [(r.history[i].get("val_accuracy") or [],
+               r.stopped_epochs[i] if i < len(r.stopped_epochs) else None)
+              for r in results if not r.diverged for i in range(len(r.history))]
+    models = [(np.asarray(curve, dtype=float), stop) for curve, stop in models if curve]
+    if not models:
+        _empty(ax, "no trained model")
         return _finish(figure, path, caption)
-    stopped = [r for r in alive if r.stopped_by_halving]
-    rungs = sorted({e for r in stopped for e in r.stopped_epochs if e is not None})
+    rungs = sorted({stop for _, stop in models if stop is not None})
     for rung in rungs:
         ax.axvline(rung, color="0.5", ls="--", lw=0.8)
-    for r in stopped:
-        mean, _ = _nan_stats(_per_epoch(r, "val_accuracy"))
-        epochs = np.arange(1, len(mean) + 1)
-        ax.plot(epochs, mean, "-", color="0.6", lw=0.8, alpha=0.8)
-        ax.plot(epochs[-1:], mean[-1:], "x", color="0.4", ms=5)
-    finished = [r for r in alive if not r.stopped_by_halving]
-    for r in finished:
-        mean, _ = _nan_stats(_per_epoch(r, "val_accuracy"))
-        ax.plot(np.arange(1, len(mean) + 1), mean, "-", lw=1.4)
-    ax.plot([], [], "-x", color="0.5", label=f"stopped by halving ({len(stopped)})")
-    ax.plot([], [], "-", color="tab:blue", label=f"trained to the end ({len(finished)})")
+    n_stopped = 0
+    for curve, stop in models:
+        epochs = np.arange(1, len(curve) + 1)
+        if stop is None:
+            ax.plot(epochs, curve, "-", lw=1.4, color="tab:blue")
+            continue
+        n_stopped += 1
+        ax.plot(epochs, curve, "-", color="0.6", lw=0.8, alpha=0.8)
+        ax.plot(epochs[-1:], curve[-1:], "x", color="0.4", ms=5)
+    ax.plot([], [], "-x", color="0.5", label=f"stopped by halving ({n_stopped} models)")
+    ax.plot([], [], "-", color="tab:blue",
+            label=f"trained to the end ({len(models) - n_stopped} models)")
     _epoch_axis(ax)
     ax.set_ylabel("validation accuracy")
     ax.set_title("Successive halving: " + (
         f"rungs at epoch {', '.join(map(str, rungs))}" if rungs
-        else "no configuration was stopped early"), fontsize=10)
+        else "no model was stopped early"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _finish(figure, path, caption)

@@ -213,7 +213,9 @@ def test_seed_robustness_shows_every_seed_with_mean_and_interval(halved):
     for points, result in zip(seeds, best):
         ys = sorted(points.get_offsets()[:, 1])
         assert ys == pytest.approx(sorted(h["val_accuracy"][-1] for h in result.history))
-    assert "mean and 95% interval" in legend_texts(figure)
+    assert "mean and 95% t-interval (within 0–1)" in legend_texts(figure)
+    low, high = ax.get_ylim()
+    assert low >= -0.05 and high <= 1.05
 
 
 def test_halving_figure_marks_the_stopped(halved):
@@ -221,9 +223,14 @@ def test_halving_figure_marks_the_stopped(halved):
     ax = figure.axes[0]
     assert "rungs at epoch 2" in ax.get_title()
     assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2]
-    stopped = sum(r.stopped_by_halving for r in halved.results if not r.diverged)
-    assert stopped and f"stopped by halving ({stopped})" in [t.get_text() for t in
-                                                            ax.get_legend().get_texts()]
+    alive = [r for r in halved.results if not r.diverged]
+    stopped = sum(r.stopped_by_halving * r.n_seeds for r in alive)
+    finished = sum(r.n_seeds for r in alive) - stopped
+    assert stopped and finished
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        f"stopped by halving ({stopped} models)", f"trained to the end ({finished} models)"]
+    crosses = [line for line in ax.lines if line.get_marker() == "x" and len(line.get_xdata())]
+    assert len(crosses) == stopped and all(line.get_xdata()[0] == 2 for line in crosses)
 
 
 @pytest.mark.parametrize("fmt,magic", [("pdf", b"%PDF"), ("svg", b"<?xml")])

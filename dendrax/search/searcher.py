@@ -28,10 +28,11 @@ from dendrax.search.budget import Budget, Rejection, no_fit_error
 from dendrax.search.plan import COST_MODEL, Bucket, plan_buckets
 from dendrax.search.log import (SearchLog, canonical, check_writable, config_key,
                                 jsonable, outcome_record, trial_key)
-from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
+from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_params,
+                                    format_results,
                                     pareto_records, rank_results, save_pareto)
 from dendrax.search.callbacks import as_callbacks, hooks
-from dendrax.search.progress import SweepProgress
+from dendrax.search.progress import SweepProgress, plural
 from dendrax.search.trial import Progress, TrainSettings, TrialOutcome
 
 Trainer = Callable[..., list[TrialOutcome]]
@@ -526,8 +527,9 @@ class HyperparameterSearcher:
         if self.verbose:
             done = len(trials) - len(todo)
             kind = "shape" if self.settings.padding == "exact" else self.settings.padding
-            print(f"Training {len(todo)} models for {len(candidates)} configurations in "
-                  f"{len(buckets)} {kind} buckets"
+            print(f"Training {plural(len(todo), 'model')} for "
+                  f"{plural(len(candidates), 'configuration')} in "
+                  f"{plural(len(buckets), kind + ' bucket')}"
                   + (f" ({done} more already finished)" if done else ""))
         finished: dict[int, SearchResult] = {}  # candidate index -> its result, once whole
         if todo:
@@ -654,7 +656,7 @@ class HyperparameterSearcher:
         print(f"{len(rejections)} of {n_configs} configurations are outside the budget of "
               f"{self.budget.describe()} and will not be trained:")
         for r in rejections[:_MAX_REJECTIONS_SHOWN]:
-            print(f"  {r.reason}: {r.params}")
+            print(f"  {r.reason}: {describe_params(r.params)}")
         if len(rejections) > _MAX_REJECTIONS_SHOWN:
             print(f"  ... and {len(rejections) - _MAX_REJECTIONS_SHOWN} more "
                   f"(all are listed by save_results)")

@@ -42,6 +42,7 @@ FIGURES = ("accuracy_vs_params", "training_curves", "accuracy_by_hyperparameter"
 FORMATS = ("png", "pdf", "svg")
 DPI = 120
 _LABEL_WIDTH = 48      # legend labels wrap at this many characters (never cut)
+_MAX_TICKS = 8         # a numeric panel with at most this many values ticks each of them
 _METRIC_NAMES = {"val": "validation accuracy", "test": "test accuracy"}
 
 
@@ -255,12 +256,12 @@ def _is_numeric(values: Sequence[Any]) -> bool:
 
 
 def _jitter(xs: np.ndarray, log: bool, rng: np.random.Generator) -> np.ndarray:
-    """Spread points of equal x apart by up to a quarter of the smallest gap between
+    """Spread points of equal x apart by up to 15% of the smallest gap between
     distinct values (on the log scale when the axis is logarithmic)."""
     scaled = np.log(xs) if log else xs.astype(float)
     distinct = np.unique(scaled)
     gap = np.min(np.diff(distinct)) if len(distinct) > 1 else max(abs(distinct[0]), 1.0) * 0.1
-    moved = scaled + rng.uniform(-0.25, 0.25, len(xs)) * gap
+    moved = scaled + rng.uniform(-0.15, 0.15, len(xs)) * gap
     return np.exp(moved) if log else moved
 
 
@@ -277,6 +278,10 @@ def _value_panel(ax, name: str, values: list[Any], accuracy: list[float],
         ax.scatter(_jitter(xs, log, rng), [a for _, a in numeric], s=14, alpha=0.7)
         if log:
             ax.set_xscale("log")
+        distinct = np.unique(xs)
+        if len(distinct) <= _MAX_TICKS:  # few values: tick exactly those, jitter is visible
+            ax.set_xticks(distinct, [_format(float(v)) if not float(v).is_integer()
+                                     else f"{int(v)}" for v in distinct], fontsize=8)
     else:
         distinct = sorted(set(values), key=lambda v: (str(type(v)), str(v)))
         groups = [[a for v, a in zip(values, accuracy) if v == d] for d in distinct]
@@ -376,7 +381,7 @@ def rewiring_swaps(results: Sequence[SearchResult], path: str | None = None, top
         from matplotlib.ticker import PercentFormatter
 
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_title(f"Top {len(best)}: {what} {unit} (mean over seeds)", fontsize=10)
+    ax.set_title(f"Top {len(best)}: rewiring {unit}, mean over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     _legend(figure, ax)
     return _finish(figure, path, caption)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +217,21 @@ def test_readme_quick_start_runs_unchanged(tmp_path, monkeypatch, capsys):
 def test_format_duration():
     assert [format_duration(s) for s in (0, 42.4, 725, 3723, float("nan"))] == [
         "0:00", "0:42", "12:05", "1:02:03", "?"]
+
+
+def test_the_readme_spec_runs(tmp_path, monkeypatch):
+    """The spec under "Your first real search" in the README, as written, with the fake
+    trainer: it parses, fills its budget and trains n_trials configs."""
+    from test_search_support import FakeData, FakeTrainer, make_searcher
+
+    readme = (Path(REPO) / "README.md").read_text()
+    text = readme.split("## Your first real search")[1].split("```json")[1].split("```")[0]
+    spec = tmp_path / "search.json"
+    spec.write_text(text)
+    trainer = FakeTrainer()
+    monkeypatch.setattr(cli, "HyperparameterSearcher", lambda **kw: make_searcher(
+        trainer, **{**kw, "data": FakeData(), "verbose": False}))
+    assert cli.main(["search", str(spec), "--quiet", "--log", str(tmp_path / "run.jsonl")]) == 0
+    options = json.loads(text)
+    assert len({c.to_dict()["n_neurons"] for c in trainer.trained}) > 1
+    assert len(trainer.trained) == options["n_trials"] * options["seeds_per_config"]

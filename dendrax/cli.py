@@ -269,9 +269,10 @@ def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
     ordered = rank_results(results, args.rank_by) + [r for r in results if r.diverged]
     try:
         if args.to_optuna:
-            study = export.to_optuna(ordered, args.to_optuna, args.study_name, space=space,
+            # Trials in the order they were searched, as an Optuna study numbers them.
+            study = export.to_optuna(results, args.to_optuna, args.study_name, space=space,
                                      settings=settings)
-            print(f"Optuna: {len(ordered)} trials in study {study.study_name!r} at "
+            print(f"Optuna: {len(results)} trials in study {study.study_name!r} at "
                   f"{args.to_optuna} (optuna-dashboard {args.to_optuna})")
         if args.to_tensorboard:
             runs = export.to_tensorboard(ordered, args.to_tensorboard, settings=settings)

@@ -50,8 +50,16 @@ def finite(value: Any) -> bool:
         and math.isfinite(value)
 
 
+def varying_names(results: Sequence[SearchResult]) -> list[str]:
+    """The searched parameters whose value differs between results (for run names)."""
+    names = searched_names(results)
+    return [n for n in names
+            if len({repr(hyperparameters(r, [n])[n]) for r in results}) > 1]
+
+
 def run_name(index: int, result: SearchResult, names: Sequence[str]) -> str:
-    """"003 n_neurons=12 n_dendrites=6": a sortable, readable run name."""
+    """"003 n_neurons=12 n_dendrites=6": a sortable, readable run name from ``names`` (the
+    parameters that vary, see varying_names)."""
     values = hyperparameters(result, names)
     text = " ".join(f"{k}={_short(v)}" for k, v in values.items())
     return f"{index:03d} {text}".strip()[:200]

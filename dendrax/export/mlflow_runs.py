@@ -15,7 +15,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from dendrax.export.common import (EPOCH_METRICS, epoch_means, finite, hyperparameters,
-                                   require, run_name, searched_names)
+                                   require, run_name, searched_names, varying_names)
 from dendrax.search.results import SearchResult, rank_results
 
 
@@ -46,8 +46,9 @@ def to_mlflow(results: Sequence[SearchResult], tracking_uri: str | None = None, 
     client.log_batch(parent_id, metrics=summary,
                      params=[Param(k, str(v)) for k, v in settings.items()])
     names = searched_names(results)
+    short = varying_names(results)
     for index, result in enumerate(results, 1):
-        child = client.create_run(experiment_id, run_name=run_name(index, result, names),
+        child = client.create_run(experiment_id, run_name=run_name(index, result, short),
                                   tags={"mlflow.parentRunId": parent_id})
         params = {**hyperparameters(result, names), "total_params": result.total_params,
                   "n_seeds": result.n_seeds, "seeds": result.seeds, "bucket": result.bucket}

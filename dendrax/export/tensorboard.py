@@ -15,7 +15,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from dendrax.export.common import (EPOCH_METRICS, epoch_means, finite, hyperparameters,
-                                   require, run_name, searched_names)
+                                   require, run_name, searched_names, varying_names)
 from dendrax.search.results import SearchResult
 
 FINAL_METRICS = ("hparams/val_accuracy", "hparams/test_accuracy", "hparams/params")
@@ -35,11 +35,12 @@ def to_tensorboard(results: Sequence[SearchResult], logdir: str, *,
     from tensorboardX.summary import hparams
 
     names = searched_names(results)
+    short = varying_names(results)
     extra = {f"search/{k}": _hparam_value(v) for k, v in (settings or {}).items()}
     os.makedirs(logdir, exist_ok=True)
     runs = []
     for index, result in enumerate(results, 1):
-        path = os.path.join(logdir, run_name(index, result, names).replace(" ", "_")
+        path = os.path.join(logdir, run_name(index, result, short).replace(" ", "_")
                             .replace("/", "-"))
         with tensorboardx.SummaryWriter(path) as writer:
             for metric in EPOCH_METRICS:

@@ -67,6 +67,7 @@ def test_on_epoch_gets_every_members_metrics_from_the_real_trainer():
     assert [(e.phase, e.epoch) for e in events] == [("compile", 0), ("train", 0),
                                                    ("train", 1), ("train", 2)]
     assert len(events[-1].members) == 4
+    assert {o.n_devices for o in s._completed.values()} == {1}  # logged with each model
     assert [e for _, e, _ in recorder.epochs] == [1, 2]
     for bucket, epoch, members in recorder.epochs:
         assert bucket == events[-1].bucket and len(members) == 4

@@ -1,6 +1,7 @@
 """Exporters (dendrax.export): each writes a search that the tool's own reader reads back:
 Optuna's storage, TensorBoard's event reader, MLflow's client on a local file store."""
 
+import os
 import sys
 import types
 
@@ -12,6 +13,7 @@ from dendrax.export.common import epoch_means
 from dendrax.search.config import ConfigError
 from test_search_support import FakeTrainer, make_searcher
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"n_neurons": (6, 14), "n_dendrites": [4, 6, 8], "n_dendrite_inputs": (32, 128),
          "synaptic_resampling": [True, False],
          "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}
@@ -137,3 +139,13 @@ def test_missing_extras_are_named(searcher, tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, module, None)
         with pytest.raises(ImportError, match=rf"dendrax\[{extra}\]"):
             call()
+
+
+def test_tables_callbacks_and_exporters_never_import_jax():
+    import subprocess
+
+    code = ("import sys, dendrax.export, dendrax.search.table, dendrax.search.callbacks, "
+            "dendrax.search.progress; print('jax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": REPO}, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

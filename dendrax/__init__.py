@@ -10,11 +10,13 @@ The original toolkit's API under the same names::
 Importing this package does not import JAX; the trainer loads it on first use.
 """
 
+from dendrax.errors import DendraxError, ModelTooLargeError
 from dendrax.search.config import ConfigError, ModelConfig, count_params
 from dendrax.search import HyperparameterSearcher, SearchResult
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
 __version__ = "0.1.0"
 
-__all__ = ["HyperparameterSearcher", "SearchResult", "ModelConfig", "ConfigError",
+__all__ = ["HyperparameterSearcher", "SearchResult", "ModelConfig", "DendraxError", "ConfigError",
+           "ModelTooLargeError",
            "count_params", "TrainSettings", "TrialOutcome", "__version__"]

@@ -7,9 +7,10 @@
     dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
     dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
 
-Bad input (a config, the spec, the log, the budget) prints one error line and exits 2, with
-no traceback; a dataset that cannot be found also lists where it was looked for and how to
-get it.
+Bad input (a config, the spec, the log, the budget, a data file: any DendraxError) prints one
+error line and exits 2, with no traceback unless ``dendrax --debug``; a dataset that cannot
+be found also lists where it was looked for and how to get it. Any other exception is a bug
+and keeps its traceback.
 Commands that train turn on JAX's persistent compilation cache, so reruns skip most of the
 compile time; ``estimate``, ``show`` and ``plot`` never import JAX.
 """
@@ -23,11 +24,13 @@ import json
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from dendrax.search.plan import POLICIES as PADDINGS
+from dendrax.errors import DendraxError
 from dendrax.search.config import ARCHITECTURES, ConfigError
 from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher, LogError
@@ -60,13 +63,6 @@ class UsageError(ConfigError):
 
 # ---- shared helpers ------------------------------------------------------------------
 
-def _errors() -> tuple[type[BaseException], ...]:
-    """The user-facing errors: a message, exit status 2, no traceback."""
-    from dendrax.data import DataError  # numpy only, no JAX
-
-    return (ConfigError, DataError, LogError)
-
-
 SAMPLE_NOTE = """\
   This is the small EMBEDDED SAMPLE of Fashion-MNIST shipped with dendrax, not the full
   dataset; accuracies are lower than with the full 60,000 training images. For the full
@@ -90,6 +86,9 @@ def load_spec(path: str) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read spec {path!r}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}); "
+                         f"a spec is a JSON or YAML text file") from None
     if Path(path).suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
@@ -124,6 +123,8 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
     """(constructor arguments, "grid" or "random", space, search call arguments)."""
     allowed = searcher_options()
     for key in spec:
+        if not isinstance(key, str):
+            raise UsageError(f"{where}: setting names must be strings, got {key!r}")
         if key not in allowed and key not in _SPEC_SEARCH_KEYS:
             close = difflib.get_close_matches(key, [*allowed, *_SPEC_SEARCH_KEYS], n=1)
             hint = f"did you mean {close[0]!r}?" if close else \
@@ -160,7 +161,13 @@ def _range_tuple(value: Any) -> Any:
     return value
 
 
+def _check_top(top: int) -> None:
+    if top < 1:
+        raise UsageError(f"--top {top}: must be at least 1")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    _check_top(args.top)
     spec = load_spec(args.spec)
     options, strategy, space, call = split_spec(spec, where=args.spec)
     if args.log is not None:
@@ -205,7 +212,7 @@ def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     """(SearchResults, the last header's spec, the parsed log) of a JSONL search log:
     each configuration's seeds folded into one result, in the order first logged."""
     from dendrax.search.config import ModelConfig
-    from dendrax.search.log import outcome_from_record, read_log
+    from dendrax.search.log import config_key, read_log
     from dendrax.search.results import aggregate
 
     if not os.path.isfile(path):
@@ -214,9 +221,8 @@ def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     if not contents.headers:
         raise LogError(f"{path}: empty, or not a dendrax search log (no header line)")
     groups: dict[str, list] = {}
-    for record in contents.trials.values():
-        groups.setdefault(record.get("config_key") or record["key"], []).append(
-            outcome_from_record(record))
+    for outcome in contents.outcomes.values():
+        groups.setdefault(config_key(outcome.config), []).append(outcome)
     defaults = ModelConfig().to_dict()
     shape = ("architecture", "n_neurons", "n_dendrites", "n_dendrite_inputs")
     results = []
@@ -229,10 +235,20 @@ def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     return results, contents.headers[-1].get("spec", {}), contents
 
 
+def _spec_int(spec: dict, *path: str) -> int | None:
+    """An integer read from a logged spec, or None when it is absent or not an integer."""
+    value: Any = spec
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from dendrax.search.results import format_results
     from dendrax.search import table
 
+    _check_top(args.top)
     results, spec, contents = results_from_log(args.log)
     if args.to_optuna or args.to_tensorboard or args.to_mlflow:
         return export_log(args, results, contents)
@@ -244,8 +260,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             rows = table.sort_rows(rows, args.sort)
         print(table.render(rows, fmt))
         return 0
-    budget = spec.get("budget") or {}
-    max_params = budget.get("max_params") or max((r.total_params for r in results), default=0)
+    max_params = _spec_int(spec, "budget", "max_params") or max(
+        (r.total_params for r in results), default=0)
     n_models = sum(r.n_seeds for r in results)
     print(f"{args.log}: {n_models} models, {len(results)} configurations, "
           f"{len(contents.headers)} search call(s); dataset {spec.get('dataset', '?')}, "
@@ -291,12 +307,11 @@ def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
 # ---- dendrax plot ---------------------------------------------------------------------
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    if args.top < 1:
-        raise UsageError(f"--top {args.top}: must be at least 1")
+    _check_top(args.top)
     from dendrax.plots import caption_line, plot_search  # matplotlib only when drawing
 
     results, spec, _ = results_from_log(args.log)
-    n_train, batch_size = (spec.get("data") or {}).get("n_train"), spec.get("batch_size")
+    n_train, batch_size = _spec_int(spec, "data", "n_train"), _spec_int(spec, "batch_size")
     try:
         paths = plot_search(results, args.out, top=args.top, metric=args.metric,
                             rank_by=args.rank_by,
@@ -438,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dendrax", description="Population-parallel hyperparameter search for "
         "dendritic neural networks.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of dendrax errors too (they print one line)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("search", help="run a search described by a JSON/YAML spec",
@@ -591,7 +608,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_libraries()
     try:
         return args.run(args)
-    except _errors() as error:
+    except DendraxError as error:  # bad input: one line; anything else keeps its traceback
+        if args.debug:
+            traceback.print_exc()
         print(f"dendrax: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -337,8 +337,8 @@ def connections(config: Mapping[str, Any], in_dim: int) -> int:
     """Synapses a model can rewire: branches × inputs per branch."""
     from dendrax.search.config import ModelConfig
 
-    model = ModelConfig.from_dict({k: v for k, v in config.items()})
-    return model.n_branches * model.inputs_per_branch(in_dim)
+    shape = ModelConfig.from_dict(dict(config)).shape(in_dim)
+    return shape.n_branches * shape.k
 
 
 def rewiring_swaps(results: Sequence[SearchResult], path: str | None = None, top: int = 5,

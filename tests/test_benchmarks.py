@@ -167,3 +167,27 @@ def test_skip_rule_predicts_from_the_previous_size():
     assert throughput.plan_cell(_args(), ("dense", "own", "bfloat16"), 8, None, None) == (0, None)
     failed = {"status": "out of memory", "population": 4096}
     assert "did not run" in throughput.plan_cell(_args(), dense, 8192, failed, None)[1]
+
+
+def test_overheads_quick_splits_the_wall_time_and_the_warm_run_compiles_nothing(data_dir,
+                                                                                 tmp_path):
+    out = tmp_path / "overheads.json"
+    _run([sys.executable, str(BENCH / "overheads.py"), "--quick", "--jobs",
+          "api16,quickstart-sample", "--data-dir", str(data_dir), "--out", str(out)],
+         timeout=900)
+    document = json.loads(out.read_text())
+    _check_machine(document["machine"])
+    runs = {(r["job"], r["state"]): r for r in document["results"]}
+    assert set(runs) == {(j, s) for j in ("api16", "quickstart-sample")
+                         for s in ("cold", "warm")}
+    for (job, state), r in runs.items():
+        phases = r["phases"]
+        assert set(phases) == {"import", "data", "trace", "lower", "compile_init",
+                               "compile_epoch", "compile_other", "training", "logging"}
+        assert all(v >= 0 for v in phases.values())
+        assert sum(phases.values()) <= r["wall"] * 1.05
+        if state == "cold":
+            assert r["compiled"] >= 2 and phases["compile_epoch"] > 0
+        else:
+            assert r["compiled"] == 0 and r["cache_hits"] >= 2  # a warm process compiles nothing
+    assert runs[("api16", "cold")]["model_epochs"] == 4

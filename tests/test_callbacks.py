@@ -12,8 +12,8 @@ from dendrax import cli
 from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import Callback, load_callback
 from dendrax.search.config import ConfigError
-from helpers import prototype_data
-from test_search_support import FakeTrainer, make_searcher
+from conftest import prototype_data
+from conftest import FakeTrainer, make_searcher
 
 GRID = {"n_neurons": [8, 12], "n_dendrites": [4], "n_dendrite_inputs": [16]}
 
@@ -64,8 +64,9 @@ def test_on_epoch_gets_every_members_metrics_from_the_real_trainer():
                                max_params=10_000, min_param_ratio=0.01, seeds_per_config=2,
                                callbacks=[recorder], trainer=trainer)
     s.grid_search({**GRID, "n_neurons": [8], "lr": [1e-3, 5e-3]})
-    assert [(e.phase, e.epoch) for e in events] == [("compile", 0), ("train", 0),
-                                                   ("train", 1), ("train", 2)]
+    phases = [(e.phase, e.epoch) for e in events]
+    assert phases[-3:] == [("start", 0), ("train", 1), ("train", 2)]
+    assert phases[:-3] in ([], [("compile", 0)])  # compile: only if the program was not ready
     assert len(events[-1].members) == 4
     assert {o.n_devices for o in s._completed.values()} == {1}  # logged with each model
     assert [e for _, e, _ in recorder.epochs] == [1, 2]

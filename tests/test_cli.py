@@ -19,7 +19,7 @@ from dendrax import cli, examples
 from dendrax.data import SAMPLE_DIR
 from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher
-from test_search_support import FakeData, FakeTrainer
+from conftest import FakeData, FakeTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -222,7 +222,7 @@ def test_format_duration():
 def test_the_readme_spec_runs(tmp_path, monkeypatch):
     """The spec under "Your first real search" in the README, as written, with the fake
     trainer: it parses, fills its budget and trains n_trials configs."""
-    from test_search_support import FakeData, FakeTrainer, make_searcher
+    from conftest import FakeData, FakeTrainer, make_searcher
 
     readme = (Path(REPO) / "README.md").read_text()
     text = readme.split("## Your first real search")[1].split("```json")[1].split("```")[0]

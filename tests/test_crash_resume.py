@@ -13,25 +13,27 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The child process: a search over 4 shape buckets whose trainer is the deterministic fake
-# from test_search_support, slowed down so that the parent can kill it between buckets. It
+# from conftest, slowed down so that the parent can kill it between buckets. It
 # records every model it is asked to train in TRAINED (one JSON line per model).
 CHILD = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, {here!r})
-    from test_search_support import FakeData, FakeTrainer
+    from conftest import FakeData, FakeTrainer
     from dendrax.search import HyperparameterSearcher
 
     log_path, trained_path, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     fake = FakeTrainer()
 
-    def slow_trainer(configs, data, settings, *, progress=None, on_bucket_done=None):
+    def slow_trainer(configs, data, settings, *, progress=None, on_bucket_done=None,
+                     on_plan=None, log=None):
         with open(trained_path, "a") as f:
             for c in configs:
                 f.write(json.dumps(c.to_dict(), sort_keys=True) + "\\n")
         def slow_done(outcomes):
             on_bucket_done(outcomes)
             time.sleep(0.6)
-        return fake(configs, data, settings, progress=progress, on_bucket_done=slow_done)
+        return fake(configs, data, settings, progress=progress, on_bucket_done=slow_done,
+                    on_plan=on_plan)
 
     searcher = HyperparameterSearcher(max_params=2000, min_param_ratio=0.1, n_epochs=1,
                                       verbose=False, seeds_per_config=2, data=FakeData(),

@@ -761,7 +761,7 @@ def test_the_tabular_example_in_docs_runs(monkeypatch, capsys):
     """docs/data.md's tabular example as written, with the fake trainer standing in for
     JAX (the searcher imports dendrax.population.train_configs lazily)."""
     import dendrax.population
-    from test_search_support import FakeTrainer
+    from conftest import FakeTrainer
 
     pytest.importorskip("pandas")
     monkeypatch.setattr(dendrax.population, "train_configs", FakeTrainer())

@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 CHILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, {here!r})
-    from helpers import prototype_data
+    from conftest import prototype_data
     from dendrax import HyperparameterSearcher
 
     data = prototype_data(n_train=512, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))

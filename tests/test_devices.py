@@ -16,7 +16,7 @@ CHILD = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {here!r})
     import jax
-    from helpers import prototype_data
+    from conftest import prototype_data
     from dendrax import ModelConfig, TrainSettings
     from dendrax.population import train_configs, train_population
 

@@ -12,8 +12,8 @@ import pytest
 
 from dendrax import examples
 from dendrax.search import SearchResult
-from helpers import prototype_data
-from test_search_support import FakeData, FakeTrainer
+from conftest import prototype_data
+from conftest import FakeData, FakeTrainer
 
 
 def fake(**options):

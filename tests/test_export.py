@@ -11,7 +11,7 @@ import pytest
 from dendrax import cli
 from dendrax.export.common import epoch_means
 from dendrax.search.config import ConfigError
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"n_neurons": (6, 14), "n_dendrites": [4, 6, 8], "n_dendrite_inputs": (32, 128),

@@ -9,7 +9,7 @@ from dendrax import population as train
 from dendrax.population import halving
 from dendrax.search.config import ModelConfig
 from dendrax.search.trial import TrainSettings
-from helpers import prototype_data
+from conftest import prototype_data
 
 DATA = prototype_data(n_train=320, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
 SETTINGS = TrainSettings(n_epochs=3, batch_size=32)
@@ -91,7 +91,13 @@ def test_searcher_passes_halving_to_the_trainer_and_its_log_spec():
                           "lr": [1e-4, 3e-4, 1e-3, 3e-3]})
     assert searcher.settings.halving_eta == 2
     assert searcher.spec("grid", {})["halving"] == [2, 1]
-    epochs = sorted(len(r.history[0]["val_accuracy"]) for r in searcher.results)
-    assert epochs == [1, 1, 2, 3]
+    curves = [r.history[0]["val_accuracy"] for r in searcher.results]
+    assert sorted(len(c) for c in curves) == [1, 1, 2, 3]
+    # Each rung kept the best by validation accuracy: every model that went on scored at
+    # least as well at the rung's end as every model stopped there.
+    for rung_end in (1, 2):
+        went_on = [c[rung_end - 1] for c in curves if len(c) > rung_end]
+        stopped = [c[rung_end - 1] for c in curves if len(c) == rung_end]
+        assert min(went_on) >= max(stopped)
     best = searcher.get_best_results(1)[0]
-    assert best.params["lr"] in (1e-4, 3e-4, 1e-3, 3e-3)
+    assert len(best.history[0]["val_accuracy"]) == 3  # only a model that ran to the end

@@ -5,9 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dendrax.search.config import ModelShape
 from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu,
                             sparse_branch_matmul)
 
+
+
+def _shape(n_neurons, n_dendrites, k, soma=True):
+    return ModelShape("dendritic_simple", soma, n_neurons, n_dendrites, k, None, "random")
 
 def _random_problem(seed=0, batch=16, branches=12, k=20, in_dim=64):
     keys = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -71,7 +76,7 @@ def test_local_receptive_fields_on_colour_images_use_every_channel():
 
 
 def test_layer_matches_numpy_with_block_diagonal_soma():
-    layer = DendriticLayer(n_neurons=3, n_dendrites=4, n_dendrite_inputs=10)
+    layer = DendriticLayer(_shape(3, 4, 10))
     x = jax.random.normal(jax.random.PRNGKey(0), (5, 50))
     variables = layer.init({"params": jax.random.PRNGKey(1),
                             "connectivity": jax.random.PRNGKey(2)}, x)
@@ -88,7 +93,7 @@ def test_layer_matches_numpy_with_block_diagonal_soma():
 
 
 def test_layer_without_soma_outputs_its_branches():
-    layer = DendriticLayer(n_neurons=7, n_dendrites=5, n_dendrite_inputs=8, soma_enabled=False)
+    layer = DendriticLayer(_shape(0, 5, 8, soma=False))
     x = jnp.ones((2, 30))
     variables = layer.init({"params": jax.random.PRNGKey(1),
                             "connectivity": jax.random.PRNGKey(2)}, x)
@@ -97,7 +102,7 @@ def test_layer_without_soma_outputs_its_branches():
 
 
 def test_initialisation_follows_the_original():
-    layer = DendriticLayer(n_neurons=40, n_dendrites=25, n_dendrite_inputs=100)
+    layer = DendriticLayer(_shape(40, 25, 100))
     variables = layer.init({"params": jax.random.PRNGKey(1),
                             "connectivity": jax.random.PRNGKey(2)}, jnp.ones((1, 784)))
     p = variables["params"]

@@ -10,7 +10,7 @@ import pytest
 
 from dendrax.search.config import ConfigError
 from dendrax.search import replicate_seed
-from test_search_support import FakeTrainer, hashed_scores, make_searcher
+from conftest import FakeTrainer, hashed_scores, make_searcher
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -8,24 +8,30 @@ import numpy as np
 import pytest
 
 from dendrax import population as train
-from dendrax.nn.models import build_model
+from dendrax.population import runner
 from dendrax.search.plan import plan_buckets
 from dendrax.search.config import ModelConfig, count_params
 from dendrax.nn.layers import branch_coordinates
 from dendrax.search.trial import TrainSettings
-from helpers import prototype_data
+from conftest import prototype_data
 
 DATA = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
 SETTINGS = TrainSettings(n_epochs=1, batch_size=32)  # 20 steps
 
 
 def _member(state, i):
-    return jax.tree_util.tree_map(lambda a: np.asarray(a[i]), state)
+    def pick(a):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a = jax.random.key_data(a)
+        return np.asarray(a[i])
+
+    return jax.tree_util.tree_map(pick, state)
 
 
 def _unpad(params, index, config, template):
     """The padded arrays cut down to ``config``'s own sizes (rows in logical order)."""
-    soma = config.has_soma
+    shape = config.shape(64)
+    soma = shape.has_soma
     big = branch_coordinates(template.n_neurons, template.n_dendrites, soma)
     small = branch_coordinates(config.n_neurons, config.n_dendrites, soma)
     rows = [int(np.flatnonzero((big == c).all(1))[0]) for c in small]
@@ -37,8 +43,8 @@ def _unpad(params, index, config, template):
         n, d = config.n_neurons, config.n_dendrites
         out["soma_kernel"] = params["dendrites"]["soma_kernel"][:n, :d]
         out["soma_bias"] = params["dendrites"]["soma_bias"][:n]
-    width = config.dendritic_out
-    hidden = config.hidden_width
+    width = shape.layer_width
+    hidden = shape.hidden
     if hidden is None:
         out["output"] = params["output"]["kernel"][:width]
     else:
@@ -70,7 +76,8 @@ def test_padded_member_equals_the_same_config_alone(architecture):
     small = small.replace(seed=11, steps_to_resample=4, percentage_resample=0.5)
     large = large.replace(seed=12, steps_to_resample=4)
     _, alone, _ = train.train_population([small], DATA, SETTINGS)
-    _, padded, _ = train.train_population([small, large], DATA, SETTINGS, template=large)
+    _, padded, _ = train.train_population([small, large], DATA, SETTINGS,
+                                          shape=large.shape(64))
     a, p = _member(alone, 0), _member(padded, 0)
     assert int(p.step) == int(a.step) == 20
     got = _unpad(p.params, p.connectivity["dendrites"]["index"], small, large)
@@ -84,13 +91,15 @@ def test_padded_member_equals_the_same_config_alone(architecture):
     real = sum(np.count_nonzero(leaf) for leaf in jax.tree_util.tree_leaves(params))
     assert real <= count_params(small, 64, 10)
     # The padded slots' indices were never rewired.
-    start = _member(jax.jit(train.make_train(
-        build_model(large, 10, (8, 8, 1)), 64, 640, SETTINGS, padded=True).init)(
+    spec = runner.program_spec(large.shape(64), DATA, SETTINGS, members=1, padded=True,
+                               n_devices=1)
+    start = _member(jax.jit(train.make_train(spec).init)(
         train.hyper_for([small], 64), train.member_keys([small])), 0)
-    big = branch_coordinates(large.n_neurons, large.n_dendrites, small.has_soma)
+    has_soma = small.shape(64).has_soma
+    big = branch_coordinates(large.n_neurons, large.n_dendrites, has_soma)
     mask = np.zeros(p.connectivity["dendrites"]["index"].shape, bool)
     for r, (n, d) in enumerate(big):
-        if (not small.has_soma or n < small.n_neurons) and d < small.n_dendrites:
+        if (not has_soma or n < small.n_neurons) and d < small.n_dendrites:
             mask[r, :small.n_dendrite_inputs] = True
     np.testing.assert_array_equal(p.connectivity["dendrites"]["index"][~mask],
                                   start.connectivity["dendrites"]["index"][~mask])
@@ -126,5 +135,4 @@ def test_padding_plan_cuts_compiles_for_the_original_random_ranges():
         assert sorted(i for b in plan for i in b.members) == list(range(70))
         for b in plan:
             for i in b.members:
-                sizes = configs[i].shape_key(784)[2:6]
-                assert all(s <= t for s, t in zip(sizes[:3], b.key[2:5]))
+                assert configs[i].shape(784).fits_in(b.shape)

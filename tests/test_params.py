@@ -14,7 +14,8 @@ IMAGE_SHAPES = {64: (8, 8, 1), 784: (28, 28, 1), 3072: (32, 32, 3)}
 
 
 def _built_size(config, in_dim, n_classes):
-    model = build_model(config, n_classes=n_classes, image_shape=IMAGE_SHAPES[in_dim])
+    model = build_model(config.shape(in_dim), n_classes=n_classes,
+                        image_shape=IMAGE_SHAPES[in_dim])
     shapes = jax.eval_shape(
         lambda: model.init({"params": jax.random.PRNGKey(0),
                             "connectivity": jax.random.PRNGKey(1)}, jnp.zeros((1, in_dim))))
@@ -50,7 +51,7 @@ def test_reference_counts(config, expected):
 
 
 def test_connectivity_is_not_a_parameter():
-    model = build_model(ModelConfig(n_neurons=2, n_dendrites=2, n_dendrite_inputs=5))
+    model = build_model(ModelConfig(n_neurons=2, n_dendrites=2, n_dendrite_inputs=5).shape(30))
     shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0),
                                                 "connectivity": jax.random.PRNGKey(1)},
                                                jnp.zeros((1, 30))))

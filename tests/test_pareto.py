@@ -8,7 +8,7 @@ import pytest
 from dendrax import examples
 from dendrax.search import SearchResult, pareto_front, pareto_records, seed_stats
 from dendrax.search.results import pareto_record
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 
 def point(params, val, test=None, diverged=False, vals=None):

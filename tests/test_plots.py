@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dendrax import cli, plots
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -197,8 +197,8 @@ def test_rewiring_swaps_is_a_fraction_of_connections(halved):
         rounds = plots.rounds_per_epoch(4, config["steps_to_resample"], 6)
         swaps = np.mean([h["swaps"] for h in result.history], axis=0)
         from dendrax.search.config import ModelConfig
-        model = ModelConfig.from_dict(config)
-        expected = swaps / rounds / (model.n_branches * model.inputs_per_branch(784))
+        shape = ModelConfig.from_dict(config).shape(784)
+        expected = swaps / rounds / (shape.n_branches * shape.k)
         assert line.get_ydata() == pytest.approx(expected, nan_ok=True)
         assert np.nanmax(line.get_ydata()) <= 1.0
 

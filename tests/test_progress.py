@@ -62,7 +62,7 @@ def test_compile_is_its_own_phase_and_never_in_the_eta():
     display.update(event(0, phase="compile"))
     assert "compiling (2 models)" in display.status_line() and "ETA ?" in display.status_line()
     clock.now += 60                              # a minute of compiling
-    display.update(event(0))                     # training starts
+    display.update(event(0, phase="start"))      # training starts
     assert display.model_epochs_done == 0
     clock.now += 10
     display.update(event(1))
@@ -75,7 +75,8 @@ def test_chunks_of_one_bucket_are_counted_once():
     display = SweepProgress(1, 5, 4, stream=io.StringIO(), clock=Clock())
     for chunk in (3, 2):
         display.update(event(0, models=chunk, phase="compile"))
-        for e in range(5):
+        display.update(event(0, models=chunk, phase="start"))
+        for e in range(1, 5):
             display.update(event(e, models=chunk))
     assert display.model_epochs_done == 5 * 4 and display.fraction() == 1.0
 
@@ -91,17 +92,17 @@ def test_halving_keeps_bucket_numbers_and_shrinks_the_total():
     display = SweepProgress(2, 6, 4, labels=["a", "b"], stream=stream, clock=Clock())
     display.update(event(0, models=3, bucket="b", phase="compile"))
     assert "bucket 2/2 b" in display.status_line()
-    for e in (0, 1):
-        display.update(event(e, models=3, bucket="b"))
-    display.update(event(0, models=3, bucket="a", phase="compile"))
-    for e in (0, 1):
-        display.update(event(e, models=3, bucket="a"))
+    display.update(event(0, models=3, bucket="b", phase="start"))
+    display.update(event(1, models=3, bucket="b"))
+    display.update(event(0, models=3, bucket="a", phase="start"))  # its program was ready
+    display.update(event(1, models=3, bucket="a"))
     # Rung 1 stops four of six models at epoch 1: 4 × 3 model-epochs leave the total.
     display.bucket_done([Outcome(0.5, stopped_epoch=1, bucket=x) for x in "aabb"], "a")
     assert display.model_epochs_total == 24 - 12 and display.buckets_done == 0
-    display.update(event(1, models=1, bucket="b", phase="compile"))
-    display.update(event(1, models=1, bucket="b", alive=1))
+    display.update(event(1, models=1, bucket="b", phase="start"))  # rung 2, no compile
+    assert display.model_epochs_done == 6
     display.update(event(4, models=1, bucket="b", alive=1))
+    assert display.model_epochs_done == 6 + 3
     line = display.status_line()
     assert "bucket 2/2 b" in line and "1/1 alive" in line  # still number 2, one running
     display.bucket_done([Outcome(0.8, bucket="b")], "b")

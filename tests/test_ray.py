@@ -21,7 +21,7 @@ from dendrax.data import Dataset
 from dendrax.search.executors import RayExecutor, _chunks, bucket_task
 from dendrax.search import HyperparameterSearcher, read_log, trial_key
 from dendrax.search.trial import TrainSettings
-from helpers import prototype_data
+from conftest import prototype_data
 
 GRID = {"n_neurons": [4], "n_dendrites": [3], "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}
 SEEDS = 2  # 2 configs × 2 seeds = 4 trials: two tasks of two models
@@ -199,13 +199,14 @@ def test_results_stream_into_the_log_as_each_task_finishes(ray_cluster, tmp_path
     executor.bucket_task = wait_for_the_other_task
     calls = []
 
-    def spy(configs, data, settings, *, progress=None, on_bucket_done=None, log=None):
+    def spy(configs, data, settings, *, progress=None, on_bucket_done=None, on_plan=None,
+            log=None):
         def done(outcomes):
             on_bucket_done(outcomes)  # the searcher appends them to the log
             calls.append((len(outcomes), len(logged_trials(tmp_path / "search.jsonl"))))
             released.touch()
         return executor(configs, data, settings, progress=progress, on_bucket_done=done,
-                        log=log)
+                        on_plan=on_plan, log=log)
 
     searcher(log, trainer=spy).grid_search(GRID)
     assert calls == [(2, 2), (2, 4)]  # one call per task, each logged before the next

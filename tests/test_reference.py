@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from dendrax import population as train
+from dendrax.population import runner
 from dendrax.search.config import ModelConfig
 from dendrax.nn.models import build_model
 from dendrax.nn.rewire import apply_rewiring, draw_rewiring
 from dendrax.search.trial import TrainSettings
-from helpers import prototype_data
+from conftest import prototype_data
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import original_numpy as ref  # noqa: E402
@@ -55,8 +56,10 @@ def to_reference(params, connectivity, config):
 def test_one_training_step_equals_the_numpy_reference(config):
     config = config.replace(lr=1e-2, weight_decay=0.05, synaptic_resampling=False, seed=3)
     settings = TrainSettings(n_epochs=1, batch_size=BATCH)  # one step over every sample
-    model = build_model(config, CLASSES, DATA.image_shape, "dense")
-    program = train.make_train(model, IN_DIM, BATCH, settings)
+    spec = runner.program_spec(config.shape(IN_DIM), DATA, settings, members=1, padded=False,
+                               n_devices=1)
+    program = train.make_train(spec)
+    model = build_model(config.shape(IN_DIM), CLASSES, DATA.image_shape, spec.lowering)
     hyper, keys = train.hyper_for([config], IN_DIM), train.member_keys([config])
     start = jax.tree_util.tree_map(lambda a: a[0], program.init(hyper, keys))
     _, final, _ = train.train_population([config], DATA, settings)

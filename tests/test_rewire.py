@@ -7,7 +7,9 @@ import numpy as np
 import optax
 
 from dendrax.nn.layers import init_connectivity
-from dendrax.nn.rewire import Draws, apply_rewiring, draw_rewiring, n_resample_for, rewire
+from dendrax.nn.rewire import (Draws, SynapticResampling, apply_rewiring, draw_rewiring,
+                               n_resample_for)
+from dendrax.search.config import ModelShape
 
 IN_DIM, BRANCHES, K = 100, 16, 24
 
@@ -74,8 +76,8 @@ def test_rewire_resets_adam_moments_of_swapped_synapses():
     state = opt.init(params)
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     _, state = opt.update(grads, state, params)
-    coords = np.arange(BRANCHES)[:, None]
-    step = jax.jit(lambda p, c, s, key: rewire(p, c, s, key, 6, IN_DIM, coords))
+    rewiring = SynapticResampling(_shape(BRANCHES, kernel.shape[1]), IN_DIM)
+    step = jax.jit(lambda p, c, s, key: rewiring(p, c, s, key, 6))
     new_params, new_conn, new_state, accepted = step(params, connectivity, state,
                                                      jax.random.PRNGKey(1))
     swapped = np.asarray(new_conn["dendrites"]["index"] != index)
@@ -85,6 +87,36 @@ def test_rewire_resets_adam_moments_of_swapped_synapses():
     assert np.all(mu[swapped] == 0) and np.all(nu[swapped] == 0)
     assert np.all(mu[~swapped] != 0) and np.all(nu[~swapped] != 0)
     assert np.all(np.asarray(new_state[0].mu["dendrites"]["branch_bias"]) != 0)
+
+
+def _shape(branches: int, k: int) -> ModelShape:
+    return ModelShape("soma_disabled", False, 0, branches, k, 4, "random")
+
+
+def test_rewiring_covers_every_dendritic_layer_whatever_its_name():
+    (k1, i1), (k2, i2) = _model(0), _model(1)
+    params = {"first": {"branch_kernel": k1}, "second": {"branch_kernel": k2},
+              "output": {"kernel": jnp.ones((3, 2))}}
+    connectivity = {"first": {"index": i1}, "second": {"index": i2}}
+    opt = optax.adamw(1e-3)
+    rewiring = SynapticResampling(_shape(BRANCHES, k1.shape[1]), IN_DIM)
+    new_params, new_conn, _, accepted = jax.jit(rewiring)(
+        params, connectivity, opt.init(params), jax.random.key(3), jnp.int32(6))
+    changed = [int(np.sum(np.asarray(new_conn[n]["index"]) != np.asarray(i)))
+               for n, i in (("first", i1), ("second", i2))]
+    assert all(c > 0 for c in changed) and int(accepted) == sum(changed)
+    # Each layer draws from its own stream: the two rounds differ.
+    assert not np.array_equal(np.asarray(new_conn["first"]["index"]),
+                              np.asarray(new_conn["second"]["index"]))
+    np.testing.assert_array_equal(new_params["output"]["kernel"], params["output"]["kernel"])
+
+
+def test_the_schedule_is_every_interval_steps_and_only_when_on():
+    rewiring = SynapticResampling(_shape(2, 4), IN_DIM)
+    steps = jnp.arange(1, 9)
+    due = rewiring.is_due(steps, jnp.int32(1), jnp.int32(4))
+    np.testing.assert_array_equal(np.asarray(due), [s % 4 == 0 for s in range(1, 9)])
+    assert not np.any(np.asarray(rewiring.is_due(steps, jnp.int32(0), jnp.int32(4))))
 
 
 def test_padded_slots_are_never_selected_or_counted_as_connected():

@@ -11,7 +11,7 @@ import pytest
 from dendrax.search.config import ModelConfig
 from dendrax.search import (HyperparameterSearcher, SearchResult, group_by_shape,
                             replicate_seed, seed_stats, t_quantile)
-from test_search_support import CONFIG_7198, FakeTrainer, make_searcher
+from conftest import CONFIG_7198, FakeTrainer, make_searcher
 
 
 def one(config):
@@ -97,8 +97,8 @@ def test_group_by_shape_by_shape():
                            synaptic_resampling=False)]
     buckets = group_by_shape(configs, 784)
     assert list(buckets.values()) == [[0, 2], [1], [3, 4]]
-    assert list(buckets) == [configs[0].shape_key(784), configs[1].shape_key(784),
-                             configs[3].shape_key(784)]
+    assert list(buckets) == [configs[0].shape(784), configs[1].shape(784),
+                             configs[3].shape(784)]
 
 
 def test_trainer_is_called_once_with_every_model():

@@ -2,9 +2,10 @@
 
 import random
 
+from dendrax.search.spaces import grid_combination, grid_size
 from dendrax.search import (Choice, Fixed, IntRange, LogUniform, Uniform, expand_grid,
                             parse_distribution, parse_space, sample_grid, sample_space)
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 ALL_FORMATS = {
     "n_neurons": (8, 15),                                              # int tuple
@@ -85,14 +86,48 @@ def test_grid_expands_in_product_order_and_scalars_are_one_value():
 
 
 def test_grid_max_trials_is_seeded_and_without_replacement():
-    combos = expand_grid({"a": list(range(10)), "b": list(range(10))})
-    picked = sample_grid(combos, 20, random.Random(5))
-    assert picked == sample_grid(combos, 20, random.Random(5))
-    assert picked != sample_grid(combos, 20, random.Random(6))
+    grid = {"a": list(range(10)), "b": list(range(10))}
+    combos = expand_grid(grid)
+    picked = sample_grid(grid, 20, random.Random(5)).combinations
+    assert picked == sample_grid(grid, 20, random.Random(5)).combinations
+    assert picked != sample_grid(grid, 20, random.Random(6)).combinations
     assert len(picked) == 20
     assert len({(p["a"], p["b"]) for p in picked}) == 20          # no repeats
     assert picked == [c for c in combos if c in picked]            # kept in grid order
-    assert sample_grid(combos, 500, random.Random(5)) == combos    # more than there are: all
+    assert sample_grid(grid, 500, random.Random(5)).combinations == combos  # all of them
+
+
+def test_grid_combination_is_the_mixed_radix_index_of_itertools_product():
+    grid = {"a": [1, 2, 3], "b": ["x", "y"], "c": [True, False, None, 0]}
+    assert [grid_combination(grid, i) for i in range(grid_size(grid))] == expand_grid(grid)
+    assert grid_size(grid) == 24
+
+
+def test_sample_grid_only_keeps_accepted_combinations_uniformly():
+    grid = {"a": list(range(30)), "b": list(range(30))}
+    even = sample_grid(grid, 50, random.Random(0), accept=lambda c: (c["a"] + c["b"]) % 2 == 0)
+    assert len(even.combinations) == 50 and 50 <= even.checked < 900
+    assert all((c["a"] + c["b"]) % 2 == 0 for c in even.combinations)
+    few = sample_grid(grid, 50, random.Random(0), accept=lambda c: c["a"] == c["b"] == 3)
+    assert few.combinations == [{"a": 3, "b": 3}] and few.exhausted
+
+
+def test_sample_grid_of_ten_million_is_lazy_and_bounded():
+    # 10**7 combinations: never materialised; a budget that accepts 1 in 1,000 still fills
+    # max_trials, and one that accepts nothing stops at the bound on checks.
+    grid = {f"p{i}": list(range(10)) for i in range(7)}
+    assert grid_size(grid) == 10**7
+    checks = []
+
+    def rare(c):
+        checks.append(1)
+        return c["p0"] == c["p1"] == c["p2"] == 0
+
+    draw = sample_grid(grid, 3, random.Random(1), accept=rare)
+    assert len(draw.combinations) == 3 and not draw.exhausted
+    assert draw.checked == len(checks) < 100_000
+    none = sample_grid(grid, 3, random.Random(1), accept=lambda c: False, max_checks=5_000)
+    assert none.combinations == [] and none.checked == 5_000 and not none.exhausted
 
 
 def test_grid_search_max_trials_uses_the_master_seed():

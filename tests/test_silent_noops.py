@@ -9,7 +9,7 @@ import pytest
 from dendrax import cli, examples
 from dendrax.search.config import ConfigError
 from dendrax.search.log import config_key
-from test_search_support import FakeData, FakeTrainer, make_searcher
+from conftest import FakeData, FakeTrainer, make_searcher
 
 # At 8,000 parameters only a sliver of the original's thorough space fits.
 WIDE = {"n_neurons": (5, 20), "n_dendrites": (3, 15), "n_dendrite_inputs": (32, 128)}

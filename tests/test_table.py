@@ -10,7 +10,7 @@ import pytest
 from dendrax import cli
 from dendrax.search import table
 from dendrax.search.config import ConfigError
-from test_search_support import FakeTrainer, make_searcher
+from conftest import FakeTrainer, make_searcher
 
 pd = pytest.importorskip("pandas")
 

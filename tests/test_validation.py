@@ -10,7 +10,7 @@ import pytest
 
 from dendrax.search.config import ConfigError
 from dendrax.search import BudgetError, LogError
-from test_search_support import CONFIG_7198, FakeTrainer, make_searcher
+from conftest import CONFIG_7198, FakeTrainer, make_searcher
 
 
 def grid_fails(grid, match, **searcher_kwargs):

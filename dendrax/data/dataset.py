@@ -6,8 +6,10 @@ import dataclasses
 
 import numpy as np
 
+from dendrax.errors import DendraxError
 
-class DataError(ValueError):
+
+class DataError(DendraxError, ValueError):
     """Bad data or arguments: names the file or argument and what is wrong with it."""
 
 

@@ -69,6 +69,9 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
 def _read_idx_pair(spec: Spec, images_path: Path, labels_path: Path):
     """Images flattened to (n, H*W) and their labels, checked against each other and spec."""
     images, labels = _read_idx(images_path, 3), _read_idx(labels_path, 1)
+    if len(images) == 0 or images.shape[1] * images.shape[2] == 0:
+        raise DataError(f"{images_path}: holds no pixels (shape {images.shape}); a dataset "
+                        f"file needs at least one image")
     if images.shape[1:] != spec.image_shape[:2]:
         raise DataError(f"{images_path}: images are {images.shape[1]}×{images.shape[2]}; "
                         f"{spec.name} images are {spec.image_shape[0]}×{spec.image_shape[1]}")
@@ -93,9 +96,19 @@ class _BatchUnpickler(pickle.Unpickler):
                 ("numpy._core.multiarray", "_reconstruct")}
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            # How protocol 2 stores bytes pickled by Python 3 (a batch re-saved with
+            # pickle.dump): _codecs.encode(text, "latin1"). Only that codec is allowed.
+            return _latin1_bytes
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
+
+
+def _latin1_bytes(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing to load _codecs.encode(..., {encoding!r})")
+    return text.encode("latin1")
 
 
 def _read_cifar_batch(spec: Spec, data: bytes, where: str):

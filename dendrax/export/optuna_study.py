@@ -21,7 +21,7 @@ import numbers
 from typing import Any, Mapping, Sequence
 
 from dendrax.export.common import epoch_means, finite, hyperparameters, require, searched_names
-from dendrax.search import spaces
+import dendrax.search.spaces as spaces
 from dendrax.search.config import ConfigError
 from dendrax.search.log import canonical, jsonable
 from dendrax.search.results import SearchResult

@@ -23,8 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dendrax.search.config import ModelShape, ModelSizes
+from dendrax.search.trial import LOWERINGS
+
 NEGATIVE_SLOPE = 0.1
-LOWERINGS = ("gather", "dense")
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:
@@ -186,17 +188,6 @@ def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
     raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
 
 
-class LayerDims(NamedTuple):
-    """A model's own sizes inside a layer built with larger (padded) static sizes.
-
-    Each field is an int (or a traced int scalar) no larger than the static size.
-    """
-
-    n_neurons: Any
-    n_dendrites: Any
-    n_inputs: Any
-
-
 class PaddingMasks(NamedTuple):
     """Which neurons, branches, connections and soma weights a model really has (None
     when it has all of them), with its own k and branch count."""
@@ -209,24 +200,21 @@ class PaddingMasks(NamedTuple):
     branches_used: Any
 
 
-def padding_masks(n_neurons: int, n_dendrites: int, k: int, soma: bool,
-                  dims: LayerDims | None, fully_connected: bool = False) -> PaddingMasks:
-    """Masks of a model of sizes ``dims`` inside a layer of static sizes (branch order as
-    :func:`branch_coordinates`)."""
-    branches = n_neurons * n_dendrites if soma else n_dendrites
-    if dims is None:
-        return PaddingMasks(None, None, None, None, k, branches)
-    coords = branch_coordinates(n_neurons, n_dendrites, soma)
-    neuron_ok = jnp.arange(n_neurons) < dims.n_neurons
-    dendrite_ok = jnp.arange(n_dendrites) < dims.n_dendrites
+def padding_masks(shape: ModelShape, sizes: ModelSizes | None) -> PaddingMasks:
+    """Masks of a model of ``sizes`` (ints or traced scalars) inside a layer of ``shape``
+    (branch order as :func:`branch_coordinates`); no masks when ``sizes`` is None."""
+    if sizes is None:
+        return PaddingMasks(None, None, None, None, shape.k, shape.n_branches)
+    coords = branch_coordinates(shape.n_neurons, shape.n_dendrites, shape.has_soma)
+    neuron_ok = jnp.arange(shape.n_neurons) < sizes.n_neurons
+    dendrite_ok = jnp.arange(shape.n_dendrites) < sizes.n_dendrites
     branch_ok = dendrite_ok[coords[:, 1]]
-    if soma:
+    if shape.has_soma:
         branch_ok &= neuron_ok[coords[:, 0]]
-    k_used = k if fully_connected else dims.n_inputs
-    conn_ok = branch_ok[:, None] & (jnp.arange(k) < k_used)[None, :]
+    conn_ok = branch_ok[:, None] & (jnp.arange(shape.k) < sizes.k)[None, :]
     soma_ok = neuron_ok[:, None] & dendrite_ok[None, :]
-    branches_used = dims.n_neurons * dims.n_dendrites if soma else dims.n_dendrites
-    return PaddingMasks(neuron_ok, branch_ok, conn_ok, soma_ok, k_used, branches_used)
+    branches_used = sizes.n_neurons * sizes.n_dendrites if shape.has_soma else sizes.n_dendrites
+    return PaddingMasks(neuron_ok, branch_ok, conn_ok, soma_ok, sizes.k, branches_used)
 
 
 def masked_normal_rows(coords, std, mask):
@@ -246,39 +234,30 @@ def _masked(value, mask):
 class DendriticLayer(nn.Module):
     """Sparse dendritic branches feeding block-diagonal somas (see module docstring).
 
-    Called with ``dims`` (a :class:`LayerDims`), the layer computes exactly the model of
-    those smaller sizes: padded connections, branches and somas hold weight 0, get no
-    gradient and output 0.
+    ``shape`` gives the static sizes (its architecture and hidden width are not used
+    here). Called with ``sizes`` (a :class:`ModelSizes` of traced ints), the layer computes
+    exactly the model of those smaller sizes: padded connections, branches and somas hold
+    weight 0, get no gradient and output 0.
     """
 
-    n_neurons: int
-    n_dendrites: int
-    n_dendrite_inputs: int
-    soma_enabled: bool = True
-    strategy: str = "random"
+    shape: ModelShape
     image_shape: tuple = (28, 28, 1)
     lowering: str = "dense"
     compute_dtype: str = "float32"
 
-    @property
-    def branches(self) -> int:
-        return self.n_neurons * self.n_dendrites if self.soma_enabled else self.n_dendrites
-
     @nn.compact
-    def __call__(self, x: jax.Array, dims: LayerDims | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, sizes: ModelSizes | None = None) -> jax.Array:
+        shape = self.shape
         in_dim = x.shape[-1]
-        branches = self.branches
-        k = in_dim if self.strategy == "fully-connected" else self.n_dendrite_inputs
-        coords = branch_coordinates(self.n_neurons, self.n_dendrites, self.soma_enabled)
-        m = padding_masks(self.n_neurons, self.n_dendrites, k, self.soma_enabled, dims,
-                          fully_connected=self.strategy == "fully-connected")
+        branches, k = shape.n_branches, shape.k
+        coords = branch_coordinates(shape.n_neurons, shape.n_dendrites, shape.has_soma)
+        m = padding_masks(shape, sizes)
         neuron_ok, branch_ok, conn_ok, soma_ok = m.neuron, m.branch, m.connection, m.soma
-        k_used, branches_used = m.k_used, m.branches_used
 
         index = self.variable(
             "connectivity", "index",
-            lambda: init_connectivity(self.make_rng("connectivity"), self.strategy, coords,
-                                      k, in_dim, self.image_shape, k_used)).value
+            lambda: init_connectivity(self.make_rng("connectivity"), shape.strategy, coords,
+                                      k, in_dim, self.image_shape, m.k_used)).value
         kernel = self.param("branch_kernel",
                             masked_normal_rows(coords, math.sqrt(2.0 / in_dim), conn_ok),
                             (branches, k))
@@ -286,13 +265,13 @@ class DendriticLayer(nn.Module):
         h = sparse_branch_matmul(x, _masked(kernel, conn_ok), index, self.lowering,
                                  jnp.dtype(self.compute_dtype)) + bias
         h = _masked(leaky_relu(h), branch_ok)
-        if not self.soma_enabled:
+        if not shape.has_soma:
             return h
-        soma_std = jnp.sqrt(2.0 / jnp.asarray(branches_used, jnp.float32))
+        soma_std = jnp.sqrt(2.0 / jnp.asarray(m.branches_used, jnp.float32))
         soma_kernel = self.param(
-            "soma_kernel", masked_normal_rows(np.arange(self.n_neurons)[:, None], soma_std,
-                                              soma_ok), (self.n_neurons, self.n_dendrites))
-        soma_bias = self.param("soma_bias", nn.initializers.zeros, (self.n_neurons,))
-        h = h.reshape(h.shape[:-1] + (self.n_neurons, self.n_dendrites))
+            "soma_kernel", masked_normal_rows(np.arange(shape.n_neurons)[:, None], soma_std,
+                                              soma_ok), (shape.n_neurons, shape.n_dendrites))
+        soma_bias = self.param("soma_bias", nn.initializers.zeros, (shape.n_neurons,))
+        h = h.reshape(h.shape[:-1] + (shape.n_neurons, shape.n_dendrites))
         out = leaky_relu(jnp.sum(h * _masked(soma_kernel, soma_ok), axis=-1) + soma_bias)
         return _masked(out, neuron_ok)

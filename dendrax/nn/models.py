@@ -13,15 +13,14 @@ classes), which crashes unless n_neurons == 10.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.search.config import ModelConfig, count_params
-from dendrax.nn.layers import DendriticLayer, LayerDims, leaky_relu, masked_normal_rows
+from dendrax.nn.layers import DendriticLayer, leaky_relu, masked_normal_rows
+from dendrax.search.config import ModelShape, ModelSizes
 
 
 class Linear(nn.Module):
@@ -52,73 +51,52 @@ class Linear(nn.Module):
         return y
 
 
-class ModelDims(NamedTuple):
-    """A member's own sizes inside a padded population (ints or traced int scalars)."""
-
-    n_neurons: Any
-    n_dendrites: Any
-    n_inputs: Any
-    hidden: Any
-
-
 class DendriticModel(nn.Module):
-    """One of the three architectures; fields mirror :class:`ModelConfig` shapes.
+    """One of the three architectures, of the given :class:`ModelShape`.
 
-    ``dims`` (a :class:`ModelDims`) runs a smaller model inside these (padded) sizes.
+    ``sizes`` (a :class:`ModelSizes` of traced ints) runs a smaller model inside these
+    (padded) sizes.
     """
 
-    architecture: str
-    n_neurons: int
-    n_dendrites: int
-    n_dendrite_inputs: int
-    soma_enabled: bool
-    hidden_dim: int | None
+    shape: ModelShape
     n_classes: int
-    strategy: str = "random"
     image_shape: tuple = (28, 28, 1)
     lowering: str = "dense"
     compute_dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, x: jax.Array, dims: ModelDims | None = None) -> jax.Array:
-        has_soma = self.soma_enabled and self.architecture != "soma_disabled"
-        layer_dims = None if dims is None else LayerDims(dims.n_neurons, dims.n_dendrites,
-                                                         dims.n_inputs)
-        h = DendriticLayer(self.n_neurons, self.n_dendrites, self.n_dendrite_inputs,
-                           soma_enabled=has_soma, strategy=self.strategy,
-                           image_shape=self.image_shape, lowering=self.lowering,
-                           compute_dtype=self.compute_dtype, name="dendrites")(x, layer_dims)
-        width = None if dims is None else (dims.n_neurons if has_soma else dims.n_dendrites)
-        hidden = None if dims is None else dims.hidden
-        if self.architecture == "dendritic_simple":
+    def __call__(self, x: jax.Array, sizes: ModelSizes | None = None) -> jax.Array:
+        shape = self.shape
+        h = DendriticLayer(shape, image_shape=self.image_shape, lowering=self.lowering,
+                           compute_dtype=self.compute_dtype, name="dendrites")(x, sizes)
+        width = hidden = None
+        if sizes is not None:
+            width = sizes.n_neurons if shape.has_soma else sizes.n_dendrites
+            hidden = sizes.hidden
+        if shape.architecture == "dendritic_simple":
             return Linear(self.n_classes, name="output")(h, width)
-        if self.architecture == "dendritic_with_hidden":
-            features = self.hidden_dim if self.hidden_dim is not None else self.n_neurons
-            h = leaky_relu(Linear(features, name="hidden")(leaky_relu(h), width, hidden))
+        if shape.architecture == "dendritic_with_hidden":
+            h = leaky_relu(Linear(shape.hidden, name="hidden")(leaky_relu(h), width, hidden))
             return Linear(self.n_classes, name="output")(h, hidden)
-        if self.architecture == "soma_disabled":
-            h = leaky_relu(Linear(self.n_neurons, name="hidden")(h, width, hidden))
+        if shape.architecture == "soma_disabled":
+            h = leaky_relu(Linear(shape.hidden, name="hidden")(h, width, hidden))
             return Linear(self.n_classes, name="output")(h, hidden)
-        raise ValueError(f"unknown architecture {self.architecture!r}")
+        raise ValueError(f"unknown architecture {shape.architecture!r}")
 
 
-def build_model(config: ModelConfig, n_classes: int = 10, image_shape=(28, 28, 1),
+def build_model(shape: ModelShape, n_classes: int = 10, image_shape=(28, 28, 1),
                 lowering: str = "dense", compute_dtype: str = "float32") -> DendriticModel:
-    """The Flax module for a config (its shape fields only; seeds and rates live elsewhere)."""
-    return DendriticModel(
-        architecture=config.architecture, n_neurons=config.n_neurons,
-        n_dendrites=config.n_dendrites, n_dendrite_inputs=config.n_dendrite_inputs,
-        soma_enabled=config.has_soma, hidden_dim=config.hidden_width, n_classes=n_classes,
-        strategy=config.strategy, image_shape=tuple(image_shape), lowering=lowering,
-        compute_dtype=compute_dtype)
+    """The Flax module for a model shape (seeds and rates live elsewhere)."""
+    return DendriticModel(shape=shape, n_classes=n_classes, image_shape=tuple(image_shape),
+                          lowering=lowering, compute_dtype=compute_dtype)
 
 
 def init_model(model: DendriticModel, key: jax.Array, in_dim: int,
-               dims: ModelDims | None = None):
+               sizes: ModelSizes | None = None):
     """(params, connectivity) for one model; params and connectivity use separate keys."""
     params_key, conn_key = jax.random.split(key)
     variables = model.init({"params": params_key, "connectivity": conn_key},
-                           jnp.zeros((1, in_dim), jnp.float32), dims)
+                           jnp.zeros((1, in_dim), jnp.float32), sizes)
     return variables["params"], variables["connectivity"]
 
 
@@ -127,5 +105,4 @@ def pytree_size(tree) -> int:
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree)))
 
 
-__all__ = ["DendriticModel", "Linear", "build_model", "init_model", "pytree_size",
-           "count_params"]
+__all__ = ["DendriticModel", "Linear", "build_model", "init_model", "pytree_size"]

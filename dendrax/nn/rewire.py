@@ -18,14 +18,17 @@ resampling off (``n_resample = 0``), share one compiled program.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from dendrax.nn.layers import row_keys
+from dendrax.nn.layers import branch_coordinates, padding_masks, row_keys
+from dendrax.search.config import ModelShape, ModelSizes
 
 
 class Draws(NamedTuple):
@@ -102,27 +105,62 @@ def reset_adam_moments(opt_state, keep):
                                   is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
 
 
-def rewire(params, connectivity, opt_state, key: jax.Array, n_resample: jax.Array,
-           in_dim: int, coords, connection_ok: jax.Array | None = None,
-           layer: str = "dendrites"):
-    """One resampling round of the dendritic layer named ``layer``.
+def dendritic_layers(params) -> list[str]:
+    """Names of the dendritic layers of a model's params (those with a "branch_kernel")."""
+    return sorted(name for name, layer in params.items()
+                  if isinstance(layer, dict) and "branch_kernel" in layer)
 
-    A pure function of (params, connectivity, optimiser state, key, n_resample); returns
-    ``(params, connectivity, opt_state, n_accepted)``. Jit-able and vmappable. ``coords``
-    are the layer's branch coordinates (:func:`dendrax.nn.layers.branch_coordinates`) and
-    ``connection_ok`` its padding mask, if any.
+
+def _layer_coordinates(layer) -> np.ndarray:
+    """A layer's branch coordinates, read from its own arrays: with a soma its
+    (n_neurons, n_dendrites) soma kernel gives them, without one every branch is a dendrite
+    of neuron 0 (:func:`dendrax.nn.layers.branch_coordinates`)."""
+    if "soma_kernel" in layer:
+        n_neurons, n_dendrites = layer["soma_kernel"].shape
+        return branch_coordinates(n_neurons, n_dendrites, True)
+    return branch_coordinates(0, layer["branch_kernel"].shape[0], False)
+
+
+@dataclasses.dataclass(frozen=True)
+class SynapticResampling:
+    """Prune and regrow as an updater: it owns the schedule, the padding masks and the
+    reset of the optimiser's moments, and covers every dendritic layer of a model.
+
+    Each member resamples after every ``steps_to_resample`` optimiser steps when its
+    ``n_resample`` is above 0 (both traced per member); one round applies the rule of
+    the module docstring to each dendritic layer, the first keyed by ``key`` itself and
+    layer i > 0 by ``fold_in(key, i)``.
     """
-    kernel = params[layer]["branch_kernel"]
-    index = connectivity[layer]["index"]
-    draws = draw_rewiring(key, coords, kernel.shape[1], in_dim)
-    kernel, index, swapped, accepted = apply_rewiring(kernel, index, draws, n_resample, in_dim,
-                                                      connection_ok)
 
-    params = {**params, layer: {**params[layer], "branch_kernel": kernel}}
-    connectivity = {**connectivity, layer: {**connectivity[layer], "index": index}}
-    keep = jax.tree_util.tree_map(jnp.ones_like, params)
-    keep[layer]["branch_kernel"] = (~swapped).astype(kernel.dtype)
-    return params, connectivity, reset_adam_moments(opt_state, keep), accepted
+    shape: ModelShape  # the (padded) shape the layers were built with
+    in_dim: int
+
+    def is_due(self, step: jax.Array, n_resample: jax.Array,
+               steps_to_resample: jax.Array) -> jax.Array:
+        """Whether a member that has taken ``step`` optimiser steps rewires now."""
+        return (n_resample > 0) & (step % jnp.maximum(steps_to_resample, 1) == 0)
+
+    def __call__(self, params, connectivity, opt_state, key: jax.Array, n_resample: jax.Array,
+                 sizes: ModelSizes | None = None):
+        """One round; returns ``(params, connectivity, opt_state, n_accepted)``.
+
+        ``sizes`` are the member's own sizes inside a padded population (None: all real).
+        """
+        connection_ok = padding_masks(self.shape, sizes).connection
+        keep = jax.tree_util.tree_map(jnp.ones_like, params)
+        params, connectivity = dict(params), dict(connectivity)
+        accepted = jnp.int32(0)
+        for i, name in enumerate(dendritic_layers(params)):
+            layer, links = dict(params[name]), dict(connectivity[name])
+            kernel = layer["branch_kernel"]
+            draws = draw_rewiring(key if i == 0 else jax.random.fold_in(key, i),
+                                  _layer_coordinates(layer), kernel.shape[1], self.in_dim)
+            layer["branch_kernel"], links["index"], swapped, n = apply_rewiring(
+                kernel, links["index"], draws, n_resample, self.in_dim, connection_ok)
+            params[name], connectivity[name] = layer, links
+            keep[name] = {**keep[name], "branch_kernel": (~swapped).astype(kernel.dtype)}
+            accepted = accepted + n
+        return params, connectivity, reset_adam_moments(opt_state, keep), accepted
 
 
 def n_resample_for(k: int, percentage_resample: float, enabled: bool) -> int:

@@ -27,12 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.search.config import ModelConfig
+from dendrax.search.config import ModelConfig, ModelShape
 from dendrax.search.plan import Bucket
 from dendrax.population.program import METRICS
 from dendrax.population.runner import (device_count, make_outcome, population_shardings,
                                        prepare_population, run_epochs)
-from dendrax.search.trial import Progress, TrainSettings, TrialOutcome
+from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
 def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:
@@ -64,7 +64,7 @@ def worth_shrinking(current: int, smaller: int, epochs_left: int, epoch_seconds:
 @dataclasses.dataclass
 class _Bucket:
     label: str
-    template: Optional[ModelConfig]
+    shape: ModelShape
     overhead: float
     members: list[int]  # config indices, in population order
     prepared: object = None
@@ -88,7 +88,7 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
     time_share = np.zeros(len(configs))
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
 
-    buckets = [_Bucket(b.label, b.template if b.padded else None, b.overhead, list(b.members),
+    buckets = [_Bucket(b.label, b.shape, b.overhead, list(b.members),
                        size=len(b.members)) for b in plan]
 
     def compact(bucket: _Bucket, positions: list[int], epochs_left: int = 0) -> None:
@@ -102,12 +102,9 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
                                                       bucket.program_seconds):
                 size = current  # keep the compiled program; stopped slots repeat a survivor
         filler = [configs[members[0]]] * (size - len(members))
-        if progress is not None:
-            progress(Progress(bucket=bucket.label, chunk_models=len(members), epoch=0,
-                              n_epochs=n_epochs, alive=len(members),
-                              best_val_accuracy=math.nan, phase="compile"))
         prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
-                                      template=bucket.template)
+                                      shape=bucket.shape, bucket=bucket.label,
+                                      progress=progress)
         prepared.n_real = len(members)  # the filler repeats a survivor: not reported
         if bucket.state is not None:
             gather = jnp.asarray(positions + [positions[0]] * (len(prepared.configs) - len(positions)))

@@ -1,18 +1,24 @@
 """The population program: many models of one shape as pure functions over a pytree.
 
-``make_train(...)`` returns pure functions over a population pytree (leading model axis):
+``make_train(spec)`` returns pure functions over a population pytree (leading model axis):
 
 - ``init(hyper, keys)``: parameters, connectivity and AdamW state of every member;
 - ``epoch(state, hyper, data, epoch, order_key)``: one epoch (``lax.scan`` over the
-  steps, with no Python per step) followed by validation and test evaluation;
-- ``train(hyper, keys, data, order_key)``: all epochs fused into one ``lax.scan``.
+  steps, with no Python per step) followed by one evaluation pass over the validation
+  and test sets;
+- ``train(hyper, keys, data, order_key, n_epochs)``: all epochs fused into one ``lax.scan``.
 
 Members differ in seed and in every value that is not a shape (lr, weight decay,
 resampling on/off, percentage, interval): those are traced arrays, never static.
 A member whose loss or parameters stop being finite, or whose loss exceeds
-``settings.divergence_threshold``, is frozen ("diverged"): its updates
-become no-ops, so its NaNs never reach its state, and the other members compute exactly
-the floats they would compute without it.
+``spec.divergence_threshold``, is frozen ("diverged"): its updates become no-ops, so its
+NaNs never reach its state, and the other members compute exactly the floats they would
+compute without it.
+
+Randomness: every member draws from its own typed key (``jax.random.key(seed)``), with a
+stream id folded in per use (init, batch order, rewiring), never from its position in
+the population. With JAX's partitionable threefry (the default since JAX 0.5, required
+here) a model padded to larger shapes draws the same numbers as the model alone.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dendrax.nn.layers import LayerDims, branch_coordinates, padding_masks
-from dendrax.nn.models import DendriticModel, ModelDims, init_model
-from dendrax.nn.rewire import rewire
-from dendrax.search.trial import TrainSettings
+from dendrax.nn.models import build_model, init_model
+from dendrax.nn.rewire import SynapticResampling
+from dendrax.search.config import ModelSizes
+from dendrax.search.trial import ProgramSpec
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
@@ -36,6 +42,9 @@ METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_los
 # Stream ids folded into each member's key, so that a member's randomness depends on
 # its own seed only, never on its position in a population.
 _INIT, _ORDER, _REWIRE = 0, 1, 2
+
+# Rows of DeviceData.eval_split: which evaluation set a row belongs to.
+VAL, TEST, PAD = 0, 1, -1
 
 
 class Hyper(NamedTuple):
@@ -46,37 +55,29 @@ class Hyper(NamedTuple):
     weight_decay: jax.Array
     n_resample: jax.Array  # connections replaced per branch and round; 0 = off
     steps_to_resample: jax.Array
-    n_neurons: jax.Array
-    n_dendrites: jax.Array
-    n_inputs: jax.Array
-    hidden: jax.Array
-
-    @property
-    def dims(self) -> ModelDims:
-        return ModelDims(self.n_neurons, self.n_dendrites, self.n_inputs, self.hidden)
+    sizes: ModelSizes  # of int32 scalars
 
 
 class MemberState(NamedTuple):
     params: Any
     connectivity: Any
     opt_state: Any
-    key: jax.Array  # the member's own PRNG key (constant)
+    key: jax.Array  # the member's own typed PRNG key (constant)
     step: jax.Array  # optimiser steps taken
     alive: jax.Array  # False once diverged
     diverged_step: jax.Array  # step at which the loss first stopped being finite, or -1
 
 
 class DeviceData(NamedTuple):
-    """The dataset on the device, evaluation sets padded to whole evaluation batches."""
+    """The dataset on the device. The validation and the test set are stacked into one
+    evaluation set, each padded to whole evaluation batches; ``eval_split`` marks each
+    row VAL, TEST or PAD."""
 
     x_train: jax.Array
     y_train: jax.Array
-    x_val: jax.Array
-    y_val: jax.Array
-    val_mask: jax.Array
-    x_test: jax.Array
-    y_test: jax.Array
-    test_mask: jax.Array
+    x_eval: jax.Array
+    y_eval: jax.Array
+    eval_split: jax.Array
 
 
 def adamw(hyper: Hyper) -> optax.GradientTransformation:
@@ -102,6 +103,14 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
+def require_partitionable_threefry() -> None:
+    """The padding guarantee needs JAX's partitionable threefry (its default since 0.5)."""
+    if not jax.config.jax_threefry_partitionable:
+        raise RuntimeError("dendrax needs jax_threefry_partitionable=True (JAX's default since "
+                           "0.5), so that a padded model draws the same numbers as the model "
+                           "alone; it was turned off in this process")
+
+
 @dataclasses.dataclass(frozen=True)
 class PopulationProgram:
     init: Callable
@@ -109,32 +118,34 @@ class PopulationProgram:
     train: Callable
 
 
-def make_train(model: DendriticModel, in_dim: int, n_train: int,
-               settings: TrainSettings, padded: bool = False) -> PopulationProgram:
-    """Pure population functions for one shape signature (see the module docstring).
+def make_train(spec: ProgramSpec) -> PopulationProgram:
+    """Pure population functions for one :class:`ProgramSpec` (see the module docstring).
 
-    With ``padded=True`` the model's sizes are upper bounds and every member runs at its
-    own sizes (``Hyper.dims``); padding is masked to an exact no-op.
+    With ``spec.padded`` the shape's sizes are upper bounds and every member runs at its
+    own sizes (``Hyper.sizes``); padding is masked to an exact no-op.
     """
-    batch_size = settings.batch_size
-    steps = n_train // batch_size  # the last partial batch is dropped, as the original
+    require_partitionable_threefry()
+    batch_size = spec.batch_size
+    steps = spec.n_train // batch_size  # the last partial batch is dropped, as the original
     if steps < 1:
-        raise ValueError(f"batch_size={batch_size} is larger than the {n_train} training samples")
-    shared_order = settings.data_order == "shared"
-    eval_bs = settings.eval_batch_size
-    has_soma = model.soma_enabled and model.architecture != "soma_disabled"
-    coords = branch_coordinates(model.n_neurons, model.n_dendrites, has_soma)
-    k_static = in_dim if model.strategy == "fully-connected" else model.n_dendrite_inputs
+        raise ValueError(f"batch_size={batch_size} is larger than the {spec.n_train} "
+                         f"training samples")
+    shared_order = spec.data_order == "shared"
+    eval_bs = spec.eval_batch_size
+    in_dim, n_train = spec.in_dim, spec.n_train
+    model = build_model(spec.shape, spec.n_classes, spec.image_shape, spec.lowering,
+                        spec.matmul_dtype)
+    rewiring = SynapticResampling(spec.shape, in_dim)
 
-    def dims_of(hyper):
-        return hyper.dims if padded else None
+    def sizes_of(hyper):
+        return hyper.sizes if spec.padded else None
 
     def apply(params, connectivity, x, hyper):
-        return model.apply({"params": params, "connectivity": connectivity}, x, dims_of(hyper))
+        return model.apply({"params": params, "connectivity": connectivity}, x, sizes_of(hyper))
 
     def init_member(key, hyper):
         params, connectivity = init_model(model, jax.random.fold_in(key, _INIT), in_dim,
-                                          dims_of(hyper))
+                                          sizes_of(hyper))
         return MemberState(params, connectivity, adamw(hyper).init(params), key,
                            jnp.int32(0), jnp.bool_(True), jnp.int32(-1))
 
@@ -146,14 +157,15 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, jnp.sum(jnp.argmax(logits, -1) == y)
 
-    def sgd_step(state: MemberState, hyper: Hyper, x, y):
+    def train_step(state: MemberState, hyper: Hyper, x, y):
+        """One AdamW step of one member; a diverging member is frozen instead."""
         (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.connectivity, x, y, hyper)
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ok = state.alive & jnp.isfinite(loss) & _all_finite(params)
-        if settings.divergence_threshold is not None:
-            ok &= loss <= settings.divergence_threshold
+        if spec.divergence_threshold is not None:
+            ok &= loss <= spec.divergence_threshold
         newly_dead = state.alive & ~ok
         state = state._replace(
             params=_where(ok, params, state.params),
@@ -165,21 +177,18 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
 
     def rewire_member(state: MemberState, hyper: Hyper):
         key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step)
-        masks = padding_masks(model.n_neurons, model.n_dendrites, k_static, has_soma,
-                              None if not padded else LayerDims(*hyper.dims[:3]),
-                              fully_connected=model.strategy == "fully-connected")
-        params, connectivity, opt_state, accepted = rewire(
-            state.params, state.connectivity, state.opt_state, key, hyper.n_resample, in_dim,
-            coords, masks.connection)
+        params, connectivity, opt_state, accepted = rewiring(
+            state.params, state.connectivity, state.opt_state, key, hyper.n_resample,
+            sizes_of(hyper))
         return state._replace(params=params, connectivity=connectivity,
                               opt_state=opt_state), accepted
 
     def population_step(state: MemberState, hyper: Hyper, x, y):
         batch_axis = None if shared_order else 0
-        state, loss, correct = jax.vmap(sgd_step, in_axes=(0, 0, batch_axis, batch_axis))(
+        state, loss, correct = jax.vmap(train_step, in_axes=(0, 0, batch_axis, batch_axis))(
             state, hyper, x, y)
-        due = (state.alive & (hyper.n_resample > 0)
-               & (state.step % jnp.maximum(hyper.steps_to_resample, 1) == 0))
+        due = state.alive & rewiring.is_due(state.step, hyper.n_resample,
+                                            hyper.steps_to_resample)
 
         def resample(state):
             rewired, accepted = jax.vmap(rewire_member)(state, hyper)
@@ -193,28 +202,36 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
         state, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
         return state, loss, correct, swaps
 
-    def evaluate(state: MemberState, hyper: Hyper, x, y, mask):
-        n_valid = jnp.sum(mask)
+    def evaluate(state: MemberState, hyper: Hyper, data: DeviceData):
+        """Mean loss and accuracy of every member on the validation and the test set, in
+        one pass over the stacked evaluation set (each batch lies within one set)."""
+        members = state.step.shape[0]
 
         def body(totals, i):
-            xb = jax.lax.dynamic_slice_in_dim(x, i * eval_bs, eval_bs)
-            yb = jax.lax.dynamic_slice_in_dim(y, i * eval_bs, eval_bs)
-            mb = jax.lax.dynamic_slice_in_dim(mask, i * eval_bs, eval_bs)
+            xb = jax.lax.dynamic_slice_in_dim(data.x_eval, i * eval_bs, eval_bs)
+            yb = jax.lax.dynamic_slice_in_dim(data.y_eval, i * eval_bs, eval_bs)
+            split = jax.lax.dynamic_slice_in_dim(data.eval_split, i * eval_bs, eval_bs)
             logits = jax.vmap(lambda p, c, h: apply(p, c, xb, h))(
                 state.params, state.connectivity, hyper)
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb[None])
-            correct = (jnp.argmax(logits, -1) == yb[None]) & mb[None]
-            return (totals[0] + jnp.sum(losses * mb[None], -1),
-                    totals[1] + jnp.sum(correct, -1)), None
+            hits = jnp.argmax(logits, -1) == yb[None]
+            new = []
+            for s, (loss_sum, correct) in zip((VAL, TEST), totals):
+                mask = (split == s)[None]
+                new.append((loss_sum + jnp.sum(losses * mask, -1),
+                            correct + jnp.sum(hits & mask, -1)))
+            return tuple(new), None
 
-        members = state.step.shape[0]
         zeros = (jnp.zeros(members), jnp.zeros(members, jnp.int32))
-        n_batches = x.shape[0] // eval_bs
-        (loss_sum, correct), _ = jax.lax.scan(body, zeros, jnp.arange(n_batches))
-        denom = jnp.maximum(n_valid, 1)
-        nan = jnp.full(members, jnp.nan)
-        return (jnp.where(n_valid > 0, loss_sum / denom, nan),
-                jnp.where(n_valid > 0, correct / denom, nan))
+        totals, _ = jax.lax.scan(body, (zeros, zeros), jnp.arange(data.x_eval.shape[0] // eval_bs))
+        out = []
+        for s, (loss_sum, correct) in zip((VAL, TEST), totals):
+            n = jnp.sum(data.eval_split == s)
+            denom = jnp.maximum(n, 1)
+            nan = jnp.full(members, jnp.nan)
+            out.append((jnp.where(n > 0, loss_sum / denom, nan),
+                        jnp.where(n > 0, correct / denom, nan)))
+        return out
 
     def epoch(state: MemberState, hyper: Hyper, data: DeviceData, epoch_index, order_key):
         if shared_order:
@@ -233,8 +250,7 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
             return state, (loss, correct, swaps)
 
         state, (loss, correct, swaps) = jax.lax.scan(body, state, jnp.arange(steps))
-        val_loss, val_acc = evaluate(state, hyper, data.x_val, data.y_val, data.val_mask)
-        test_loss, test_acc = evaluate(state, hyper, data.x_test, data.y_test, data.test_mask)
+        (val_loss, val_acc), (test_loss, test_acc) = evaluate(state, hyper, data)
         metrics = {
             "train_loss": jnp.mean(loss, 0),
             "train_accuracy": jnp.sum(correct, 0) / (steps * batch_size),

@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import jax
 
 from dendrax.population.halving import train_with_halving
-from dendrax.population.runner import train_bucket
-from dendrax.search.config import ModelConfig
+from dendrax.population.runner import check_models_fit, prefetch_program, train_bucket
+from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.search.plan import Bucket, plan_buckets
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
@@ -26,27 +26,39 @@ def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) 
 
 
 def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),
-                  *, progress=None, on_bucket_done=None, log=print) -> list[TrialOutcome]:
-    """Train every config on ``data``; one outcome per config, in input order.
+                  *, progress=None, on_bucket_done=None, on_plan=None,
+                  log=print) -> list[TrialOutcome]:
+    """Train every config on ``data``; one outcome per config, in input order (the
+    :class:`dendrax.search.trial.Trainer` contract).
 
-    Configs are grouped into buckets (by exact shape, or padded: ``settings.padding``,
-    see :func:`dendrax.search.plan.plan_buckets`) and each bucket trains as one vmapped
-    population; ``on_bucket_done(outcomes)`` is called as each bucket finishes.
+    Configs are grouped into buckets (:func:`plan_configs`), the plan is handed to
+    ``on_plan``, and each bucket trains as one vmapped population;
+    ``on_bucket_done(outcomes)`` is called as each bucket finishes.
     """
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
+    if settings.batch_size > len(data.x_train):
+        raise ConfigError(f"batch_size={settings.batch_size} is larger than the "
+                          f"{len(data.x_train):,} training examples; choose batch_size <= "
+                          f"{len(data.x_train)}")
     plan = plan_configs(configs, data, settings)
+    check_models_fit([bucket.shape for bucket in plan], data, settings)  # before compiling
+    if on_plan is not None:
+        on_plan(plan)
     if settings.halving_eta is not None:
         return train_with_halving(configs, plan, data, settings, progress=progress,
                                   on_bucket_done=on_bucket_done, log=log)
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
-    for bucket in plan:
-        indices = bucket.members
-        outcomes = train_bucket([configs[i] for i in indices], data, settings,
-                                template=bucket.template if bucket.padded else None,
+    members = [[configs[i] for i in bucket.members] for bucket in plan]
+    for b, bucket in enumerate(plan):
+        # Queue this bucket's program, then the next one's: the next compiles on the
+        # compile thread while this bucket trains.
+        for ahead in range(b, min(b + 2, len(plan)) if settings.compile_ahead else b):
+            prefetch_program(members[ahead], data, settings, shape=plan[ahead].shape)
+        outcomes = train_bucket(members[b], data, settings, shape=bucket.shape,
                                 overhead=bucket.overhead, progress=progress, log=log)
-        for i, outcome in zip(indices, outcomes):
+        for i, outcome in zip(bucket.members, outcomes):
             results[i] = outcome
         if on_bucket_done is not None:
             on_bucket_done(outcomes)

@@ -8,15 +8,86 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import numbers
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
+
+from dendrax.errors import DendraxError
 
 ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden")
 STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
+INTEGER_FIELDS = ("n_neurons", "n_dendrites", "n_dendrite_inputs", "hidden_dim",
+                  "steps_to_resample", "seed")
 
 
-class ConfigError(ValueError):
+class ConfigError(DendraxError, ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
+
+
+class ModelSizes(NamedTuple):
+    """The sizes of a model: plain ints for a shape, or traced int scalars for one member
+    running at its own sizes inside a padded population (dendrax.search.plan)."""
+
+    n_neurons: Any  # somas; 0 without a soma
+    n_dendrites: Any  # branches per soma, or all the branches without a soma
+    k: Any  # connections per branch
+    hidden: Any  # width of the hidden Linear layer; 0 when there is none
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """Everything that fixes a model's arrays, and so its compiled program.
+
+    Models of equal shape train together as one population. Built once from a config by
+    :meth:`ModelConfig.shape`; layers, models, the population program, the padding masks
+    and the bucket planner all read it by name.
+    """
+
+    architecture: str
+    has_soma: bool
+    n_neurons: int  # somas; 0 without a soma
+    n_dendrites: int
+    k: int  # connections per branch (in_dim for "fully-connected")
+    hidden: int | None  # the hidden Linear's width; None when the architecture has none
+    strategy: str
+
+    @property
+    def n_branches(self) -> int:
+        """Branches of the dendritic layer: n_neurons × n_dendrites, or n_dendrites without soma."""
+        return self.n_neurons * self.n_dendrites if self.has_soma else self.n_dendrites
+
+    @property
+    def layer_width(self) -> int:
+        """Outputs of the dendritic layer: one per soma, or one per branch without soma."""
+        return self.n_neurons if self.has_soma else self.n_dendrites
+
+    @property
+    def sizes(self) -> ModelSizes:
+        return ModelSizes(self.n_neurons, self.n_dendrites, self.k, self.hidden or 0)
+
+    def with_sizes(self, sizes: ModelSizes) -> "ModelShape":
+        """The same structure with other (e.g. padded) sizes; a hidden width of 0 is none."""
+        return dataclasses.replace(self, n_neurons=int(sizes.n_neurons) if self.has_soma else 0,
+                                   n_dendrites=int(sizes.n_dendrites), k=int(sizes.k),
+                                   hidden=int(sizes.hidden) if self.hidden is not None else None)
+
+    def fits_in(self, other: "ModelShape") -> bool:
+        """Same structure, and no size larger than ``other``'s (so it can run padded there)."""
+        same = (self.architecture, self.has_soma, self.strategy) == \
+            (other.architecture, other.has_soma, other.strategy)
+        return same and all(a <= b for a, b in zip(self.sizes, other.sizes))
+
+    @property
+    def label(self) -> str:
+        """A short readable name, e.g. "dendritic_simple|soma|n12|d6|k96|random"."""
+        parts = [self.architecture, "soma" if self.has_soma else "nosoma"]
+        if self.has_soma:
+            parts.append(f"n{self.n_neurons}")
+        parts += [f"d{self.n_dendrites}", f"k{self.k}"]
+        if self.hidden is not None:
+            parts.append(f"h{self.hidden}")
+        parts.append(self.strategy)
+        return "|".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,39 +113,18 @@ class ModelConfig:
     weight_decay: float = 0.01
     seed: int = 0
 
-    # ---- derived shape -------------------------------------------------------------
-    @property
-    def has_soma(self) -> bool:
-        return self.soma_enabled and self.architecture != "soma_disabled"
-
-    @property
-    def n_branches(self) -> int:
-        """Branches in the dendritic layer: n_neurons × n_dendrites, or n_dendrites without soma."""
-        return self.n_neurons * self.n_dendrites if self.has_soma else self.n_dendrites
-
-    @property
-    def dendritic_out(self) -> int:
-        return self.n_neurons if self.has_soma else self.n_dendrites
-
-    @property
-    def hidden_width(self) -> int | None:
-        """Width of the hidden Linear layer, or None when the architecture has none."""
+    def shape(self, in_dim: int) -> "ModelShape":
+        """The model's shape for inputs of ``in_dim`` features (see :class:`ModelShape`)."""
+        has_soma = self.soma_enabled and self.architecture != "soma_disabled"
         if self.architecture == "dendritic_with_hidden":
-            return self.hidden_dim if self.hidden_dim is not None else self.n_neurons
-        if self.architecture == "soma_disabled":
-            return self.n_neurons
-        return None
-
-    def inputs_per_branch(self, in_dim: int) -> int:
-        """k: connections per branch; "fully-connected" connects every input feature."""
-        return in_dim if self.strategy == "fully-connected" else self.n_dendrite_inputs
-
-    def shape_key(self, in_dim: int) -> tuple:
-        """Everything that fixes array shapes or the program: configs with equal keys
-        train together in one compiled population."""
-        return (self.architecture, self.has_soma, self.n_neurons if self.has_soma else 0,
-                self.n_dendrites, self.inputs_per_branch(in_dim), self.hidden_width,
-                self.strategy)
+            hidden = self.hidden_dim if self.hidden_dim is not None else self.n_neurons
+        elif self.architecture == "soma_disabled":
+            hidden = self.n_neurons  # its n_neurons is the hidden Linear's width
+        else:
+            hidden = None
+        k = in_dim if self.strategy == "fully-connected" else self.n_dendrite_inputs
+        return ModelShape(self.architecture, has_soma, self.n_neurons if has_soma else 0,
+                          self.n_dendrites, k, hidden, self.strategy)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,9 +150,9 @@ class ModelConfig:
         _choice("architecture", self.architecture, ARCHITECTURES)
         _choice("strategy", self.strategy, STRATEGIES)
         for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs", "steps_to_resample"):
-            _int_at_least(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.hidden_dim is not None:
-            _int_at_least("hidden_dim", self.hidden_dim, 1)
+            check_int("hidden_dim", self.hidden_dim, 1)
         if in_dim is not None and self.n_dendrite_inputs > in_dim:
             raise ConfigError(
                 f"n_dendrite_inputs={self.n_dendrite_inputs} exceeds the {in_dim} input "
@@ -110,24 +160,17 @@ class ModelConfig:
         for name in ("soma_enabled", "synaptic_resampling"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False")
-        pct = self.percentage_resample
-        if not isinstance(pct, numbers.Real) or isinstance(pct, bool) or not 0.0 <= pct <= 1.0:
-            raise ConfigError(f"percentage_resample={pct!r} must be a number in [0, 1]")
+        check_number("percentage_resample", self.percentage_resample, 0.0, 1.0)
         for name in ("lr", "weight_decay"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name}={value!r} must be a number >= 0")
-        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} must be an integer >= 0")
+            check_number(name, getattr(self, name), 0.0)
+        check_int("seed", self.seed, 0, MAX_SEED)
 
 
 def _coerce(name: str, value: Any) -> Any:
     # Grids often carry numpy scalars; accept them as plain Python values.
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         value = value.item()
-    field_types = {"n_neurons": int, "n_dendrites": int, "n_dendrite_inputs": int,
-                   "hidden_dim": int, "steps_to_resample": int, "seed": int}
-    if name in field_types and isinstance(value, float) and value.is_integer():
+    if name in INTEGER_FIELDS and isinstance(value, float) and value.is_integer():
         value = int(value)
     if name in ("percentage_resample", "lr", "weight_decay") and isinstance(value, int) \
             and not isinstance(value, bool):
@@ -142,28 +185,101 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {name} {value!r}; {hint}choose one of {', '.join(options)}")
 
 
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
-    if value < low:
-        raise ConfigError(f"{name}={value} is out of range; it must be an integer >= {low}")
+# JAX's PRNGKey takes a signed 64-bit seed; 2**63 overflows inside it, after a compile.
+MAX_SEED = 2**63 - 1
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to ``limit`` characters (and safe for ints too long to print)."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print ints of more than 4,300 digits
+        return f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _string_hint(value: Any) -> str:
+    """Why a number arrived as a string, when it looks like one (YAML reads 1e-3 so)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return (" (it is the string {!r}: write it as a number; YAML reads exponents "
+                "without a dot, like 1e-3, as strings, so write 1.0e-3)".format(value))
+    return ""
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None, *,
+              allow_none: bool = False) -> int | None:
+    """``value`` as a plain int, or ConfigError naming ``name``, the value and the range.
+
+    Any integer type is accepted (numpy's included); bool is refused although Python
+    counts it as an integer (``n_epochs=True`` is a mistake, not 1 epoch).
+    """
+    if value is None and allow_none:
+        return None
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    wanted = f"{'None or ' if allow_none else ''}an integer {span}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name}={shown(value)} must be {wanted}{_string_hint(value)}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name}={shown(value)} is out of range; it must be {wanted}")
+    return value
+
+
+def check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
+                 *, open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a finite float within the bounds, or ConfigError naming it.
+
+    NaN and infinities are refused everywhere: they cannot be written to the log (JSON
+    has no such numbers), and two configs differing only in them would share a key.
+    """
+    left, right = "(" if open_low else "[", ")" if open_high else "]"
+    if low is not None and high is not None:
+        span = f" in {left}{low:g}, {high:g}{right}"
+    elif low is not None:
+        span = f" {'>' if open_low else '>='} {low:g}"
+    else:
+        span = ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name}={shown(value)} must be a number{span}{_string_hint(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ConfigError(f"{name}={shown(value)} is too large; it must be a number{span}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={shown(value)} must be a finite number{span}")
+    ok = ((low is None or (value > low if open_low else value >= low))
+          and (high is None or (value < high if open_high else value <= high)))
+    if not ok:
+        raise ConfigError(f"{name}={shown(value)} must be a number{span}")
+    return value
 
 
 def count_params(config: ModelConfig, in_dim: int = 784, n_classes: int = 10) -> int:
-    """Exact count of trainable parameters.
+    """Exact count of trainable parameters (see :func:`count_shape_params`).
+
+    ``in_dim`` matters only for the "fully-connected" strategy, whose branches connect
+    every input feature.
+    """
+    return count_shape_params(config.shape(in_dim), n_classes)
+
+
+def count_shape_params(shape: ModelShape, n_classes: int = 10) -> int:
+    """Exact count of trainable parameters of a model of this shape.
 
     Each branch counts its k connections (never the dense in_dim row), plus one bias;
     the soma has one weight per branch (block-diagonal) and one bias per neuron; Linear
-    layers count fan_in × fan_out + fan_out. ``in_dim`` matters only for the
-    "fully-connected" strategy, whose branches connect every input feature.
+    layers count fan_in × fan_out + fan_out.
     """
-    branches = config.n_branches
-    total = branches * config.inputs_per_branch(in_dim) + branches
-    if config.has_soma:
-        total += branches + config.n_neurons
-    width = config.dendritic_out
-    hidden = config.hidden_width
-    if hidden is not None:
-        total += width * hidden + hidden
-        width = hidden
+    branches = shape.n_branches
+    total = branches * shape.k + branches
+    if shape.has_soma:
+        total += branches + shape.n_neurons
+    width = shape.layer_width
+    if shape.hidden is not None:
+        total += width * shape.hidden + shape.hidden
+        width = shape.hidden
     return total + width * n_classes + n_classes

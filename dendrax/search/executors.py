@@ -20,7 +20,7 @@ import os
 from typing import Any, Callable, Optional, Sequence
 
 from dendrax.search.plan import Bucket, model_flops
-from dendrax.search.config import ConfigError, ModelConfig
+from dendrax.search.config import ConfigError, ModelConfig, ModelShape
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
@@ -34,14 +34,14 @@ def plan_task(configs: Sequence[ModelConfig], data: Any, settings: TrainSettings
 
 
 def bucket_task(configs: Sequence[ModelConfig], data: Any, settings: TrainSettings,
-                template: Optional[ModelConfig], overhead: float, num_gpus: float,
+                shape: ModelShape, overhead: float, num_gpus: float,
                 compilation_cache: bool) -> list[TrialOutcome]:
     """One Ray task: train ``configs`` (one bucket, or a chunk of one) on this worker."""
     _prepare_worker(num_gpus, compilation_cache)
     from dendrax.population import train_bucket
 
     # Worker output reaches the driver's terminal through Ray, prefixed with the task.
-    return train_bucket(configs, data, settings, template=template, overhead=overhead,
+    return train_bucket(configs, data, settings, shape=shape, overhead=overhead,
                         progress=None, log=print)
 
 
@@ -156,6 +156,7 @@ class RayExecutor:
                  settings: TrainSettings = TrainSettings(), *,
                  progress: Optional[Callable] = None,
                  on_bucket_done: Optional[Callable[[list[TrialOutcome]], None]] = None,
+                 on_plan: Optional[Callable[[list[Bucket]], None]] = None,
                  log: Optional[Callable[[str], None]] = print) -> list[TrialOutcome]:
         del progress  # per-epoch events are not sent back from the workers
         configs = list(configs)
@@ -181,11 +182,13 @@ class RayExecutor:
 
         data_ref = ray.put(data)  # once; every task reads the same object
         buckets = ray.get(remote(self.plan_task).remote(configs, data_ref, settings, gpus, cache))
+        if on_plan is not None:
+            on_plan(buckets)
 
         # Longest first: the biggest tasks start first, so the last to finish is a small one.
         work = []
         for bucket in buckets:
-            cost = model_flops(bucket.template, data.in_dim, data.n_classes)
+            cost = model_flops(bucket.shape, data.in_dim, data.n_classes)
             for members in _chunks(bucket.members, self.chunk_models):
                 work.append((cost * len(members), bucket, members))
         work.sort(key=lambda item: -item[0])
@@ -193,7 +196,7 @@ class RayExecutor:
         pending = {}
         for _, bucket, members in work:
             ref = task.remote([configs[i] for i in members], data_ref, settings,
-                              bucket.template if bucket.padded else None, bucket.overhead,
+                              bucket.shape, bucket.overhead,
                               gpus, cache)
             pending[ref] = members
         if log:

@@ -18,17 +18,19 @@ import hashlib
 import json
 import math
 import os
+import stat
 import time
 import warnings
 from typing import Any, Iterable, Mapping
 
-from dendrax.search.config import ModelConfig
+from dendrax.errors import DendraxError
+from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.search.trial import TrialOutcome
 
 LOG_VERSION = 1
 
 
-class LogError(RuntimeError):
+class LogError(DendraxError, RuntimeError):
     """The search log cannot be written, or does not belong to this search."""
 
 
@@ -61,35 +63,90 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return _digest(spec)
 
 
+def _strict_digest(fields: Mapping[str, Any]) -> str:
+    # jsonable maps NaN and ±inf to None, so two configs differing only there would share
+    # a key; validation refuses non-finite values, and this refuses them again.
+    for name, value in fields.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r} must be a finite number; a trial key "
+                              f"cannot tell NaN from infinity")
+    return _digest(fields)
+
+
 def trial_key(config: ModelConfig) -> str:
-    """Identity of one trained model: the whole config, seed included."""
-    return _digest(config.to_dict())
+    """Identity of one trained model: the whole config, seed included. Distinct (valid)
+    configs get distinct keys: the canonical JSON of a config of finite values is
+    one-to-one, and non-finite values are refused."""
+    return _strict_digest(config.to_dict())
 
 
 def config_key(config: ModelConfig) -> str:
     """Identity of a configuration across its seeds: the whole config except the seed."""
     fields = config.to_dict()
     fields.pop("seed", None)
-    return _digest(fields)
+    return _strict_digest(fields)
 
 
-def outcome_record(outcome: TrialOutcome, search_index: int, shape_bucket: str) -> dict:
-    """The log line for one finished model."""
+def outcome_record(outcome: TrialOutcome, search_index: int) -> dict:
+    """The log line for one finished model; ``bucket`` is the trainer's own label."""
     record = {"type": "trial", "search_index": search_index, "key": trial_key(outcome.config),
-              "config_key": config_key(outcome.config), "shape_bucket": shape_bucket,
-              "finished_at": time.time()}
+              "config_key": config_key(outcome.config), "finished_at": time.time()}
     record.update(outcome.to_dict())
     return jsonable(record)
 
 
 def outcome_from_record(record: Mapping[str, Any]) -> TrialOutcome:
-    """Rebuild a TrialOutcome from its log line (None in histories was NaN)."""
+    """Rebuild a TrialOutcome from its log line (None in histories was NaN).
+
+    Checks every field it reads; raises ValueError (or ConfigError for the config) saying
+    which field is wrong, which :func:`read_log` turns into a LogError with file and line.
+    """
     names = {f.name for f in dataclasses.fields(TrialOutcome)}
     fields = {k: v for k, v in record.items() if k in names}
+    if not isinstance(record.get("config"), Mapping):
+        raise ValueError(f"'config' must be an object, got {record.get('config')!r}")
     fields["config"] = ModelConfig.from_dict(record["config"])
-    fields["history"] = {k: [math.nan if v is None else float(v) for v in vs]
-                         for k, vs in (record.get("history") or {}).items()}
+    history = record.get("history") or {}
+    if not isinstance(history, Mapping):
+        raise ValueError(f"'history' must be an object of metric -> list, got {history!r}")
+    fields["history"] = {str(k): _numbers(f"history[{k!r}]", vs) for k, vs in history.items()}
+    if "total_params" not in record:
+        raise ValueError("'total_params' is missing")
+    for name, optional in _INT_FIELDS.items():
+        value = fields.get(name)
+        if (value is None and optional) or name not in fields:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name!r} must be an integer >= 0"
+                             f"{' or null' if optional else ''}, got {value!r}")
+    if not isinstance(fields.get("diverged", False), bool):
+        raise ValueError(f"'diverged' must be true or false, got {fields['diverged']!r}")
+    if not isinstance(fields.get("bucket", ""), str):
+        raise ValueError(f"'bucket' must be a string, got {fields['bucket']!r}")
+    for name in _FLOAT_FIELDS:
+        if name in fields:
+            fields[name] = _numbers(repr(name), [fields[name]])[0]
     return TrialOutcome(**fields)
+
+
+# Integer fields of a trial line (True: may be null) and its float fields (null: NaN).
+_INT_FIELDS = {"total_params": False, "bucket_size": False, "diverged_step": True,
+               "diverged_epoch": True, "stopped_epoch": True}
+_FLOAT_FIELDS = ("bucket_wall_time", "compile_time", "train_time", "padding_overhead")
+
+
+def _numbers(what: str, values: Any) -> list[float]:
+    if not isinstance(values, list):
+        raise ValueError(f"{what} must be a list of numbers, got {values!r}")
+    out = []
+    for v in values:
+        if v is None:
+            out.append(math.nan)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(float(v))
+        else:
+            raise ValueError(f"{what} must hold numbers (or null), got {v!r}")
+    return out
 
 
 # ---- reading -------------------------------------------------------------------------
@@ -97,17 +154,25 @@ def outcome_from_record(record: Mapping[str, Any]) -> TrialOutcome:
 @dataclasses.dataclass
 class LogContents:
     headers: list[dict]
-    trials: dict[str, dict]
+    trials: dict[str, dict]        # trial key -> its log record
+    outcomes: dict[str, TrialOutcome] = dataclasses.field(default_factory=dict)
     torn_line: str | None = None   # an incomplete last line, ignored
     good_bytes: int = 0            # length of the file up to the end of its last whole line
 
 
 def read_log(path: str) -> LogContents:
-    """Parse a log. A record counts once its newline is written: a last line without one, or
-    one that does not parse, is a write cut short by a kill. It is returned as
-    ``torn_line`` and otherwise ignored. An unparsable line anywhere else is corruption."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    """Parse and validate a log. A record counts once its newline is written: a last line
+    without one, or one that does not parse, is a write cut short by a kill. It is
+    returned as ``torn_line`` and otherwise ignored. An unparsable line anywhere else is
+    corruption, and a whole line that parses but is not a valid record (a missing key, a
+    mistyped field, a config that fails validation, a key that is not its config's) is
+    an error too: every LogError names the file and the line."""
+    check_regular_file(path, "read")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise LogError(f"cannot read the search log {path!r}: {e.strerror or e}") from None
     contents = LogContents(headers=[], trials={})
     complete_file = raw.endswith(b"\n")
     lines = raw.split(b"\n")
@@ -119,7 +184,7 @@ def read_log(path: str) -> LogContents:
             if not line.strip():
                 record = None
             else:
-                record = json.loads(line)
+                record = json.loads(line)  # bytes that are not UTF-8 raise ValueError too
                 if not isinstance(record, dict) or "type" not in record:
                     raise ValueError("not a log record")
             if is_last and not complete_file:
@@ -133,16 +198,44 @@ def read_log(path: str) -> LogContents:
         contents.good_bytes += len(line) + 1
         if record is None:
             continue
-        if record["type"] == "header":
-            if record.get("version") != LOG_VERSION:
-                raise LogError(f"{path}: log version {record.get('version')!r}; this dendrax "
-                               f"reads version {LOG_VERSION}")
-            contents.headers.append(record)
-        elif record["type"] == "trial":
-            contents.trials[record["key"]] = record
+        try:
+            _read_record(record, contents)
+        except LogError as e:
+            raise LogError(f"{path}: line {number}: {e}") from None
+        except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+            raise LogError(f"{path}: line {number}: invalid {record.get('type')!r} record: "
+                           f"{e}") from None
     if contents.trials and not contents.headers:
         raise LogError(f"{path}: trial lines but no header; this is not a dendrax search log")
     return contents
+
+
+def _read_record(record: dict, contents: LogContents) -> None:
+    """Check one parsed line and add it to ``contents``."""
+    kind = record["type"]
+    if kind == "header":
+        if record.get("version") != LOG_VERSION:
+            raise LogError(f"log version {record.get('version')!r}; this dendrax reads "
+                           f"version {LOG_VERSION}")
+        if not isinstance(record.get("spec_hash"), str) or not isinstance(record.get("spec"),
+                                                                           dict):
+            raise ValueError("a header needs a string 'spec_hash' and an object 'spec'")
+        if spec_hash(record["spec"]) != record["spec_hash"]:
+            raise ValueError(f"'spec_hash' {record['spec_hash']!r} is not the hash of its "
+                             f"'spec'; the line was edited")
+        contents.headers.append(record)
+    elif kind == "trial":
+        key = record.get("key")
+        if not isinstance(key, str):
+            raise ValueError(f"'key' must be a string, got {key!r}")
+        outcome = outcome_from_record(record)
+        if trial_key(outcome.config) != key:
+            raise ValueError(f"'key' {key!r} is not the key of its config "
+                             f"({trial_key(outcome.config)!r}); the line was edited")
+        contents.trials[key] = record
+        contents.outcomes[key] = outcome
+    else:
+        raise ValueError(f"unknown record type {kind!r}; expected 'header' or 'trial'")
 
 
 def spec_differences(logged: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -157,19 +250,40 @@ def spec_differences(logged: Mapping[str, Any], current: Mapping[str, Any]) -> l
 
 # ---- writing -------------------------------------------------------------------------
 
+def check_regular_file(path: str, action: str = "write") -> None:
+    """Refuse a path that exists but is not a regular file: opening a FIFO blocks forever,
+    and a device such as /dev/full fails on the first write."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise LogError(f"cannot {action} the search log (log_path) {path!r}: "
+                       f"{getattr(e, 'strerror', None) or e}") from None
+    if stat.S_ISDIR(mode):
+        raise LogError(f"cannot {action} the search log {path!r}: it is a directory; "
+                       f"log_path must name a file")
+    if not stat.S_ISREG(mode):
+        raise LogError(f"cannot {action} the search log {path!r}: it is not a regular file "
+                       f"(a FIFO, device or socket); log_path must name a plain file")
+
+
 def check_writable(path: str) -> None:
-    """Raise LogError unless ``path`` can be appended to (creating it if missing)."""
+    """Raise LogError unless ``path`` is (or can be created as) a regular file that can be
+    appended to."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise LogError(f"log_path={path!r} must be the path of a file")
     directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise LogError(f"cannot write the search log {path!r}: it is a directory")
+    check_regular_file(path)
     if not os.path.isdir(directory):
-        raise LogError(f"cannot write the search log {path!r}: directory {directory!r} "
-                       f"does not exist")
+        raise LogError(f"cannot write the search log (log_path) {path!r}: directory "
+                       f"{directory!r} does not exist")
     try:
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as e:
-        raise LogError(f"cannot write the search log {path!r}: {e.strerror or e}") from None
+        raise LogError(f"cannot write the search log (log_path) {path!r}: "
+                       f"{e.strerror or e}") from None
 
 
 class SearchLog:
@@ -182,6 +296,7 @@ class SearchLog:
         self.headers: list[dict] = []
         self.completed: dict[str, TrialOutcome] = {}
         self.torn_line: str | None = None
+        self._pending_header: dict | None = None
         if os.path.getsize(self.path) == 0:
             return
         if not resume:
@@ -200,7 +315,7 @@ class SearchLog:
             with open(self.path, "r+b") as f:
                 f.truncate(contents.good_bytes)
         self.headers = contents.headers
-        self.completed = {k: outcome_from_record(r) for k, r in contents.trials.items()}
+        self.completed = dict(contents.outcomes)
         if verbose:
             print(f"Resuming from {self.path}: {len(self.completed)} finished models")
 
@@ -217,17 +332,44 @@ class SearchLog:
                     f"Differing fields: {'; '.join(diffs) or 'unknown'}. Use the same "
                     f"settings to resume, or another log_path for a new search.")
             return
-        header = {"type": "header", "version": LOG_VERSION, "search_index": search_index,
-                  "spec_hash": digest, "spec": jsonable(spec), "created": time.time()}
-        self.append([header])
-        self.headers.append(header)
+        # Written with the call's first finished models (or by finish()), never before:
+        # a call that fails before any model finished leaves the log as it was.
+        self._pending_header = {"type": "header", "version": LOG_VERSION,
+                                "search_index": search_index, "spec_hash": digest,
+                                "spec": jsonable(spec), "created": time.time()}
+
+    def finish(self) -> None:
+        """Write the current call's header if nothing has written it yet (a call that had
+        nothing left to train), so that later calls' headers keep their positions."""
+        self.append([])
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append records as lines, then flush and fsync: they survive a crash after this."""
+        """Append records as lines (after the pending header, if any), then flush and fsync:
+        they survive a crash after this. A failed write (disk full, say) is cut back off,
+        so every line already in the file stays whole, and raised as a LogError."""
+        records = list(records)
+        header = self._pending_header
+        if header is not None:
+            records.insert(0, header)
         text = "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in records)
         if not text:
             return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        size = os.path.getsize(self.path)
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            try:
+                with open(self.path, "r+b") as f:
+                    f.truncate(size)
+            except OSError:
+                pass  # the next read treats a partial last line as torn
+            raise LogError(f"cannot write to the search log {self.path!r}: "
+                           f"{e.strerror or e}. The search stopped; the lines already "
+                           f"written are intact, so it can be resumed once the problem is "
+                           f"fixed") from None
+        if header is not None:
+            self.headers.append(header)
+            self._pending_header = None

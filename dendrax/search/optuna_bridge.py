@@ -133,8 +133,8 @@ def optuna_search(searcher, param_distributions: Mapping[str, Any], n_rounds: in
         results = []
         try:
             if pending:
-                results = searcher._search("optuna", spec, [p for _, p in pending],
-                                           require_fit=False)
+                results = searcher.run_trials([p for _, p in pending], strategy="optuna",
+                                              space=spec)
         except BaseException:
             # Tell Optuna before re-raising, so a crash or Ctrl-C leaves no trial RUNNING.
             for trial, _ in pending:
@@ -143,7 +143,7 @@ def optuna_search(searcher, param_distributions: Mapping[str, Any], n_rounds: in
         searcher.results.extend(results)
         by_config = {canonical(r.config): r for r in results}
         for trial, params in pending:
-            config = searcher._config(params).to_dict()
+            config = searcher.create_model(params)[0].to_dict()
             config.pop("seed", None)
             result = by_config[canonical(config)]
             if result.diverged:

@@ -1,6 +1,8 @@
-"""Shape buckets: which configs train together as one compiled population.
+"""The bucket plan: which configs train together as one compiled population.
 
-Pure Python (no JAX), shared by the trainer and the searcher so that both agree.
+Pure Python (no JAX). The trainer makes the plan for its real backend
+(dendrax.population.sweep.plan_configs, or a Ray worker), and the searcher shows and logs
+that same plan.
 
 - ``"exact"``: configs of identical shapes share a bucket, so nearly every trial of a
   random search gets its own compiled program.
@@ -9,6 +11,10 @@ Pure Python (no JAX), shared by the trainer and the searcher so that both agree.
   exactly its own model. The number of levels per size is chosen to minimise the
   estimated compile time plus padded compute time of the sweep at hand.
 - ``"pow2"``: sizes rounded up to powers of two (a fixed, simple alternative).
+- ``"auto"``: "padded" when its estimate beats "exact" (it falls back to exact itself).
+
+The costs behind the estimate (:data:`COST_MODEL`) are measured figures; see
+docs/benchmarks.md ("Cost model of the bucket planner").
 """
 
 from __future__ import annotations
@@ -16,81 +22,45 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Optional, Sequence
+from typing import Callable, Sequence
 
-from dendrax.search.config import ModelConfig, count_params
+from dendrax.search.config import ModelConfig, ModelShape, ModelSizes, count_shape_params
 
-POLICIES = ("exact", "padded", "pow2")
+POLICIES = ("auto", "exact", "padded", "pow2")
 
-# Rough costs used to choose padding levels: seconds to compile one population program,
-# and dense-lowering FLOP/s. The CPU figures are this project's 2-core measurements; the
-# accelerator ones are conservative H100/H200 figures (docs/benchmarks.md).
-COST_MODEL = {"cpu": (8.0, 1.2e11), "gpu": (3.0, 2e13), "tpu": (3.0, 2e13)}
+# (seconds to compile one population program, dense-lowering FLOP/s) per backend kind.
+COST_MODEL = {"cpu": (3.0, 1.2e11), "gpu": (3.0, 2e13), "tpu": (3.0, 2e13)}
 
 
-def group_by_shape(configs: Sequence[ModelConfig], in_dim: int) -> dict[tuple, list[int]]:
-    """Map each ``config.shape_key(in_dim)`` to the indices of its configs, in input order.
+def group_by_shape(configs: Sequence[ModelConfig], in_dim: int) -> dict[ModelShape, list[int]]:
+    """Map each config's :class:`ModelShape` to the indices of its configs, in input order.
 
     Buckets appear in order of their first member, so the grouping is deterministic.
     """
-    buckets: dict[tuple, list[int]] = {}
+    buckets: dict[ModelShape, list[int]] = {}
     for i, config in enumerate(configs):
-        buckets.setdefault(config.shape_key(in_dim), []).append(i)
+        buckets.setdefault(config.shape(in_dim), []).append(i)
     return buckets
-
-
-def shape_label(key: tuple) -> str:
-    """A short readable name for a shape key, e.g. "dendritic_simple|soma|n12|d6|k96|random"."""
-    if len(key) != 7:  # a key layout this function does not know: still readable
-        return "|".join(str(part) for part in key)
-    architecture, has_soma, n_neurons, n_dendrites, k, hidden, strategy = key
-    parts = [architecture, "soma" if has_soma else "nosoma"]
-    if has_soma:
-        parts.append(f"n{n_neurons}")
-    parts += [f"d{n_dendrites}", f"k{k}"]
-    if hidden is not None:
-        parts.append(f"h{hidden}")
-    parts.append(strategy)
-    return "|".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
 class Bucket:
     """One compiled population: its (padded) shape, its members and the padding cost."""
 
-    key: tuple
+    shape: ModelShape
     members: tuple[int, ...]
-    template: ModelConfig  # a config with the bucket's (padded) sizes
-    padded: bool
+    padded: bool  # some member is smaller than ``shape`` and runs masked inside it
     overhead: float  # padded compute ÷ the members' own compute, minus 1
 
     @property
     def label(self) -> str:
-        return shape_label(self.key)
+        return self.shape.label
 
 
-def _sizes(config: ModelConfig, in_dim: int) -> tuple[int, int, int, Optional[int]]:
-    _, _, neurons, dendrites, k, hidden, _ = config.shape_key(in_dim)
-    return neurons, dendrites, k, hidden
-
-
-def padded_template(config: ModelConfig, sizes: tuple) -> ModelConfig:
-    """``config`` with its shape sizes replaced by (neurons, dendrites, k, hidden)."""
-    neurons, dendrites, k, hidden = sizes
-    if config.architecture == "soma_disabled":
-        return config.replace(n_neurons=hidden, n_dendrites=dendrites, n_dendrite_inputs=k)
-    changes = dict(n_dendrites=dendrites, n_dendrite_inputs=k)
-    if config.has_soma:
-        changes["n_neurons"] = neurons
-    if config.architecture == "dendritic_with_hidden":
-        changes["hidden_dim"] = hidden
-    return config.replace(**changes)
-
-
-def model_flops(config: ModelConfig, in_dim: int, n_classes: int = 10) -> float:
+def model_flops(shape: ModelShape, in_dim: int, n_classes: int = 10) -> float:
     """Dense-lowering FLOPs of one training sample (forward + weight gradients)."""
-    dense = config.n_branches * in_dim
-    rest = count_params(config, in_dim, n_classes) - config.n_branches * config.inputs_per_branch(in_dim)
+    dense = shape.n_branches * in_dim
+    rest = count_shape_params(shape, n_classes) - shape.n_branches * shape.k
     return 4.0 * (dense + rest)
 
 
@@ -103,38 +73,36 @@ def _levels(values: Sequence[int], n_levels: int) -> list[int]:
 
 
 def _round_up(value, levels):
-    if not value:  # None (no hidden layer) or 0 (no soma): nothing to pad
+    if not value:  # 0: no soma, or no hidden layer: nothing to pad
         return value
     return next(level for level in levels if level >= value)
 
 
 def _pow2(value, cap=None):
-    if value is None or value == 0:
+    if not value:
         return value
     up = 1 << (int(value) - 1).bit_length()
     return min(up, cap) if cap else up
 
 
-def _assign(configs, in_dim, pad_fn):
-    """Group configs by (exact key parts, padded sizes)."""
-    groups: dict[tuple, list[int]] = {}
-    for i, config in enumerate(configs):
-        arch, soma, _, _, _, _, strategy = config.shape_key(in_dim)
-        sizes = pad_fn(_sizes(config, in_dim), config)
-        groups.setdefault((arch, soma, *sizes, strategy), []).append(i)
+def _assign(shapes: Sequence[ModelShape], pad: Callable[[ModelSizes], ModelSizes]
+            ) -> dict[ModelShape, list[int]]:
+    """Group configs by their shape with padded sizes."""
+    groups: dict[ModelShape, list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(shape.with_sizes(pad(shape.sizes)), []).append(i)
     return groups
 
 
-def _buckets_from(groups, configs, in_dim, n_classes) -> list[Bucket]:
+def _buckets_from(groups: dict[ModelShape, list[int]], shapes: Sequence[ModelShape],
+                  in_dim: int, n_classes: int) -> list[Bucket]:
     buckets = []
-    for key, members in groups.items():
-        first = configs[members[0]]
-        template = padded_template(first, key[2:6])
-        own = sum(model_flops(configs[i], in_dim, n_classes) for i in members)
-        padded_cost = model_flops(template, in_dim, n_classes) * len(members)
-        padded = any(configs[i].shape_key(in_dim) != key for i in members)
-        buckets.append(Bucket(key=key, members=tuple(members), template=template,
-                              padded=padded, overhead=padded_cost / own - 1.0))
+    for shape, members in groups.items():
+        own = sum(model_flops(shapes[i], in_dim, n_classes) for i in members)
+        padded_cost = model_flops(shape, in_dim, n_classes) * len(members)
+        buckets.append(Bucket(shape=shape, members=tuple(members),
+                              padded=any(shapes[i] != shape for i in members),
+                              overhead=padded_cost / own - 1.0))
     return buckets
 
 
@@ -142,46 +110,45 @@ def estimated_seconds(buckets: Sequence[Bucket], in_dim: int, samples: float,
                       backend: str = "cpu", n_classes: int = 10) -> float:
     """Compile plus padded compute time of a sweep under :data:`COST_MODEL`."""
     compile_s, flops_per_s = COST_MODEL.get(backend, COST_MODEL["gpu"])
-    compute = sum(model_flops(b.template, in_dim, n_classes) * len(b.members) for b in buckets)
+    compute = sum(model_flops(b.shape, in_dim, n_classes) * len(b.members) for b in buckets)
     return len(buckets) * compile_s + compute * samples / flops_per_s
 
 
-def plan_buckets(configs: Sequence[ModelConfig], in_dim: int, policy: str = "exact", *,
+def plan_buckets(configs: Sequence[ModelConfig], in_dim: int, policy: str = "auto", *,
                  n_classes: int = 10, samples: float = 15 * 54000,
                  backend: str = "cpu", max_levels: int = 6) -> list[Bucket]:
     """Buckets for ``configs`` under ``policy``; ``samples`` = epochs × training samples."""
     if policy not in POLICIES:
         raise ValueError(f"padding={policy!r}; choose one of {', '.join(POLICIES)}")
-    configs = list(configs)
+    shapes = [c.shape(in_dim) for c in configs]
+    exact = _buckets_from(group_by_shape(configs, in_dim), shapes, in_dim, n_classes)
     if policy == "exact" or not configs:
-        return _buckets_from(group_by_shape(configs, in_dim), configs, in_dim, n_classes)
+        return exact
     if policy == "pow2":
-        def pow2(sizes, config):
-            n, d, k, h = sizes
-            return (_pow2(n), _pow2(d), _pow2(k, in_dim), _pow2(h))
-        return _buckets_from(_assign(configs, in_dim, pow2), configs, in_dim, n_classes)
+        def pow2(sizes: ModelSizes) -> ModelSizes:
+            return ModelSizes(_pow2(sizes.n_neurons), _pow2(sizes.n_dendrites),
+                              _pow2(sizes.k, in_dim), _pow2(sizes.hidden))
+        return _buckets_from(_assign(shapes, pow2), shapes, in_dim, n_classes)
 
-    # "padded": try a few levels per size; keep the plan with the least estimated time.
-    sizes = [_sizes(c, in_dim) for c in configs]
-    columns = list(zip(*sizes))
+    # "padded" and "auto": try a few levels per size and keep the plan with the least
+    # estimated time; "auto" also weighs the exact plan.
+    columns = list(zip(*(s.sizes for s in shapes)))
     options = []
     for column in columns:
         present = [v for v in column if v]
         distinct = len(set(present)) or 1
         options.append(range(1, min(distinct, max_levels) + 1) if present else [1])
-    best, best_cost = None, math.inf
+    best, best_cost = exact, math.inf
+    if policy == "auto":
+        best_cost = estimated_seconds(exact, in_dim, samples, backend, n_classes)
     for counts in itertools.product(*options):
-        levels = [_levels([v for v in col if v] or [0], n)
-                  for col, n in zip(columns, counts)]
+        levels = [_levels([v for v in col if v] or [0], n) for col, n in zip(columns, counts)]
 
-        def pad(s, config, levels=levels):
-            return tuple(_round_up(v, lv) for v, lv in zip(s, levels))
+        def pad(sizes: ModelSizes, levels=levels) -> ModelSizes:
+            return ModelSizes(*(_round_up(v, lv) for v, lv in zip(sizes, levels)))
 
-        buckets = _buckets_from(_assign(configs, in_dim, pad), configs, in_dim, n_classes)
+        buckets = _buckets_from(_assign(shapes, pad), shapes, in_dim, n_classes)
         cost = estimated_seconds(buckets, in_dim, samples, backend, n_classes)
         if cost < best_cost:
             best, best_cost = buckets, cost
-    exact = _buckets_from(group_by_shape(configs, in_dim), configs, in_dim, n_classes)
-    if estimated_seconds(exact, in_dim, samples, backend, n_classes) <= best_cost:
-        return exact
     return best

@@ -1,8 +1,8 @@
 """The sweep progress display: a progress bar of where a search's training stands.
 
-The trainer reports :class:`dendrax.search.trial.Progress` events (a "compile" event before
-each population's program is compiled, a "train" event when it starts training and after
-each epoch), and the searcher reports each finished bucket. :class:`SweepProgress` turns
+The trainer reports :class:`dendrax.search.trial.Progress` events (a "compile" event while
+a population waits for its program, a "start" event when it starts training, a "train"
+event after each epoch), and the searcher reports each finished bucket. :class:`SweepProgress` turns
 those into one status line::
 
     [########------------]  42%  bucket 2/5 dendritic_simple|soma|n12|d6|k96|random
@@ -129,6 +129,12 @@ class SweepProgress:
         left = max(0, self.model_epochs_total - self.model_epochs_done)
         return left * self._train_seconds / self._timed_model_epochs
 
+    def set_plan(self, labels: Sequence[str]) -> None:
+        """The trainer's bucket plan, in order: bucket numbers follow it."""
+        for label in labels:
+            self.labels.setdefault(label, len(self.labels) + 1)
+        self.n_buckets = max(len(self.labels), self.buckets_done)
+
     def number(self, label: str) -> int:
         """The bucket's stable number (its place in the plan)."""
         if label not in self.labels:
@@ -148,14 +154,12 @@ class SweepProgress:
         self._seen.add(event.bucket)
         if getattr(event, "phase", "train") == "train":
             after = getattr(previous, "phase", None)
-            if (after == "train" and previous.bucket == event.bucket
+            if (after in ("start", "train") and previous.bucket == event.bucket
                     and previous.chunk_models == event.chunk_models
                     and previous.epoch < event.epoch):
                 advanced = event.epoch - previous.epoch  # timed: epochs only since then
                 self._train_seconds += now - self._event_time
                 self._timed_model_epochs += advanced * event.chunk_models
-            elif after == "compile":
-                advanced = 0  # the start-of-training marker that ends a compile
             else:
                 advanced = event.epoch  # a run whose start was not reported: untimed
             self.model_epochs_done += advanced * event.chunk_models

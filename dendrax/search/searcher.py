@@ -5,9 +5,11 @@ A search call runs in this order, and everything before training is pure and fas
   2. validate every config (ConfigError naming the parameter; nothing has trained yet);
   3. check the parameter budget; configs outside it are kept in ``rejected`` with reasons;
   4. expand each config into ``seeds_per_config`` seeds;
-  5. check/record the spec in the log, skip models the log already holds;
+  5. check the spec against the log, skip models the log already holds;
   6. hand all remaining models to the trainer in ONE call (it trains them bucket by bucket);
-  7. log each bucket as it finishes; aggregate seeds into one SearchResult per config.
+  7. log each bucket as it finishes (the call's header goes in with the first one, so a
+     call that fails before any model finished leaves the log as it was); aggregate seeds
+     into one SearchResult per config.
 This module never imports JAX: the trainer is a function passed in (or imported lazily).
 """
 
@@ -15,27 +17,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
-import numbers
+import os
 import random
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from dendrax.search.config import ConfigError, ModelConfig, count_params
+from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, check_int, check_number,
+                                   count_params)
 from dendrax.search import spaces
-from dendrax.search.budget import Budget, Rejection, no_fit_error
-from dendrax.search.plan import COST_MODEL, Bucket, plan_buckets
+from dendrax.search.budget import Budget, BudgetError, Rejection, no_fit_error
+from dendrax.search.plan import Bucket
 from dendrax.search.log import (SearchLog, canonical, check_writable, config_key,
                                 jsonable, outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_params,
-                                    format_results,
-                                    pareto_records, rank_results, save_pareto)
+                                    format_results, pareto_records, rank_results,
+                                    save_pareto)
 from dendrax.search.callbacks import as_callbacks, hooks
 from dendrax.search.progress import SweepProgress, plural
-from dendrax.search.trial import Progress, TrainSettings, TrialOutcome
+from dendrax.search.trial import Progress, Trainer, TrainSettings, TrialOutcome
 
-Trainer = Callable[..., list[TrialOutcome]]
 _MAX_REJECTIONS_SHOWN = 20
 MAX_DRAWS_PER_TRIAL = 100  # fill_budget gives up after this many draws per wanted config
 
@@ -63,26 +64,12 @@ def replicate_seed(base: int, replicate: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        extra = "None or " if allow_none else ""
-        raise ConfigError(f"{name}={value!r} must be {extra}an integer >= {low}")
-
-
-def _check_number(name: str, value: Any, low: float, high: float | None = None,
-                  open_low: bool = False, open_high: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if open_low else value >= low)
-        if high is not None:
-            ok = ok and (value < high if open_high else value <= high)
-    if not ok:
-        left = "(" if open_low else "["
-        right = ")" if open_high else "]"
-        span = f"in {left}{low}, {high}{right}" if high is not None else f">= {low}"
-        raise ConfigError(f"{name}={value!r} must be a number {span}")
+# Upper bounds that keep a typo from hanging the pure-Python planning: every seed and every
+# random draw becomes a model to validate, plan and train.
+MAX_SEEDS_PER_CONFIG = 10_000
+MAX_RANDOM_TRIALS = 1_000_000
+# A grid search without max_trials trains every combination; beyond this many it refuses.
+MAX_FULL_GRID = 1_000_000
 
 
 class HyperparameterSearcher:
@@ -98,14 +85,11 @@ class HyperparameterSearcher:
       log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
-          padding is "exact", "padded" or "pow2" (dendrax.search.plan.plan_buckets).
+          padding is "auto", "exact", "padded" or "pow2" (dendrax.search.plan).
       halving_eta, halving_min_epochs: successive halving (dendrax.population.halving): after
           ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
           by validation accuracy train on; stopped models keep their shorter history.
       devices: local devices that share each population (None: all of them).
-      backend_hint: the backend the padded bucket plan is costed for ("cpu", "gpu",
-          "tpu"; None means "cpu"). The searcher never imports JAX to find out; the trainer
-          plans with the real backend, and its bucket labels are what the log records.
       n_classes: None (the default) takes it from the data; a number must match the data.
       rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
           95% confidence interval; favours configs that are good on every seed).
@@ -140,8 +124,7 @@ class HyperparameterSearcher:
         data_order: str = "own",
         lowering: str = "auto",
         chunk_size: int | None = None,
-        padding: str = "exact",
-        backend_hint: str | None = None,
+        padding: str = "auto",
         halving_eta: int | None = None,
         halving_min_epochs: int = 1,
         devices: int | None = None,
@@ -155,14 +138,24 @@ class HyperparameterSearcher:
         # Every argument is checked before anything slow (data, log, training) happens.
         if not isinstance(dataset, str) or not dataset:
             raise ConfigError(f"dataset={dataset!r} must be a dataset name")
-        _check_int("subset_size", subset_size, 1, allow_none=True)
+        subset_size = check_int("subset_size", subset_size, 1, allow_none=True)
         self.budget = Budget(max_params, min_param_ratio)
         # lr, weight_decay, seed: the defaults of every trial, so ModelConfig's own checks.
+        seed = check_int("seed", seed, 0, MAX_SEED)
         ModelConfig(lr=lr, weight_decay=weight_decay, seed=seed).validate()
-        _check_int("n_classes", n_classes, 2, allow_none=True)
-        _check_int("seeds_per_config", seeds_per_config, 1)
-        _check_number("validation_fraction", validation_fraction, 0.0, 1.0,
-                      open_low=True, open_high=True)
+        n_classes = check_int("n_classes", n_classes, 2, allow_none=True)
+        seeds_per_config = check_int("seeds_per_config", seeds_per_config, 1,
+                                     MAX_SEEDS_PER_CONFIG)
+        validation_fraction = check_number("validation_fraction", validation_fraction, 0.0,
+                                           1.0, open_low=True, open_high=True)
+        if not isinstance(verbose, bool):
+            raise ConfigError(f"verbose={verbose!r} must be True or False")
+        if not isinstance(resume, bool):
+            raise ConfigError(f"resume={resume!r} must be True or False")
+        for name, value in (("data_dir", data_dir), ("log_path", log_path),
+                            ("ray_address", ray_address)):
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{name}={value!r} must be None or a path string")
         # n_epochs, batch_size, data_order, lowering, chunk_size: the trainer's own checks.
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
@@ -171,10 +164,6 @@ class HyperparameterSearcher:
                                       halving_min_epochs=halving_min_epochs,
                                       devices=devices)
         self.settings.validate()
-        if backend_hint not in (None, *COST_MODEL):
-            raise ConfigError(f"backend_hint={backend_hint!r}; choose None (cpu) or one of "
-                              f"{', '.join(COST_MODEL)}")
-        self.backend_hint = backend_hint
         if rank_by not in RANK_BY:
             raise ConfigError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
         if resume and log_path is None:
@@ -238,6 +227,14 @@ class HyperparameterSearcher:
             raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
                               f"classes; parameter counts would be wrong (leave n_classes "
                               f"out to take it from the data)")
+        n_train = len(self.data.x_train)
+        if self.settings.batch_size > n_train:
+            # Checked here, before the log is opened: the trainer could only fail later.
+            raise ConfigError(
+                f"batch_size={self.settings.batch_size} is larger than the {n_train:,} "
+                f"training examples left after the validation split (validation_fraction="
+                f"{validation_fraction}, subset_size={subset_size}); choose batch_size <= "
+                f"{n_train}")
         if verbose:
             print(f"Parameter budget: {self.budget.describe()}")
 
@@ -292,8 +289,28 @@ class HyperparameterSearcher:
         except ConfigError as e:
             raise ConfigError(f"{e} (in configuration {dict(params)})") from e
 
+    def _check_values(self, candidates: Mapping[str, Sequence[Any]]) -> None:
+        """Validate every value of a grid or space once, without enumerating the product.
+
+        A base combination (each parameter's first candidate) is validated, then each
+        other candidate in place of its parameter's. Validation rules concern one field
+        at a time (given the input size), so a value valid here is valid in any
+        combination; each drawn config is validated again before training anyway.
+        """
+        base = {name: values[0] for name, values in candidates.items()}
+        self._config(base)
+        for name, values in candidates.items():
+            for value in values[1:]:
+                self._config({**base, name: value})
+
     def _fits(self, params: Mapping[str, Any]) -> bool:
         config = self._config(params)
+        return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
+
+    def _fits_checked(self, params: Mapping[str, Any]) -> bool:
+        """_fits for a combination whose values :meth:`_check_values` has validated: it
+        only counts (validating again costs 6× as much, and a huge grid may need 10^5)."""
+        config = ModelConfig(**params)
         return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
 
     def create_model(self, params: Mapping[str, Any]) -> tuple[ModelConfig, int]:
@@ -333,18 +350,33 @@ class HyperparameterSearcher:
         The original drew ``max_trials`` from all combinations and then dropped those
         outside the budget, which often left few or none (its README's own example).
         """
-        _check_int("max_trials", max_trials, 1, allow_none=True)
+        max_trials = check_int("max_trials", max_trials, 1, allow_none=True)
         grid = spaces.parse_grid(param_grid)
-        combinations = spaces.expand_grid(grid)
-        pool = combinations
-        if max_trials is not None and max_trials < len(combinations):
-            pool = [c for c in combinations if self._fits(c)] or combinations
-        sampled = spaces.sample_grid(pool, max_trials, self._rng(self._n_searches))
+        self._check_values(grid)  # every value once: the grid itself may be huge
+        size = spaces.grid_size(grid)
+        if max_trials is None and size > MAX_FULL_GRID:
+            raise ConfigError(f"param_grid has {size:,} combinations; without max_trials every "
+                              f"one is trained. Pass max_trials (at most {MAX_FULL_GRID:,} "
+                              f"combinations are trained whole)")
+        rng = self._rng(self._n_searches)
+        if max_trials is None or max_trials >= size:
+            draw = spaces.GridDraw(spaces.expand_grid(grid), size, size)
+        else:
+            draw = spaces.sample_grid(grid, max_trials, rng, accept=self._fits_checked)
+            if not draw.combinations:  # nothing fits: draw again to name the closest
+                draw = spaces.sample_grid(grid, max_trials, self._rng(self._n_searches))
+                if not draw.exhausted:
+                    raise BudgetError(
+                        f"none of the {spaces.MAX_GRID_CHECKS:,} combinations checked (drawn "
+                        f"at random from the {size:,} of param_grid) fits the budget of "
+                        f"{self.budget.describe()}; widen the grid towards the budget, "
+                        f"raise max_params or lower min_param_ratio")
+        sampled = draw.combinations
         if self.verbose:
-            print(f"\nGrid search: {len(combinations)} combinations"
-                  + (f", {len(pool)} fit the budget" if pool is not combinations else "")
-                  + (f", {len(sampled)} drawn (max_trials, seed {self.seed})"
-                     if len(sampled) < len(pool) else ""))
+            print(f"\nGrid search: {size:,} combinations"
+                  + (f", {len(sampled)} drawn from those that fit the budget (max_trials, "
+                     f"seed {self.seed}; {draw.checked:,} checked)"
+                     if len(sampled) < size else ""))
         self.results.extend(self._search("grid", {"param_grid": grid}, sampled))
         return self.results
 
@@ -359,8 +391,9 @@ class HyperparameterSearcher:
         ``fill_budget=True``: draws go on until ``n_trials`` distinct configs fit (the first
         ``n_trials`` draws are the same either way), at most ``MAX_DRAWS_PER_TRIAL`` times
         ``n_trials`` draws; a warning says so when that is not enough."""
-        _check_int("n_trials", n_trials, 1)
+        n_trials = check_int("n_trials", n_trials, 1, MAX_RANDOM_TRIALS)
         space = spaces.parse_space(param_distributions)
+        self._check_values({name: spaces.candidate_values(dist) for name, dist in space.items()})
         rng = self._rng(self._n_searches)
         if fill_budget:
             sampled = self._draw_until_full(space, n_trials, rng)
@@ -426,14 +459,23 @@ class HyperparameterSearcher:
                              study=study, sampler=sampler, storage=storage,
                              study_name=study_name)
 
+    def run_trials(self, param_list: Sequence[Mapping[str, Any]], *, strategy: str = "explicit",
+                   space: Mapping[str, Any] | None = None,
+                   require_fit: bool = False) -> list[SearchResult]:
+        """Train the given configs as one search call (validated, budget-checked, logged
+        under ``strategy`` and ``space``) and return their results without adding them to
+        ``results``. The building block of every search method and of the Optuna bridge.
+        With ``require_fit`` a call where nothing fits raises BudgetError."""
+        param_list = [dict(p) for p in param_list]
+        return self._search(strategy, space if space is not None else {"configs": param_list},
+                            param_list, require_fit=require_fit)
+
     def evaluate(self, param_list: Sequence[Mapping[str, Any]]) -> list[SearchResult]:
         """Train explicit configs as one population; returns their results (not added to
         ``results``). Configs outside the budget are skipped and recorded in ``rejected``."""
-        param_list = [dict(p) for p in param_list]
-        if not param_list:
+        if not list(param_list):
             raise ConfigError("evaluate needs at least one configuration")
-        return self._search("explicit", {"configs": param_list}, param_list,
-                            require_fit=False)
+        return self.run_trials(param_list)
 
     def train_and_evaluate(self, params: Mapping[str, Any]) -> SearchResult | None:
         """Train one config (the original's name); None if it is outside the budget."""
@@ -443,8 +485,8 @@ class HyperparameterSearcher:
     # ---- the pipeline -------------------------------------------------------------------
     def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:
         """What a search's results depend on; its hash guards resume. Excludes verbose,
-        log_path, and knobs that only change speed (lowering, chunk_size, padding,
-        backend_hint: a padded bucket computes each member's own model exactly, so results
+        log_path, and knobs that only change speed (lowering, chunk_size, padding: a
+        padded bucket computes each member's own model exactly, so results
         differ from unpadded ones by float rounding at most). Also excludes
         n_trials/max_trials and seeds_per_config, so a resumed search may be extended:
         trials are keyed by full config and seed, so nothing trained is ever mismatched."""
@@ -470,14 +512,6 @@ class HyperparameterSearcher:
             "strategy": strategy,
             "space": space,
         })
-
-    def bucket_plan(self, configs: Sequence[ModelConfig]) -> list[Bucket]:
-        """The buckets ``configs`` will train in: :func:`dendrax.search.plan.plan_buckets` with
-        the arguments ``dendrax.population.plan_configs`` uses, costed for ``backend_hint``."""
-        return plan_buckets(configs, self.in_dim, self.settings.padding,
-                            n_classes=self.n_classes,
-                            samples=self.n_epochs * len(self.data.x_train),
-                            backend=self.backend_hint or "cpu")
 
     def _plan(self, sampled: Sequence[Mapping[str, Any]]
               ) -> tuple[list[_Candidate], list[Rejection]]:
@@ -522,22 +556,17 @@ class HyperparameterSearcher:
         if self._log is not None:
             self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
         todo = [t for t in trials if trial_key(t) not in self._completed]
-        buckets = self.bucket_plan(todo)
-        labels = {trial_key(todo[i]): b.label for b in buckets for i in b.members}
-        if self.verbose:
-            done = len(trials) - len(todo)
-            kind = "shape" if self.settings.padding == "exact" else self.settings.padding
-            print(f"Training {plural(len(todo), 'model')} for "
-                  f"{plural(len(candidates), 'configuration')} in "
-                  f"{plural(len(buckets), kind + ' bucket')}"
-                  + (f" ({done} more already finished)" if done else ""))
+        labels: dict[str, str] = {}
         finished: dict[int, SearchResult] = {}  # candidate index -> its result, once whole
         if todo:
-            self._train(todo, index, labels, [b.label for b in buckets], candidates, finished)
+            self._train(todo, index, labels, candidates, finished,
+                        n_done=len(trials) - len(todo))
+        if self._log is not None:
+            self._log.finish()  # the header of a call that had nothing left to train
         # Counted only once trained: a call that failed (a crash in the trainer) and is
         # retried in the same process redraws the same samples and reuses the same header.
         self._n_searches += 1
-        self._finish_candidates(candidates, labels, finished)
+        self._finish_candidates(candidates, finished)
         results = [finished[i] for i in range(len(candidates))]
         if self.verbose:
             n_div = sum(r.diverged for r in results)
@@ -546,7 +575,7 @@ class HyperparameterSearcher:
                   + (f", {len(rejections)} outside the budget" if rejections else ""))
         return results
 
-    def _finish_candidates(self, candidates: Sequence[_Candidate], labels: dict[str, str],
+    def _finish_candidates(self, candidates: Sequence[_Candidate],
                            finished: dict[int, SearchResult]) -> None:
         """Aggregate every candidate whose seeds have all finished and is not yet in
         ``finished``, and hand each new result to the callbacks' on_result."""
@@ -554,9 +583,9 @@ class HyperparameterSearcher:
         for i, c in enumerate(candidates):
             if i in finished or any(k not in self._completed for k in c.trials):
                 continue
-            # A config trained earlier (resumed) keeps the bucket label its trainer reported.
+            # Each config carries the bucket label its trainer reported (resumed ones too).
             finished[i] = aggregate(c.params, [self._completed[k] for k in c.trials],
-                                    bucket=labels.get(next(iter(c.trials)), ""))
+                                    bucket=self._completed[next(iter(c.trials))].bucket)
             for hook in on_result:
                 hook(finished[i])
 
@@ -578,11 +607,24 @@ class HyperparameterSearcher:
         return forward
 
     def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str],
-               bucket_labels: list[str], candidates: Sequence[_Candidate],
-               finished: dict[int, SearchResult]) -> None:
-        """One trainer call for every model in ``todo``; each bucket is logged as it ends,
-        and each config whose seeds are all done goes to the on_result callbacks."""
+               candidates: Sequence[_Candidate], finished: dict[int, SearchResult],
+               n_done: int) -> None:
+        """One trainer call for every model in ``todo``; the trainer's bucket plan is
+        shown and recorded (``labels``: trial key → bucket), each bucket is logged as it
+        ends, and each config whose seeds are all done goes to the on_result callbacks."""
         logged: set[str] = set()
+
+        def plan_made(buckets: Sequence[Bucket]) -> None:
+            labels.update({trial_key(todo[i]): b.label for b in buckets for i in b.members})
+            if display is not None:
+                display.set_plan([b.label for b in buckets])
+            if self.verbose:
+                kind = "shape" if self.settings.padding == "exact" else self.settings.padding
+                say = display.message if display is not None else print
+                say(f"Training {plural(len(todo), 'model')} for "
+                    f"{plural(len(candidates), 'configuration')} in "
+                    f"{plural(len(buckets), kind + ' bucket')}"
+                    + (f" ({n_done} more already finished)" if n_done else ""))
 
         def record(outcomes: Sequence[TrialOutcome]) -> None:
             fresh = [o for o in outcomes if trial_key(o.config) not in logged]
@@ -595,16 +637,14 @@ class HyperparameterSearcher:
                     warnings.warn(f"trainer counted {o.total_params} parameters for "
                                   f"{o.config}, count_params says {expected}", RuntimeWarning)
             if self._log is not None:
-                self._log.append(outcome_record(o, index, labels.get(trial_key(o.config), ""))
-                                 for o in fresh)
+                self._log.append(outcome_record(o, index) for o in fresh)
             if display is not None and fresh:
                 display.bucket_done(fresh, fresh[0].bucket
                                     or labels.get(trial_key(fresh[0].config), ""))
             if fresh:
-                self._finish_candidates(candidates, labels, finished)
+                self._finish_candidates(candidates, finished)
 
-        display = (SweepProgress(len(bucket_labels), len(todo), self.n_epochs,
-                                 labels=bucket_labels) if self.verbose else None)
+        display = SweepProgress(0, len(todo), self.n_epochs) if self.verbose else None
         epoch_callback = self._epoch_callback(candidates)
 
         def progress(event: Progress) -> None:
@@ -613,13 +653,13 @@ class HyperparameterSearcher:
             if epoch_callback is not None:
                 epoch_callback(event)
 
-        extra = {}
-        if _accepts(self.trainer, "log"):  # train_configs prints through `log`; quiet it too
-            extra["log"] = display.message if display is not None else _silent
         try:
             outcomes = self.trainer(todo, self.data, self.settings,
-                                    progress=progress if display or epoch_callback else None,
-                                    on_bucket_done=record, **extra)
+                                    progress=progress if (display is not None
+                                                          or epoch_callback is not None)
+                                    else None,
+                                    on_bucket_done=record, on_plan=plan_made,
+                                    log=display.message if display is not None else None)
         finally:
             if display is not None:
                 display.close()
@@ -802,17 +842,6 @@ class HyperparameterSearcher:
         if self.verbose:
             print(f"Figures written to {out_dir}: {', '.join(sorted(paths))}")
         return paths
-
-
-def _silent(*args: Any, **kwargs: Any) -> None:
-    pass
-
-
-def _accepts(function: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # some callables have no inspectable signature
-        return False
 
 
 def _length(values: Any) -> int | None:

@@ -12,9 +12,9 @@ import itertools
 import math
 import numbers
 import random
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from dendrax.search.config import ConfigError
+from dendrax.search.config import INTEGER_FIELDS, ConfigError
 
 
 def plain(value: Any) -> Any:
@@ -30,6 +30,11 @@ def plain(value: Any) -> Any:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: numbers.Real) -> bool:
+    # Python ints are always finite (and may be too large to convert to a float).
+    return isinstance(value, numbers.Integral) or math.isfinite(value)
 
 
 # ---- distributions -------------------------------------------------------------------
@@ -111,12 +116,24 @@ DISTRIBUTION_TYPES = ("uniform", "choice", "randint", "loguniform")
 def _bounds(name: str, low: Any, high: Any, integer: bool) -> tuple:
     low, high = plain(low), plain(high)
     for label, v in (("low", low), ("high", high)):
-        if not _is_number(v) or (integer and not float(v).is_integer()):
-            kind = "an integer" if integer else "a number"
-            raise ConfigError(f"distribution for {name!r}: {label}={v!r} must be {kind}")
+        whole = isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())
+        if not _is_number(v) or not _finite(v) or (integer and not whole):
+            kind = "an integer" if integer else "a finite number"
+            why = f" ({name} takes integers)" if integer and name in INTEGER_FIELDS else ""
+            raise ConfigError(f"distribution for {name!r}: {label}={v!r} must be {kind}{why}")
     if low > high:
         raise ConfigError(f"distribution for {name!r}: low={low!r} > high={high!r}")
     return (int(low), int(high)) if integer else (float(low), float(high))
+
+
+def candidate_values(dist: Distribution) -> tuple:
+    """Values whose validity implies every draw's: a choice's values, a range's two ends
+    (every value between two valid ends is valid), a fixed value."""
+    if isinstance(dist, Choice):
+        return dist.values
+    if isinstance(dist, Fixed):
+        return (dist.value,)
+    return (dist.low, dist.high)
 
 
 def parse_distribution(name: str, spec: Any) -> Distribution:
@@ -143,7 +160,8 @@ def parse_distribution(name: str, spec: Any) -> Distribution:
         if len(spec) != 2:
             raise ConfigError(f"distribution for {name!r}: a tuple must be (low, high); "
                               f"got {len(spec)} items (use a list for choices)")
-        integer = all(_is_number(v) and isinstance(plain(v), numbers.Integral) for v in spec)
+        integer = name in INTEGER_FIELDS or all(
+            _is_number(v) and isinstance(plain(v), numbers.Integral) for v in spec)
         low, high = _bounds(name, spec[0], spec[1], integer)
         return IntRange(low, high) if integer else Uniform(low, high)
     if isinstance(spec, Mapping):
@@ -162,6 +180,9 @@ def parse_distribution(name: str, spec: Any) -> Distribution:
             if not isinstance(values, (list, tuple)) or not values:
                 raise ConfigError(f"distribution for {name!r}: 'values' must be a non-empty list")
             return Choice(tuple(plain(list(values))))
+        if kind in ("uniform", "loguniform") and name in INTEGER_FIELDS:
+            raise ConfigError(f"distribution for {name!r}: type {kind!r} draws floats, but "
+                              f"{name} takes integers; use 'randint'")
         low, high = _bounds(name, spec["low"], spec["high"], integer=(kind == "randint"))
         if kind == "randint":
             return IntRange(low, high)
@@ -213,6 +234,24 @@ def parse_grid(param_grid: Mapping[str, Any]) -> dict[str, list]:
     return grid
 
 
+def grid_size(grid: Mapping[str, Sequence]) -> int:
+    """Number of combinations of a parsed grid: the product of its value counts."""
+    return math.prod(len(values) for values in grid.values())
+
+
+def grid_combination(grid: Mapping[str, Sequence], index: int) -> dict[str, Any]:
+    """Combination number ``index`` of a parsed grid, in itertools.product order.
+
+    The index is a mixed-radix number whose last digit (radix: the last parameter's value
+    count) varies fastest: digit_j = (index // prod_{i>j} n_i) mod n_j.
+    """
+    digits: dict[str, Any] = {}
+    for name in reversed(list(grid)):
+        index, digit = divmod(index, len(grid[name]))
+        digits[name] = grid[name][digit]
+    return {name: digits[name] for name in grid}
+
+
 def expand_grid(param_grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every combination, in itertools.product order (last parameter varies fastest)."""
     grid = parse_grid(param_grid)
@@ -220,10 +259,64 @@ def expand_grid(param_grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*grid.values())]
 
 
-def sample_grid(combinations: Sequence[dict], max_trials: int | None,
-                rng: random.Random) -> list[dict]:
-    """At most ``max_trials`` combinations, drawn WITHOUT replacement, kept in grid order."""
-    if max_trials is None or max_trials >= len(combinations):
-        return list(combinations)
-    picked = sorted(rng.sample(range(len(combinations)), max_trials))
-    return [combinations[i] for i in picked]
+# How many combinations a grid draw examines at most before giving up on filling
+# max_trials: bounds the time a budget that rejects nearly everything can take.
+MAX_GRID_CHECKS = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class GridDraw:
+    """What :func:`sample_grid` drew: the combinations (in grid order), how many it
+    examined, and the grid's size."""
+
+    combinations: list
+    checked: int
+    size: int
+
+    @property
+    def exhausted(self) -> bool:
+        """True when every combination of the grid was examined."""
+        return self.checked >= self.size
+
+
+def _distinct_indices(size: int, rng: random.Random, max_checks: int) -> Iterator[int]:
+    """Indices of range(size) in a uniformly random order, lazily, never materialising
+    more than ``max_checks`` of them when the grid is larger than that."""
+    if size <= max_checks:
+        yield from rng.sample(range(size), size)
+        return
+    seen: set[int] = set()
+    while len(seen) < size:
+        index = rng.randrange(size)
+        if index not in seen:
+            seen.add(index)
+            yield index
+
+
+def sample_grid(param_grid: Mapping[str, Any], max_trials: int | None, rng: random.Random,
+                accept: Callable[[dict], bool] | None = None,
+                max_checks: int = MAX_GRID_CHECKS) -> GridDraw:
+    """At most ``max_trials`` combinations with ``accept(c)`` true, drawn WITHOUT
+    replacement and uniformly among those, kept in grid order.
+
+    Lazy: combination indices are drawn at random and decoded by
+    :func:`grid_combination`, so a grid of any size is never materialised. Drawing stops
+    when ``max_trials`` are accepted, the grid is exhausted, or ``max_checks``
+    combinations were examined. ``max_trials=None`` takes the whole grid (every
+    combination examined, in grid order).
+    """
+    grid = parse_grid(param_grid)
+    size = grid_size(grid)
+    if max_trials is None:
+        combos = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+        kept = [c for c in combos if accept is None or accept(c)]
+        return GridDraw(kept, size, size)
+    picked: list[int] = []
+    checked = 0
+    for index in _distinct_indices(size, rng, max_checks):
+        if len(picked) >= max_trials or checked >= max_checks:
+            break
+        checked += 1
+        if accept is None or accept(grid_combination(grid, index)):
+            picked.append(index)
+    return GridDraw([grid_combination(grid, i) for i in sorted(picked)], checked, size)

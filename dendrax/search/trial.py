@@ -8,17 +8,24 @@ back per config.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+import numbers
+from typing import Any, Callable, Optional, Protocol, Sequence
 
-from dendrax.search.config import ConfigError, ModelConfig
+from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, ModelShape, check_int,
+                                   check_number)
 
-LOWERINGS = ("auto", "gather", "dense")
+LOWERINGS = ("gather", "dense")  # how the dendritic layer is computed (dendrax.nn.layers)
 DATA_ORDERS = ("own", "shared")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
     """Settings shared by every model of a run (not searched per trial).
+
+    Some fields shape the compiled program (batch_size, data_order, lowering,
+    eval_batch_size, matmul_dtype, divergence_threshold: they go into its
+    :class:`ProgramSpec`); the others only steer the run (n_epochs, data_seed, chunk_size,
+    padding, devices, halving, compile_ahead) and never cause a recompile.
 
     data_order: "own" gives each model its own batch order (seeded by its config seed);
         "shared" makes every model see the same batches (seeded by ``data_seed``), which
@@ -28,13 +35,16 @@ class TrainSettings:
     chunk_size: most models per compiled call; None estimates it from device memory.
     padding: "exact" trains only configs of identical shapes together; "padded" (or
         "pow2") rounds sizes up to a few levels so that a random search compiles a handful
-        of programs instead of one per trial (see dendrax.search.plan); masks make the padding
-        an exact no-op.
+        of programs instead of one per trial; "auto" (the default) takes whichever of the
+        two the cost model expects to finish first (see dendrax.search.plan). Masks make
+        the padding an exact no-op.
     devices: how many local devices share each population (its model axis is split
         across them); None uses them all.
     halving_eta: successive halving inside the populations (dendrax.population.halving): after
         ``halving_min_epochs`` epochs, then η times as many, and so on, only the best 1/η
         of all models by validation accuracy train on. None trains every model to the end.
+    compile_ahead: compile the next bucket's program on a background thread while the
+        current bucket trains (results are the same either way).
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -49,34 +59,70 @@ class TrainSettings:
     eval_batch_size: int = 2000
     matmul_dtype: str = "float32"
     divergence_threshold: Optional[float] = 1e4
-    padding: str = "exact"
+    padding: str = "auto"
     devices: Optional[int] = None
     halving_eta: Optional[int] = None
     halving_min_epochs: int = 1
+    compile_ahead: bool = True
+
+    def __post_init__(self) -> None:
+        # numpy integers (from a grid or np.arange) become plain ints, so settings compare,
+        # hash and print the same whichever integer type they came with.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, field.name, int(value))
 
     def validate(self) -> None:
-        if not isinstance(self.n_epochs, int) or self.n_epochs < 1:
-            raise ConfigError(f"n_epochs={self.n_epochs!r} must be an integer >= 1")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
-        if self.lowering not in LOWERINGS:
-            raise ConfigError(f"lowering={self.lowering!r}; choose one of {', '.join(LOWERINGS)}")
+        """Raise ConfigError naming the first setting out of range (bools are not integers)."""
+        check_int("n_epochs", self.n_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("data_seed", self.data_seed, 0, MAX_SEED)
+        check_int("eval_batch_size", self.eval_batch_size, 1)
+        if self.lowering not in ("auto", *LOWERINGS):
+            raise ConfigError(f"lowering={self.lowering!r}; choose one of auto, "
+                              f"{', '.join(LOWERINGS)}")
         if self.data_order not in DATA_ORDERS:
             raise ConfigError(
                 f"data_order={self.data_order!r}; choose one of {', '.join(DATA_ORDERS)}")
-        if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
-                                            or self.chunk_size < 1):
-            raise ConfigError(f"chunk_size={self.chunk_size!r} must be None or an integer >= 1")
-        if self.halving_eta is not None and (not isinstance(self.halving_eta, int)
-                                             or self.halving_eta < 2):
-            raise ConfigError(f"halving_eta={self.halving_eta!r} must be None or an integer >= 2")
-        if not isinstance(self.halving_min_epochs, int) or self.halving_min_epochs < 1:
-            raise ConfigError(f"halving_min_epochs={self.halving_min_epochs!r} must be an "
-                              f"integer >= 1")
-        if self.padding not in ("exact", "padded", "pow2"):
-            raise ConfigError(f"padding={self.padding!r}; choose exact, padded or pow2")
+        check_int("chunk_size", self.chunk_size, 1, allow_none=True)
+        check_int("devices", self.devices, 1, allow_none=True)
+        check_int("halving_eta", self.halving_eta, 2, allow_none=True)
+        check_int("halving_min_epochs", self.halving_min_epochs, 1)
+        if self.divergence_threshold is not None:
+            check_number("divergence_threshold", self.divergence_threshold, 0.0, open_low=True)
+        if self.padding not in ("auto", "exact", "padded", "pow2"):
+            raise ConfigError(f"padding={self.padding!r}; choose auto, exact, padded or pow2")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose float32 or bfloat16")
+        if not isinstance(self.compile_ahead, bool):
+            raise ConfigError(f"compile_ahead={self.compile_ahead!r} must be True or False")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramSpec:
+    """Everything that shapes one compiled population program, and nothing else.
+
+    The runner keys its compile cache on this value alone, so settings that only steer
+    a run (epochs, seeds, chunking, halving, padding policy) never cause a recompile,
+    and a new run-only setting cannot silently defeat a cache hit.
+    """
+
+    shape: ModelShape  # the (padded) model shape
+    n_classes: int
+    image_shape: tuple
+    in_dim: int
+    n_train: int  # training examples; steps per epoch = n_train // batch_size
+    n_eval: int  # validation then test examples, each padded to whole evaluation batches
+    eval_batch_size: int
+    batch_size: int
+    data_order: str
+    lowering: str  # resolved: never "auto"
+    matmul_dtype: str
+    divergence_threshold: Optional[float]
+    padded: bool  # members run at their own sizes inside ``shape``
+    members: int  # population size
+    n_devices: int  # the population axis is split across this many devices
 
 
 @dataclasses.dataclass
@@ -119,12 +165,12 @@ class TrialOutcome:
 class Progress:
     """A progress event from the trainer.
 
-    phase "train": one per finished epoch of a chunk (``epoch`` epochs done), and one with
-    the chunk's starting epoch when it begins to train (no new epoch: it marks where
-    compile ends, so that a display times epochs only). phase "compile": the chunk's program
-    is about to be compiled (or fetched from the cache). ``members`` are the configs of the
-    chunk's real members and ``metrics`` their values for this epoch, one list per metric
-    in member order (both empty when the trainer does not report them).
+    phase "compile": a chunk has to wait for its program to compile. phase "start": the
+    chunk begins to train at ``epoch`` (epochs already done; compile is over), so that a
+    display times epochs only. phase "train": one per finished epoch of a chunk. In train
+    events ``members`` are the configs of the chunk's real members and ``metrics`` their
+    values for this epoch, one list per metric in member order (empty/None when the
+    trainer does not report them).
     """
 
     bucket: str
@@ -133,9 +179,25 @@ class Progress:
     n_epochs: int
     alive: int
     best_val_accuracy: float
-    phase: str = "train"
+    phase: str = "train"  # "compile", "start" or "train"
     members: tuple = ()
     metrics: Optional[dict] = None
 
 
-ProgressFn = Callable[[Progress], None]
+
+class Trainer(Protocol):
+    """What the searcher trains with: ``dendrax.population.train_configs`` (this process),
+    :class:`dendrax.search.executors.RayExecutor` (a Ray cluster), or a stand-in.
+
+    Called with the models to train, it makes the bucket plan for its real backend and
+    hands it to ``on_plan`` before training (the searcher shows and logs that plan),
+    trains, calls ``on_bucket_done`` with each bucket's outcomes as it finishes, sends
+    ``progress`` events, prints through ``log`` (None: silent), and returns one outcome
+    per config, in input order.
+    """
+
+    def __call__(self, configs: Sequence[ModelConfig], data: Any, settings: TrainSettings, *,
+                 progress: Optional[Callable[[Progress], None]] = None,
+                 on_bucket_done: Optional[Callable[[list[TrialOutcome]], None]] = None,
+                 on_plan: Optional[Callable[[list], None]] = None,
+                 log: Optional[Callable[[str], None]] = print) -> list[TrialOutcome]: ...

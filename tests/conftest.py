@@ -1,8 +1,14 @@
-"""Shared helpers for the searcher tests: a stand-in Dataset and a fake trainer.
+"""Shared test support: small generated datasets, a stand-in Dataset and a fake trainer.
 
-The fake trainer honours the train_configs contract (buckets by shape key, one
-on_bucket_done call per bucket, outcomes in input order) but computes accuracies from a
-hash of the config, so searcher tests run in milliseconds without JAX.
+The fake trainer honours the Trainer contract (dendrax.search.trial.Trainer: a bucket plan
+handed to on_plan, one on_bucket_done call per bucket, outcomes in input order) but
+computes accuracies from a hash of the config, so searcher tests run in milliseconds
+without JAX. Test modules import these names from ``conftest``.
+
+It also holds the session hooks of the fuzz test (tests/test_fuzz.py): every generated
+input it tries, and every one that failed, is counted in the session-wide ``fuzz_tally``;
+at the end of the session the tally is printed in pytest's summary and written as JSON to
+$DENDRAX_FUZZ_REPORT, or to fuzz_report.json in pytest's base temporary folder.
 """
 
 from __future__ import annotations
@@ -10,12 +16,50 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+from collections import Counter
 
 import numpy as np
+import pytest
 
-from dendrax.search.config import ModelConfig, count_params
 from dendrax.search import HyperparameterSearcher
+from dendrax.search.config import ModelConfig, count_params
+from dendrax.search.plan import plan_buckets
 from dendrax.search.trial import Progress, TrialOutcome
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayData:
+    """Duck-typed stand-in for dendrax.data.Dataset (the trainer needs only these)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple = (28, 28, 1)
+    n_classes: int = 10
+    name: str = "generated"
+
+    @property
+    def in_dim(self) -> int:
+        return self.x_train.shape[1]
+
+
+def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10,
+                   noise=1.0, seed=0, image_shape=(28, 28, 1)) -> ArrayData:
+    """Classes are noisy copies of random prototypes: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    protos = rng.normal(size=(n_classes, in_dim)).astype(np.float32)
+
+    def split(n):
+        y = rng.integers(0, n_classes, n).astype(np.int32)
+        x = (protos[y] + noise * rng.normal(size=(n, in_dim))).astype(np.float32)
+        return x, y
+
+    return ArrayData(*split(n_train), *split(n_val), *split(n_test),
+                     image_shape=image_shape, n_classes=n_classes)
 
 
 @dataclasses.dataclass
@@ -28,8 +72,9 @@ class FakeData:
     source: str = "fake"
 
     def __post_init__(self):
-        self.x_train = np.zeros((64, self.in_dim), np.float32)
-        self.y_train = np.arange(64) % self.n_classes
+        # 512 examples: more than the default batch size, which the searcher checks.
+        self.x_train = np.zeros((512, self.in_dim), np.float32)
+        self.y_train = np.arange(512) % self.n_classes
         self.x_val = np.zeros((16, self.in_dim), np.float32)
         self.y_val = np.arange(16) % self.n_classes
         self.x_test = np.zeros((32, self.in_dim), np.float32)
@@ -70,14 +115,16 @@ class FakeTrainer:
     def trained(self) -> list[ModelConfig]:
         return [c for call in self.calls for c in call]
 
-    def __call__(self, configs, data, settings, *, progress=None, on_bucket_done=None):
+    def __call__(self, configs, data, settings, *, progress=None, on_bucket_done=None,
+                 on_plan=None, log=print):
         self.calls.append(list(configs))
         self.settings.append(settings)
-        buckets: dict[tuple, list[int]] = {}
-        for i, config in enumerate(configs):
-            buckets.setdefault(config.shape_key(data.in_dim), []).append(i)
+        plan = plan_buckets(configs, data.in_dim, "exact", n_classes=data.n_classes)
+        if on_plan is not None:
+            on_plan(plan)
         outcomes = [None] * len(configs)
-        for n_done, (key, members) in enumerate(buckets.items()):
+        for n_done, bucket in enumerate(plan):
+            members = bucket.members
             if self.fail_after_buckets is not None and n_done >= self.fail_after_buckets:
                 raise RuntimeError("killed")
             bucket_outcomes = []
@@ -104,12 +151,12 @@ class FakeTrainer:
                     history=history, diverged=diverged,
                     diverged_step=5 if diverged else None,
                     diverged_epoch=1 if diverged else None,
-                    bucket=f"fake{n_done}", bucket_size=len(members),
+                    bucket=bucket.label, bucket_size=len(members),
                     bucket_wall_time=0.5, compile_time=0.1, train_time=0.5 / len(members))
                 outcomes[i] = outcome
                 bucket_outcomes.append(outcome)
             if progress is not None:
-                progress(Progress(bucket=f"fake{n_done}", chunk_models=len(members),
+                progress(Progress(bucket=bucket.label, chunk_models=len(members),
                                   epoch=settings.n_epochs, n_epochs=settings.n_epochs,
                                   alive=len(members), best_val_accuracy=0.8))
             if on_bucket_done is not None:
@@ -127,3 +174,43 @@ def make_searcher(trainer=None, **kwargs) -> HyperparameterSearcher:
 
 # 12 neurons × 6 dendrites × 96 inputs on 784 features: exactly 7,198 parameters (reference measurement).
 CONFIG_7198 = {"n_neurons": 12, "n_dendrites": 6, "n_dendrite_inputs": 96}
+
+
+# ---- the fuzz test's tally --------------------------------------------------------------
+
+FUZZ_TALLY = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def fuzz_tally(pytestconfig) -> dict:
+    """{"tried": Counter by target, "failed": Counter by target, "results": Counter by
+    (target, result)}, shared by the session; a result is "error" (a DendraxError),
+    "trained" (the stub trainer was reached) or "ok" (read back without error)."""
+    return pytestconfig.stash.setdefault(
+        FUZZ_TALLY, {"tried": Counter(), "failed": Counter(), "results": Counter()})
+
+
+def _report_path(config) -> str:
+    if os.environ.get("DENDRAX_FUZZ_REPORT"):
+        return os.environ["DENDRAX_FUZZ_REPORT"]
+    return str(config._tmp_path_factory.getbasetemp() / "fuzz_report.json")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tally = config.stash.get(FUZZ_TALLY, None)
+    if not tally or not tally["tried"]:
+        return
+    tried, failed = sum(tally["tried"].values()), sum(tally["failed"].values())
+    report = {"tried": tried, "failed": failed, "by_target": {
+        target: {"tried": n, "failed": tally["failed"][target],
+                 **{result: count for (t, result), count in sorted(tally["results"].items())
+                    if t == target}}
+        for target, n in sorted(tally["tried"].items())}}
+    path = _report_path(config)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    terminalreporter.write_sep("-", "dendrax fuzz")
+    terminalreporter.write_line(
+        f"fuzz: {tried} generated inputs tried, {failed} failed ("
+        + ", ".join(f"{t} {v['tried']}" for t, v in report["by_target"].items())
+        + f"); written to {path}")

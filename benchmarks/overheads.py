@@ -60,7 +60,7 @@ def child(job: str, quick: bool, epochs: int | None, data_dir: str | None) -> di
     phases["import"] = time.perf_counter() - t_start
 
     def on_duration(event, seconds, **kwargs):
-        name = str(kwargs.get("fun_name", ""))
+        name = str(kwargs.get("fun_name", "")).removeprefix("jit(").rstrip(")")
         if event == "/jax/core/compile/jaxpr_trace_duration":
             phases["trace"] += seconds
         elif event == "/jax/core/compile/jaxpr_to_mlir_module_duration":

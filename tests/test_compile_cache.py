@@ -42,7 +42,8 @@ from dendrax.search.trial import TrainSettings
 data = prototype_data(n_train=128, n_val=32, n_test=32, in_dim=64, image_shape=(8, 8, 1))
 configs = [ModelConfig(n_neurons=3, n_dendrites=2, n_dendrite_inputs=k, seed=s)
            for k in (6, 8) for s in range(2)]
-outcomes = train_configs(configs, data, TrainSettings(n_epochs=2, batch_size=32), log=None)
+outcomes = train_configs(configs, data, TrainSettings(n_epochs=2, batch_size=32, padding="exact"),
+                         log=None)
 # A program loaded from the cache reports a compile event too.
 counts["compiled"] -= counts["cache_hits"]
 print(json.dumps({{**counts, "loss": [o.history["train_loss"] for o in outcomes]}}))

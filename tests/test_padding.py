@@ -110,8 +110,8 @@ def test_padded_search_trains_the_same_results_as_exact_buckets():
                for n, d, k in [(3, 3, 6), (4, 3, 8), (3, 4, 7)]]
     padded = train.train_configs(configs, DATA, TrainSettings(n_epochs=1, batch_size=32,
                                                               padding="pow2"), log=None)
-    exact = train.train_configs(configs, DATA, TrainSettings(n_epochs=1, batch_size=32),
-                                log=None)
+    exact = train.train_configs(configs, DATA, TrainSettings(n_epochs=1, batch_size=32,
+                                                             padding="exact"), log=None)
     assert len({o.bucket for o in padded}) == 1 and len({o.bucket for o in exact}) == 3
     for a, b in zip(padded, exact):
         assert a.total_params == b.total_params == count_params(a.config, 64)

@@ -133,7 +133,8 @@ def test_configs_are_grouped_by_shape_and_returned_in_input_order():
     configs = [SMALL.replace(seed=0), SMALL.replace(n_dendrites=2, seed=1), SMALL.replace(seed=2)]
     groups = group_by_shape(configs, 64)
     assert list(groups.values()) == [[0, 2], [1]]
-    outcomes = train.train_configs(configs, DATA, SETTINGS, log=None)
+    outcomes = train.train_configs(configs, DATA, dataclasses.replace(SETTINGS, padding="exact"),
+                                   log=None)
     assert [o.config for o in outcomes] == configs
     assert outcomes[0].bucket == outcomes[2].bucket != outcomes[1].bucket
     assert outcomes[0].bucket_size == 2

@@ -29,7 +29,7 @@ from dendrax.search.config import ModelConfig, ModelShape, ModelSizes, count_sha
 POLICIES = ("auto", "exact", "padded", "pow2")
 
 # (seconds to compile one population program, dense-lowering FLOP/s) per backend kind.
-COST_MODEL = {"cpu": (3.0, 1.2e11), "gpu": (3.0, 2e13), "tpu": (3.0, 2e13)}
+COST_MODEL = {"cpu": (5.0, 1.2e11), "gpu": (6.0, 2e13), "tpu": (6.0, 2e13)}
 
 
 def group_by_shape(configs: Sequence[ModelConfig], in_dim: int) -> dict[ModelShape, list[int]]:

@@ -3,7 +3,7 @@
     dendrax quickstart                 a quick budget search on real Fashion-MNIST
     dendrax search SPEC.json           a search described by a JSON/YAML file
     dendrax show LOG.jsonl             the results table of a search log, no training
-    dendrax plot LOG.jsonl --out DIR   its figures as PNG files (needs matplotlib)
+    dendrax plot LOG.jsonl --out DIR   its figures as PNG/PDF/SVG files (needs matplotlib)
     dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
     dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
 
@@ -34,9 +34,13 @@ from dendrax.errors import DendraxError
 from dendrax.search.config import ARCHITECTURES, ConfigError
 from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher, LogError
+from dendrax.search.callbacks import load_callback
 from dendrax.search.results import RANK_BY
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
+# Each scenario's default dataset: the original's (quick used MNIST).
+SCENARIO_DATASETS = {"quick": "mnist", "budget": "fashion-mnist", "compare": "fashion-mnist",
+                     "thorough": "fashion-mnist", "pareto": "fashion-mnist"}
 
 # dendrax quickstart: the original README's Quick Start grid, 8,000-parameter budget.
 QUICKSTART_GRID = {
@@ -49,8 +53,8 @@ QUICKSTART_GRID = {
 }
 QUICKSTART = {"max_params": 8000, "n_epochs": 8, "seeds_per_config": 3, "max_trials": 20}
 
-_SPEC_EXCLUDED = {"self", "verbose", "data", "trainer"}
-_SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials"}
+_SPEC_EXCLUDED = {"self", "verbose", "data", "trainer", "callbacks"}
+_SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials", "fill_budget"}
 
 
 class UsageError(ConfigError):
@@ -133,6 +137,9 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
     if has_grid and "n_trials" in spec:
         raise UsageError(f"{where}: 'n_trials' belongs to 'distributions'; a grid takes "
                          f"'max_trials'")
+    if has_grid and "fill_budget" in spec:
+        raise UsageError(f"{where}: 'fill_budget' belongs to 'distributions' (a grid keeps "
+                         f"the combinations that fit)")
     if has_dist and "max_trials" in spec:
         raise UsageError(f"{where}: 'max_trials' belongs to 'grid'; distributions take "
                          f"'n_trials'")
@@ -141,7 +148,8 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
         return options, "grid", spec["grid"], {"max_trials": spec.get("max_trials")}
     space = {name: _range_tuple(value) for name, value in (spec["distributions"] or {}).items()} \
         if isinstance(spec["distributions"], dict) else spec["distributions"]
-    return options, "random", space, {"n_trials": spec.get("n_trials", 50)}
+    return options, "random", space, {"n_trials": spec.get("n_trials", 50),
+                                      "fill_budget": bool(spec.get("fill_budget", False))}
 
 
 def _range_tuple(value: Any) -> Any:
@@ -175,6 +183,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["executor"] = args.executor
     if args.address is not None:
         options["ray_address"] = args.address
+    if args.callback:
+        options["callbacks"] = [load_callback(spec) for spec in args.callback]
     log = options.get("log_path")
     if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
         raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
@@ -236,9 +246,20 @@ def _spec_int(spec: dict, *path: str) -> int | None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from dendrax.search.results import format_results
+    from dendrax.search import table
 
     _check_top(args.top)
     results, spec, contents = results_from_log(args.log)
+    if args.to_optuna or args.to_tensorboard or args.to_mlflow:
+        return export_log(args, results, contents)
+    if args.format != "summary" or args.per_seed or args.sort or args.filter:
+        fmt = "table" if args.format == "summary" else args.format
+        rows = table.result_rows(results, per_seed=args.per_seed, rank_by=args.rank_by)
+        rows = table.filter_rows(rows, args.filter or [])
+        if args.sort:
+            rows = table.sort_rows(rows, args.sort)
+        print(table.render(rows, fmt))
+        return 0
     max_params = _spec_int(spec, "budget", "max_params") or max(
         (r.total_params for r in results), default=0)
     n_models = sum(r.n_seeds for r in results)
@@ -247,7 +268,39 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{spec.get('n_epochs', '?')} epochs")
     if contents.torn_line is not None:
         print("(the last line was cut short by an interrupted run and is ignored)")
-    print(format_results(results, args.top, int(max_params)))
+    print(format_results(results, args.top, int(max_params), args.rank_by))
+    return 0
+
+
+def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
+    """dendrax show LOG --to-optuna URL / --to-tensorboard DIR / --to-mlflow URI."""
+    from dendrax import export
+    from dendrax.search.results import rank_results
+
+    spec = contents.headers[-1].get("spec", {})
+    settings = export.export_settings(spec)
+    space = next((h["spec"]["space"] for h in contents.headers
+                  if isinstance((h.get("spec") or {}).get("space"), dict)
+                  and {"param_distributions", "param_grid"} & set(h["spec"]["space"])), None)
+    ordered = rank_results(results, args.rank_by) + [r for r in results if r.diverged]
+    try:
+        if args.to_optuna:
+            # Trials in the order they were searched, as an Optuna study numbers them.
+            study = export.to_optuna(results, args.to_optuna, args.study_name, space=space,
+                                     settings=settings)
+            print(f"Optuna: {len(results)} trials in study {study.study_name!r} at "
+                  f"{args.to_optuna} (optuna-dashboard {args.to_optuna})")
+        if args.to_tensorboard:
+            runs = export.to_tensorboard(ordered, args.to_tensorboard, settings=settings)
+            print(f"TensorBoard: {len(runs)} runs in {args.to_tensorboard} "
+                  f"(tensorboard --logdir {args.to_tensorboard})")
+        if args.to_mlflow:
+            run_id = export.to_mlflow(ordered, args.to_mlflow, settings=settings,
+                                      experiment=args.experiment)
+            print(f"MLflow: parent run {run_id} with {len(ordered)} nested runs at "
+                  f"{args.to_mlflow} (mlflow ui --backend-store-uri {args.to_mlflow})")
+    except ImportError as error:  # the exporter's extra is missing: one line
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -255,7 +308,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     _check_top(args.top)
-    from dendrax.plots import plot_search  # imports matplotlib only when drawing
+    from dendrax.plots import caption_line, plot_search  # matplotlib only when drawing
 
     results, spec, _ = results_from_log(args.log)
     n_train, batch_size = _spec_int(spec, "data", "n_train"), _spec_int(spec, "batch_size")
@@ -263,7 +316,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         paths = plot_search(results, args.out, top=args.top, metric=args.metric,
                             rank_by=args.rank_by,
                             steps_per_epoch=n_train // batch_size if n_train and batch_size
-                            else None)
+                            else None, in_dim=(spec.get("data") or {}).get("in_dim"),
+                            fmt=args.format,
+                            caption=None if args.no_caption else caption_line(spec, results))
     except ImportError as error:  # no matplotlib: say how to get it, in one line
         raise UsageError(str(error)) from None
     for path in paths.values():
@@ -294,6 +349,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    if args.callback:
+        options["callbacks"] = [load_callback(spec) for spec in args.callback]
     budget = {} if args.max_params is None else (
         {"max_budget": args.max_params} if args.name == "pareto"
         else {"max_params": args.max_params})
@@ -311,7 +368,17 @@ def cmd_scenario(args: argparse.Namespace) -> int:
            "compare": examples.compare_architectures,
            "thorough": examples.thorough_optimization,
            "pareto": examples.find_pareto_optimal}[args.name]
-    run(**budget, **options)
+    from dendrax.data import DataError
+
+    try:
+        run(**budget, **options)
+    except DataError as error:
+        dataset = args.dataset or SCENARIO_DATASETS[args.name]
+        if dataset == "fashion-mnist":
+            raise
+        raise DataError(f"{error}\n\nTo run this scenario on Fashion-MNIST instead (the "
+                        f"embedded sample needs no download): dendrax scenario {args.name} "
+                        f"--dataset fashion-mnist") from None
     return 0
 
 
@@ -377,6 +444,11 @@ integer range (the original's tuple) is {"range": [8, 15]} or
 """
 
 
+CALLBACK_HELP = ("a callback importable as MODULE:NAME: a class or object with on_epoch(bucket, "
+                 "epoch, members) and/or on_result(result), or a function called with each "
+                 "result (repeatable; see dendrax.search.callbacks)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dendrax", description="Population-parallel hyperparameter search for "
@@ -409,29 +481,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray (default: a local Ray "
                    "instance, or $RAY_ADDRESS)")
+    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
+    p.add_argument("--verbose", action="store_true",
+                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("show", help="print the results table of a search log",
                        description="Print the results of a JSONL search log without "
                        "training.")
     p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
-    p.add_argument("--top", type=int, default=10, metavar="N", help="rows to print (10)")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="rows of the summary to print (10)")
+    p.add_argument("--format", choices=("summary", "table", "csv", "json", "markdown"),
+                   default="summary",
+                   help="summary: the ranked top N (default); table, csv, json, markdown: "
+                   "one flat row per configuration with every column (see "
+                   "dendrax.search.table)")
+    p.add_argument("--per-seed", action="store_true",
+                   help="one row per (configuration, seed) instead of per configuration")
+    p.add_argument("--sort", metavar="COLUMN[:desc]",
+                   help="order the rows by a column (ascending; COLUMN:desc descending)")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="keep rows whose column KEY equals VALUE (repeatable)")
+    p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
+                   help="how configurations are ranked (val_mean)")
+    p.add_argument("--to-optuna", metavar="STORAGE_URL",
+                   help="write the search into a new Optuna study, e.g. sqlite:///search.db "
+                   "(needs 'dendrax[optuna]'; view with optuna-dashboard)")
+    p.add_argument("--study-name", help="name of that study (default: from the results)")
+    p.add_argument("--to-tensorboard", metavar="DIR",
+                   help="write one TensorBoard run per configuration, with HParams "
+                   "(needs 'dendrax[tensorboard]')")
+    p.add_argument("--to-mlflow", metavar="TRACKING_URI",
+                   help="log a parent MLflow run with one nested run per configuration, "
+                   "e.g. file:///tmp/mlruns (needs 'dendrax[mlflow]')")
+    p.add_argument("--experiment", default="dendrax", help="MLflow experiment (dendrax)")
     p.set_defaults(run=cmd_show)
 
-    p = sub.add_parser("plot", help="draw the figures of a search log as PNG files",
+    p = sub.add_parser("plot", help="draw the figures of a search log (PNG, PDF or SVG)",
                        description="Write accuracy against parameters (Pareto front "
-                       "highlighted), training curves and rewiring swaps of the top N, and "
-                       "accuracy by hyperparameter value, as PNG files (needs matplotlib: "
+                       "highlighted), training curves, rewiring swaps and seed robustness of "
+                       "the top N, accuracy by hyperparameter value and successive halving, "
+                       "as PNG, PDF or SVG files (needs matplotlib: "
                        "pip install 'dendrax[plot]'). No training, no JAX.")
     p.add_argument("log", help="the JSONL log a search wrote (--log / log_path)")
     p.add_argument("--out", default="plots", metavar="DIR",
-                   help="folder for the PNG files, created if missing (plots)")
+                   help="folder for the figures, created if missing (plots)")
     p.add_argument("--top", type=int, default=5, metavar="N",
                    help="configurations in the training-curve and swap figures (5)")
     p.add_argument("--metric", choices=("val", "test"), default="val",
                    help="accuracy of the parameter and hyperparameter figures (val)")
     p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
                    help="how the top N are chosen (val_mean)")
+    p.add_argument("--format", choices=("png", "pdf", "svg"), default="png",
+                   help="file format (png); pdf and svg are vector graphics for papers")
+    p.add_argument("--no-caption", action="store_true",
+                   help="leave out the caption line (dataset, epochs, subset, seeds)")
     p.set_defaults(run=cmd_plot)
 
     p = sub.add_parser("estimate", help="exact parameter count of one configuration",
@@ -456,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "pareto (find_pareto_optimal). Defaults are the original's.")
     p.add_argument("name", choices=SCENARIOS)
     p.add_argument("--max-params", type=int, help="parameter budget (pareto: the largest)")
-    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10 (default: the "
+                   "original's, MNIST for quick and Fashion-MNIST for the others)")
     p.add_argument("--n-epochs", type=int)
     p.add_argument("--subset-size", type=int, help="training examples to use")
     p.add_argument("--seeds-per-config", type=int)
@@ -466,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
+    p.add_argument("--verbose", action="store_true",
+                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
@@ -473,13 +582,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "8,000 parameters on real Fashion-MNIST: a few minutes on a laptop "
                        "CPU.")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--verbose", action="store_true",
+                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_quickstart)
     return parser
+
+
+def quiet_libraries() -> None:
+    """Silence the start-up chatter of libraries dendrax uses (absl and TensorFlow through
+    TFDS, JAX's backend probing, Ray): warnings below ERROR. ``--verbose`` keeps them."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("absl", "jax._src.xla_bridge", "ray", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    absl = sys.modules.get("absl.logging")
+    if absl is not None:
+        absl.set_verbosity(absl.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dendrax`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        quiet_libraries()
     try:
         return args.run(args)
     except DendraxError as error:  # bad input: one line; anything else keeps its traceback

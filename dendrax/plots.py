@@ -1,17 +1,28 @@
-"""Figures of a search, written as PNG files (needs matplotlib: ``pip install 'dendrax[plot]'``).
+"""Figures of a search for papers: PNG, PDF or SVG (needs matplotlib:
+``pip install 'dendrax[plot]'``).
 
 Each figure is a function of a list of :class:`~dendrax.search.SearchResult` (a searcher's
-``results``, or a log read back by ``dendrax plot``) and writes one file:
+``results``, or a log read back by ``dendrax plot``) that returns a
+``matplotlib.figure.Figure`` and, given a ``path``, saves it (the format follows the
+extension: .png, .pdf, .svg):
 
   accuracy_vs_params           accuracy (mean ± std over seeds) against parameter count, the
                                Pareto front highlighted
   training_curves              validation accuracy and training loss per epoch of the top n
-  accuracy_by_hyperparameter   validation accuracy by value, one panel per searched parameter
-  rewiring_swaps               accepted rewiring swaps per resampling round of the top n
+  accuracy_by_hyperparameter   accuracy by value, one panel per searched parameter: a jittered
+                               scatter for numeric parameters, boxes for categorical ones
+  rewiring_swaps               accepted rewiring swaps per resampling round of the top n, as a
+                               fraction of the model's connections (comparable across sizes)
+  seed_robustness              each seed's accuracy of the top n, with mean and 95% interval
+  halving                      validation accuracy per epoch of every model (config and
+                               seed), and the rung at which successive halving stopped it
 
-:func:`plot_search` writes all four into a folder. The top n are ranked as the searcher
-ranks (validation accuracy, never test). Figures are drawn on ``matplotlib.figure.Figure``
-objects, never through pyplot, so no display or global state is involved.
+:func:`plot_search` writes all of them into a folder. The top n are ranked as the searcher
+ranks (validation accuracy, never test). Legends name only the hyperparameters that vary
+among the configs shown, wrap rather than cut, and sit outside the axes. ``caption`` (see
+:func:`caption_line`: dataset, epochs, subset, seeds) is printed under every figure.
+Figures are drawn on ``Figure`` objects, never through pyplot, so no display or global state
+is involved.
 """
 
 from __future__ import annotations
@@ -19,17 +30,19 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import Any, Sequence
+import textwrap
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from dendrax.search.results import SearchResult, pareto_front, rank_results
 
 FIGURES = ("accuracy_vs_params", "training_curves", "accuracy_by_hyperparameter",
-           "rewiring_swaps")
+           "rewiring_swaps", "seed_robustness", "halving")
+FORMATS = ("png", "pdf", "svg")
 DPI = 120
-_MAX_BOXES = 8         # a numeric parameter with more distinct values is drawn as a scatter
-_LABEL_CHARS = 70
+_LABEL_WIDTH = 48      # legend labels wrap at this many characters (never cut)
+_MAX_TICKS = 8         # a numeric panel with at most this many values ticks each of them
 _METRIC_NAMES = {"val": "validation accuracy", "test": "test accuracy"}
 
 
@@ -43,9 +56,38 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 4.
     return figure, figure.subplots(nrows, ncols, squeeze=False)
 
 
-def _save(figure, path: str) -> str:
-    figure.savefig(path, format="png")
-    return path
+def _finish(figure, path: str | None, caption: str | None):
+    """Add the caption line under the figure, save it when ``path`` is given (format from
+    the extension), return the figure."""
+    if caption:
+        figure.supxlabel(caption, fontsize=7, color="0.35")
+    if path is not None:
+        figure.savefig(path)
+    return figure
+
+
+def caption_line(settings: Mapping[str, Any] | None, results: Sequence[SearchResult] = ()
+                 ) -> str:
+    """"fashion-mnist · 6 epochs · 2,000 training examples · 2 seeds per config · 24
+    configs": what a reader of the figure needs to judge it, from a log's or searcher's
+    settings (dataset, n_epochs, subset_size, data.n_train, seeds)."""
+    settings = settings or {}
+    parts = []
+    if settings.get("dataset"):
+        parts.append(str(settings["dataset"]))
+    if settings.get("n_epochs"):
+        parts.append(f"{settings['n_epochs']} epochs")
+    n_train = (settings.get("data") or {}).get("n_train")
+    if settings.get("subset_size"):
+        parts.append(f"subset of {settings['subset_size']:,} training examples")
+    elif n_train:
+        parts.append(f"{n_train:,} training examples")
+    seeds = sorted({r.n_seeds for r in results})
+    if seeds:
+        count = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+        parts.append(f"{count} seed{'' if seeds == [1] else 's'} per config")
+        parts.append(f"{len(results)} configs")
+    return " · ".join(parts)
 
 
 def _alive(results: Sequence[SearchResult], metric: str) -> list[SearchResult]:
@@ -74,12 +116,19 @@ def _format(value: Any) -> str:
 
 
 def _label(rank: int, result: SearchResult, names: Sequence[str]) -> str:
-    """"#1 7,198 p: n_neurons=12, ..." with the searched parameters ``names``, cut to a
-    legend-sized line."""
+    """"#1 7,198 p: n_neurons=12, ..." with the hyperparameters ``names`` (those that vary
+    among the configs shown), wrapped onto several lines rather than cut."""
     values = result.config or result.params
     text = ", ".join(f"{k}={_format(values[k])}" for k in names if k in values)
     text = f"#{rank} {result.total_params:,} p" + (f": {text}" if text else "")
-    return text if len(text) <= _LABEL_CHARS else text[:_LABEL_CHARS - 1] + "…"
+    return "\n".join(textwrap.wrap(text, _LABEL_WIDTH, subsequent_indent="   ")) or text
+
+
+def _legend(figure, ax) -> None:
+    """A figure legend right of the axes: constrained layout makes room, nothing is cut."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside right upper", fontsize=7)
 
 
 def _per_epoch(result: SearchResult, metric: str) -> np.ndarray:
@@ -110,17 +159,18 @@ def _empty(ax, message: str) -> None:
 
 # ---- (a) accuracy against parameter count -------------------------------------------------
 
-def accuracy_vs_params(results: Sequence[SearchResult], path: str, metric: str = "val") -> str:
+def accuracy_vs_params(results: Sequence[SearchResult], path: str | None = None,
+                       metric: str = "val", caption: str | None = None):
     """Accuracy (``metric`` "val" or "test"; mean ± std over seeds as error bars) against
     parameter count, every non-diverged config, with the Pareto front (fewest parameters,
-    highest mean validation accuracy) drawn as a step line. Returns ``path``."""
+    highest mean validation accuracy) drawn as a step line. Returns the figure."""
     _check_metric(metric)
     figure, axes = _figure()
     ax = axes[0, 0]
     alive = _alive(results, metric)
     if not alive:
         _empty(ax, "no trained (non-diverged) configuration")
-        return _save(figure, path)
+        return _finish(figure, path, caption)
     ax.errorbar([r.total_params for r in alive], [_accuracy(r, metric) for r in alive],
                 yerr=[_spread(r, metric) for r in alive], fmt="o", ms=4, alpha=0.55,
                 color="tab:blue", ecolor="tab:blue", elinewidth=1, capsize=2,
@@ -139,7 +189,7 @@ def accuracy_vs_params(results: Sequence[SearchResult], path: str, metric: str =
     ax.xaxis.set_major_formatter(_thousands())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(figure, path)
+    return _finish(figure, path, caption)
 
 
 def _epoch_axis(ax) -> None:
@@ -157,19 +207,19 @@ def _thousands():
 
 # ---- (b) training curves --------------------------------------------------------------------
 
-def training_curves(results: Sequence[SearchResult], path: str, top: int = 5,
-                    rank_by: str = "val_mean") -> str:
+def training_curves(results: Sequence[SearchResult], path: str | None = None, top: int = 5,
+                    rank_by: str = "val_mean", caption: str | None = None):
     """Validation accuracy and training loss per epoch of the ``top`` best configs (mean
-    over seeds, a ± std band where there are several). Returns ``path``."""
+    over seeds, a ± std band where there are several). Returns the figure."""
     best = rank_results(results, rank_by)[:top]
-    figure, axes = _figure(1, 2, size=(11.0, 4.8))
+    figure, axes = _figure(1, 2, size=(12.0, 4.6))
     panels = ((axes[0, 0], "val_accuracy", "validation accuracy"),
               (axes[0, 1], "train_loss", "training loss"))
     if not best:
         for ax, _, name in panels:
             _empty(ax, f"{name}: no trained configuration")
-        return _save(figure, path)
-    names = searched_parameters(results)
+        return _finish(figure, path, caption)
+    names = searched_parameters(best)
     for ax, metric, name in panels:
         for rank, result in enumerate(best, 1):
             mean, std = _nan_stats(_per_epoch(result, metric))
@@ -184,9 +234,8 @@ def training_curves(results: Sequence[SearchResult], path: str, top: int = 5,
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(f"Top {len(best)}: validation accuracy per epoch", fontsize=10)
     axes[0, 1].set_title(f"Top {len(best)}: training loss per epoch", fontsize=10)
-    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center",
-                  fontsize=7, ncols=1)
-    return _save(figure, path)
+    _legend(figure, axes[0, 0])
+    return _finish(figure, path, caption)
 
 
 # ---- (c) accuracy by hyperparameter value ---------------------------------------------------
@@ -202,21 +251,39 @@ def searched_parameters(results: Sequence[SearchResult]) -> list[str]:
 
 
 def _is_numeric(values: Sequence[Any]) -> bool:
-    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+    return bool(values) and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                for v in values)
+
+
+def _jitter(xs: np.ndarray, log: bool, rng: np.random.Generator) -> np.ndarray:
+    """Spread points of equal x apart by up to 15% of the smallest gap between
+    distinct values (on the log scale when the axis is logarithmic)."""
+    scaled = np.log(xs) if log else xs.astype(float)
+    distinct = np.unique(scaled)
+    gap = np.min(np.diff(distinct)) if len(distinct) > 1 else max(abs(distinct[0]), 1.0) * 0.1
+    moved = scaled + rng.uniform(-0.15, 0.15, len(xs)) * gap
+    return np.exp(moved) if log else moved
 
 
 def _value_panel(ax, name: str, values: list[Any], accuracy: list[float],
                  rng: np.random.Generator) -> None:
-    distinct = sorted(set(values), key=lambda v: (str(type(v)), v if v is not None else 0))
+    """A numeric parameter as a jittered scatter (None, as hidden_dim of an architecture
+    without one, has no place on a number line and is left out); a categorical one (bool,
+    text, mixed) as a box per value with its points overlaid."""
     numeric = [(v, a) for v, a in zip(values, accuracy) if v is not None]
-    if _is_numeric([v for v, _ in numeric]) and len(distinct) > _MAX_BOXES:
-        # Many values: a scatter. None (e.g. hidden_dim of an architecture without one)
-        # has no place on a number line and is left out of this panel.
-        xs = [v for v, _ in numeric]
-        ax.scatter(xs, [a for _, a in numeric], s=14, alpha=0.7)
-        if min(xs) > 0 and (name in ("lr", "weight_decay") or max(xs) / min(xs) > 100):
+    if _is_numeric([v for v, _ in numeric]):
+        xs = np.asarray([v for v, _ in numeric], dtype=float)
+        log = bool(xs.min() > 0 and (name in ("lr", "weight_decay")
+                                     or xs.max() / xs.min() > 100))
+        ax.scatter(_jitter(xs, log, rng), [a for _, a in numeric], s=14, alpha=0.7)
+        if log:
             ax.set_xscale("log")
+        distinct = np.unique(xs)
+        if len(distinct) <= _MAX_TICKS:  # few values: tick exactly those, jitter is visible
+            ax.set_xticks(distinct, [_format(float(v)) if not float(v).is_integer()
+                                     else f"{int(v)}" for v in distinct], fontsize=8)
     else:
+        distinct = sorted(set(values), key=lambda v: (str(type(v)), str(v)))
         groups = [[a for v, a in zip(values, accuracy) if v == d] for d in distinct]
         ax.boxplot(groups, widths=0.5, showfliers=False)
         for i, group in enumerate(groups, 1):
@@ -228,20 +295,20 @@ def _value_panel(ax, name: str, values: list[Any], accuracy: list[float],
     ax.grid(alpha=0.3)
 
 
-def accuracy_by_hyperparameter(results: Sequence[SearchResult], path: str,
-                               metric: str = "val") -> str:
+def accuracy_by_hyperparameter(results: Sequence[SearchResult], path: str | None = None,
+                               metric: str = "val", caption: str | None = None):
     """Accuracy (mean over seeds) by value of each searched parameter, one panel each: a
-    box per value (points overlaid), or a scatter for a numeric parameter with many
-    values. Diverged configs are left out. Returns ``path``."""
+    scatter, jittered, for a numeric parameter; a box per value (points overlaid) for a
+    categorical one. Diverged configs are left out. Returns the figure."""
     _check_metric(metric)
     alive = _alive(results, metric)
     names = searched_parameters(alive)
     ncols = min(3, max(1, len(names)))
     nrows = max(1, math.ceil(len(names) / ncols))
-    figure, axes = _figure(nrows, ncols, size=(3.8 * ncols, 3.0 * nrows + 0.6))
+    figure, axes = _figure(nrows, ncols, size=(3.8 * ncols, 3.0 * nrows + 0.8))
     if not names:
         _empty(axes[0, 0], "no searched parameter varies between the trained configurations")
-        return _save(figure, path)
+        return _finish(figure, path, caption)
     rng = np.random.default_rng(0)  # the jitter, fixed so that reruns draw the same image
     accuracy = [_accuracy(r, metric) for r in alive]
     for ax, name in zip(axes.flat, names):
@@ -253,7 +320,7 @@ def accuracy_by_hyperparameter(results: Sequence[SearchResult], path: str,
         row[0].set_ylabel(_METRIC_NAMES[metric], fontsize=8)
     figure.suptitle(f"{_METRIC_NAMES[metric].capitalize()} by hyperparameter value "
                     f"({len(alive)} configurations)", fontsize=10)
-    return _save(figure, path)
+    return _finish(figure, path, caption)
 
 
 # ---- (d) rewiring swaps ----------------------------------------------------------------------
@@ -266,20 +333,31 @@ def rounds_per_epoch(steps_per_epoch: int, steps_to_resample: int, n_epochs: int
     return np.diff(ends)
 
 
-def rewiring_swaps(results: Sequence[SearchResult], path: str, top: int = 5,
-                   rank_by: str = "val_mean", steps_per_epoch: int | None = None) -> str:
+def connections(config: Mapping[str, Any], in_dim: int) -> int:
+    """Synapses a model can rewire: branches × inputs per branch."""
+    from dendrax.search.config import ModelConfig
+
+    shape = ModelConfig.from_dict(dict(config)).shape(in_dim)
+    return shape.n_branches * shape.k
+
+
+def rewiring_swaps(results: Sequence[SearchResult], path: str | None = None, top: int = 5,
+                   rank_by: str = "val_mean", steps_per_epoch: int | None = None,
+                   in_dim: int | None = None, caption: str | None = None):
     """Accepted rewiring swaps of the ``top`` best configs (mean over seeds), per
     resampling round when ``steps_per_epoch`` (training samples // batch size) is known,
-    else per epoch. Configs without resampling are drawn at zero. Returns ``path``."""
+    else per epoch; as a fraction of the model's connections (branches × inputs per
+    branch) when ``in_dim`` is known, so models of different sizes compare. Configs
+    without resampling are drawn at zero. Returns the figure."""
     best = [r for r in rank_results(results, rank_by)[:top]
             if any(h.get("swaps") for h in r.history)]
-    figure, axes = _figure(size=(8.0, 4.8))
+    figure, axes = _figure(size=(9.0, 4.6))
     ax = axes[0, 0]
     unit = "per resampling round" if steps_per_epoch else "per epoch"
     if not best:
         _empty(ax, "no rewiring swap counts in these results")
-        return _save(figure, path)
-    names = searched_parameters(results)
+        return _finish(figure, path, caption)
+    names = searched_parameters(best)
     highest = 0.0
     for rank, result in enumerate(best, 1):
         swaps, _ = _nan_stats(_per_epoch(result, "swaps"))
@@ -290,35 +368,133 @@ def rewiring_swaps(results: Sequence[SearchResult], path: str, top: int = 5,
             rounds = rounds_per_epoch(steps_per_epoch,
                                       result.config.get("steps_to_resample", 128), len(swaps))
             swaps = np.where(rounds > 0, swaps / np.maximum(rounds, 1), np.nan)
+        if in_dim:
+            swaps = swaps / connections(result.config, in_dim)
         ax.plot(np.arange(1, len(swaps) + 1), swaps, "-", marker="." if len(swaps) < 30 else None,
                 label=label)
         highest = max([highest, *swaps[np.isfinite(swaps)]])
     _epoch_axis(ax)
     ax.set_ylim(0, 1.08 * highest or 1.0)  # counts: from zero, so the scale stays honest
-    ax.set_ylabel(f"accepted swaps {unit}")
-    ax.set_title(f"Top {len(best)}: accepted rewiring swaps {unit} (mean over seeds)",
-                 fontsize=10)
+    what = "fraction of connections rewired" if in_dim else "accepted swaps"
+    ax.set_ylabel(f"{what} {unit}")
+    if in_dim:
+        from matplotlib.ticker import PercentFormatter
+
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_title(f"Top {len(best)}: rewiring {unit}, mean over seeds", fontsize=10)
     ax.grid(alpha=0.3)
-    figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize=7)
-    return _save(figure, path)
+    _legend(figure, ax)
+    return _finish(figure, path, caption)
 
 
-# ---- all four ---------------------------------------------------------------------------------
+# ---- (e) robustness over seeds -----------------------------------------------------------
+
+def seed_robustness(results: Sequence[SearchResult], path: str | None = None, top: int = 10,
+                    rank_by: str = "val_mean", metric: str = "val",
+                    caption: str | None = None):
+    """Each seed's final accuracy (``metric``) of the ``top`` best configs as points, with
+    the mean (a bar) and the 95% t-interval over seeds (error bar) where there are two seeds
+    or more: how much of a config's rank is its seed. Returns the figure."""
+    _check_metric(metric)
+    best = rank_results(results, rank_by)[:top]
+    figure, axes = _figure(size=(max(6.0, 0.8 * len(best) + 3.5), 4.6))
+    ax = axes[0, 0]
+    if not best:
+        _empty(ax, "no trained configuration")
+        return _finish(figure, path, caption)
+    key = "val_accuracy" if metric == "val" else "test_accuracy"
+    rng = np.random.default_rng(0)
+    names = searched_parameters(best)
+    for rank, result in enumerate(best, 1):
+        finals = np.array([h[key][-1] for h in result.history if h.get(key)], dtype=float)
+        finals = finals[np.isfinite(finals)]
+        ax.scatter(rank + rng.uniform(-0.12, 0.12, len(finals)), finals, s=16, alpha=0.8,
+                   color="tab:blue", zorder=3, label="one seed" if rank == 1 else None)
+        stats = result.val_stats if metric == "val" else result.test_stats
+        mean = _accuracy(result, metric)
+        if stats is not None:  # an accuracy lies in [0, 1]: so does its drawn interval
+            low, high = max(0.0, stats.ci_low), min(1.0, stats.ci_high)
+            ax.errorbar([rank], [mean], yerr=[[mean - low], [high - mean]],
+                        fmt="_", ms=18, color="tab:red", capsize=4, zorder=4,
+                        label="mean and 95% t-interval (within 0–1)" if rank == 1 else None)
+        else:
+            ax.plot([rank], [mean], "_", ms=18, color="tab:red", zorder=4)
+        ax.plot([], [], " ", label=_label(rank, result, names))  # the legend's key to ranks
+    ax.set_xticks(range(1, len(best) + 1), [f"#{i}" for i in range(1, len(best) + 1)])
+    ax.set_xlabel(f"configuration (ranked by {rank_by})")
+    ax.set_ylabel(_METRIC_NAMES[metric])
+    ax.set_title(f"Robustness over seeds: top {len(best)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend(figure, ax)
+    return _finish(figure, path, caption)
+
+
+# ---- (f) successive halving --------------------------------------------------------------
+
+def halving(results: Sequence[SearchResult], path: str | None = None,
+            caption: str | None = None):
+    """Validation accuracy per epoch of every trained model (each seed of each config):
+    those successive halving stopped in grey, ending with a cross at their rung, those
+    trained to the end in colour; dashed lines mark the rungs. Without halving every model
+    is a full curve. Returns the figure."""
+    figure, axes = _figure(size=(8.5, 4.6))
+    ax = axes[0, 0]
+    models = [(r.history[i].get("val_accuracy") or [],
+               r.stopped_epochs[i] if i < len(r.stopped_epochs) else None)
+              for r in results if not r.diverged for i in range(len(r.history))]
+    models = [(np.asarray(curve, dtype=float), stop) for curve, stop in models if curve]
+    if not models:
+        _empty(ax, "no trained model")
+        return _finish(figure, path, caption)
+    rungs = sorted({stop for _, stop in models if stop is not None})
+    for rung in rungs:
+        ax.axvline(rung, color="0.5", ls="--", lw=0.8)
+    n_stopped = 0
+    for curve, stop in models:
+        epochs = np.arange(1, len(curve) + 1)
+        if stop is None:
+            ax.plot(epochs, curve, "-", lw=1.4, color="tab:blue")
+            continue
+        n_stopped += 1
+        ax.plot(epochs, curve, "-", color="0.6", lw=0.8, alpha=0.8)
+        ax.plot(epochs[-1:], curve[-1:], "x", color="0.4", ms=5)
+    ax.plot([], [], "-x", color="0.5", label=f"stopped by halving ({n_stopped} models)")
+    ax.plot([], [], "-", color="tab:blue",
+            label=f"trained to the end ({len(models) - n_stopped} models)")
+    _epoch_axis(ax)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Successive halving: " + (
+        f"rungs at epoch {', '.join(map(str, rungs))}" if rungs
+        else "no model was stopped early"), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _finish(figure, path, caption)
+
+
+# ---- all of them ------------------------------------------------------------------------------
 
 def plot_search(results: Sequence[SearchResult], out_dir: str, *, top: int = 5,
                 metric: str = "val", rank_by: str = "val_mean",
-                steps_per_epoch: int | None = None) -> dict[str, str]:
-    """Write the four figures as ``<out_dir>/<name>.png`` (names in :data:`FIGURES`;
-    the folder is created). ``metric`` ("val" or "test") is the accuracy of figures (a) and
-    (c); the top ``top`` by ``rank_by`` fill (b) and (d). Returns {name: path}."""
+                steps_per_epoch: int | None = None, in_dim: int | None = None,
+                fmt: str = "png", caption: str | None = None) -> dict[str, str]:
+    """Write every figure of :data:`FIGURES` as ``<out_dir>/<name>.<fmt>`` (png, pdf or
+    svg; the folder is created). ``metric`` ("val" or "test") is the accuracy of the
+    parameter, hyperparameter and seed figures; the top ``top`` by ``rank_by`` fill the
+    curves, swaps and seeds. ``in_dim`` turns swaps into a fraction of the connections;
+    ``caption`` goes under every figure. Returns {name: path}."""
     _check_metric(metric)
     if not isinstance(top, int) or top < 1:
         raise ValueError(f"top={top!r} must be an integer >= 1")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r}; choose one of {', '.join(FORMATS)}")
     results = list(results)
     os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, f"{name}.png") for name in FIGURES}
-    accuracy_vs_params(results, paths["accuracy_vs_params"], metric)
-    training_curves(results, paths["training_curves"], top, rank_by)
-    accuracy_by_hyperparameter(results, paths["accuracy_by_hyperparameter"], metric)
-    rewiring_swaps(results, paths["rewiring_swaps"], top, rank_by, steps_per_epoch)
+    paths = {name: os.path.join(out_dir, f"{name}.{fmt}") for name in FIGURES}
+    accuracy_vs_params(results, paths["accuracy_vs_params"], metric, caption)
+    training_curves(results, paths["training_curves"], top, rank_by, caption)
+    accuracy_by_hyperparameter(results, paths["accuracy_by_hyperparameter"], metric, caption)
+    rewiring_swaps(results, paths["rewiring_swaps"], top, rank_by, steps_per_epoch, in_dim,
+                   caption)
+    seed_robustness(results, paths["seed_robustness"], top, rank_by, metric, caption)
+    halving(results, paths["halving"], caption)
     return paths

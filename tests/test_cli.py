@@ -7,19 +7,18 @@ is the API and the plumbing, and four shape buckets would cost ~20 s of CPU comp
 """
 
 import functools
-import io
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from dendrax import cli, examples
 from dendrax.data import SAMPLE_DIR
-from dendrax.search.progress import SweepProgress, format_duration
+from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher
-from dendrax.search.trial import Progress
 from conftest import FakeData, FakeTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -215,71 +214,24 @@ def test_readme_quick_start_runs_unchanged(tmp_path, monkeypatch, capsys):
     print(f"Parameters: {best.total_params}")
 
 
-# ---- the progress display ------------------------------------------------------------------
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-class Outcome:
-    def __init__(self, val, diverged=False):
-        self.val, self.diverged = val, diverged
-        self.bucket, self.bucket_wall_time = "b", 1.5
-
-    def final(self, metric):
-        return self.val
-
-
-def event(epoch, models=2, bucket="b", best=0.5):
-    return Progress(bucket=bucket, chunk_models=models, epoch=epoch, n_epochs=4, alive=models,
-                    best_val_accuracy=best)
-
-
-def test_progress_off_a_terminal_prints_plain_lines_every_interval():
-    clock, stream = Clock(), io.StringIO()
-    display = SweepProgress(2, 4, 4, stream=stream, clock=clock, interval=10.0)
-    assert not display.tty
-    clock.now += 5
-    display.update(event(1))                    # first event: printed
-    clock.now += 5
-    display.update(event(2, best=0.6))          # 5 s later: not yet
-    clock.now += 6
-    display.update(event(3, best=0.55))         # 11 s after the first: printed
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 2 and "\r" not in stream.getvalue()
-    assert lines[1].startswith("[bucket 1/2]") and "epoch 3/4" in lines[1]
-    assert "2/2 alive" in lines[1] and "best val 0.6000" in lines[1]
-    # 6 of 16 model-epochs in 16 s: 10 left at the same rate take 26.7 s
-    assert "elapsed 0:16" in lines[1] and "ETA 0:27" in lines[1]
-    display.bucket_done([Outcome(0.7), Outcome(0.65)], "b")
-    assert "bucket 1/2 b: 2 models, best val acc 0.7000" in stream.getvalue()
-    assert display.model_epochs_done == 8 and display.best_val == 0.7
-
-
-def test_progress_counts_chunks_of_one_bucket():
-    display = SweepProgress(1, 5, 4, stream=io.StringIO(), clock=Clock())
-    for e in (1, 2, 3, 4):
-        display.update(event(e, models=3))
-    display.update(event(1, models=2))  # the second chunk begins
-    assert display.model_epochs_done == 3 * 4 + 2
-
-
-def test_progress_on_a_terminal_redraws_one_line():
-    clock, stream = Clock(), io.StringIO()
-    display = SweepProgress(1, 2, 4, stream=stream, tty=True, clock=clock)
-    display.update(event(1))
-    display.update(event(2))
-    text = stream.getvalue()
-    assert text.count("\r") == 2 and "\n" not in text
-    display.message("a permanent line")
-    display.close()
-    assert stream.getvalue().endswith("a permanent line\n")
-
-
 def test_format_duration():
     assert [format_duration(s) for s in (0, 42.4, 725, 3723, float("nan"))] == [
         "0:00", "0:42", "12:05", "1:02:03", "?"]
+
+
+def test_the_readme_spec_runs(tmp_path, monkeypatch):
+    """The spec under "Your first real search" in the README, as written, with the fake
+    trainer: it parses, fills its budget and trains n_trials configs."""
+    from conftest import FakeData, FakeTrainer, make_searcher
+
+    readme = (Path(REPO) / "README.md").read_text()
+    text = readme.split("## Your first real search")[1].split("```json")[1].split("```")[0]
+    spec = tmp_path / "search.json"
+    spec.write_text(text)
+    trainer = FakeTrainer()
+    monkeypatch.setattr(cli, "HyperparameterSearcher", lambda **kw: make_searcher(
+        trainer, **{**kw, "data": FakeData(), "verbose": False}))
+    assert cli.main(["search", str(spec), "--quiet", "--log", str(tmp_path / "run.jsonl")]) == 0
+    options = json.loads(text)
+    assert len({c.to_dict()["n_neurons"] for c in trainer.trained}) > 1
+    assert len(trainer.trained) == options["n_trials"] * options["seeds_per_config"]

@@ -647,7 +647,8 @@ def test_from_arrays_infers_classes_and_features():
     np.testing.assert_array_equal(ds.x_test, formula(x[:10].reshape(10, 64)))
     # 0..255 floats and 0..1 floats mean the same pixels as uint8.
     for scaled in (x.astype(np.float64), x.astype(np.float32) / np.float32(255)):
-        same = from_arrays(scaled, y, scaled[:10], y[:10], validation_fraction=0.2)
+        same = from_arrays(scaled, y, scaled[:10], y[:10], validation_fraction=0.2,
+                           normalise="pixels")
         np.testing.assert_array_equal(same.x_train, ds.x_train)
         np.testing.assert_array_equal(same.x_test, ds.x_test)
 
@@ -666,6 +667,37 @@ def test_from_arrays_takes_channels_last_images_and_feature_rows():
                        image_shape=(2, 1, 1), normalise=False).image_shape == (2, 1, 1)
 
 
+def test_auto_normalise_scales_pixels_and_standardises_other_features():
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (50, 6), dtype=np.uint8)
+    y = np.arange(50) % 2
+    assert "pixels" in from_arrays(pixels, y, pixels, y).source
+    np.testing.assert_array_equal(from_arrays(pixels, y, pixels, y).x_test,
+                                  from_arrays(pixels, y, pixels, y, normalise=True).x_test)
+    # Tabular floats: each feature by the TRAINING split's statistics, nothing else's.
+    x = rng.normal([5.0, -300.0, 0.0], [2.0, 50.0, 1e-3], size=(200, 3))
+    x[:, 2] = 7.0  # a constant feature: centred only
+    x_test = rng.normal(size=(30, 3)) * 10
+    ds = from_arrays(x, np.arange(200) % 4, x_test, np.arange(30) % 4, seed=2,
+                     subset_size=120)
+    assert "standardise" in ds.source
+    # Reference: rebuild the split's training rows, then plain NumPy statistics.
+    raw = from_arrays(x, np.arange(200) % 4, x_test, np.arange(30) % 4, seed=2,
+                      subset_size=120, normalise="none")
+    mean, std = raw.x_train.astype(np.float64).mean(0), raw.x_train.astype(np.float64).std(0)
+    std[std == 0] = 1.0
+    np.testing.assert_allclose(ds.x_train, (raw.x_train - mean) / std, atol=1e-5)
+    np.testing.assert_allclose(ds.x_val, (raw.x_val - mean) / std, atol=1e-5)
+    np.testing.assert_allclose(ds.x_test, (raw.x_test - mean) / std, atol=1e-4)
+    np.testing.assert_allclose(ds.x_train.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(ds.x_train[:, :2].std(0), 1, atol=1e-5)
+    assert np.all(ds.x_train[:, 2] == 0) and abs(ds.x_val[:, 0].mean()) > 1e-4
+    # Integers beyond 0..255 are not pixels either.
+    counts = rng.integers(0, 5000, (40, 2))
+    assert "standardise" in from_arrays(counts, np.arange(40) % 2, counts,
+                                        np.arange(40) % 2).source
+
+
 def test_zero_validation_fraction_gives_empty_arrays_of_the_right_shape():
     x = np.zeros((20, 6), np.uint8)
     ds = from_arrays(x, np.arange(20) % 2, x, np.arange(20) % 2, validation_fraction=0)
@@ -677,13 +709,13 @@ def test_zero_validation_fraction_gives_empty_arrays_of_the_right_shape():
 def test_subset_is_stratified_seeded_and_leaves_validation_alone():
     x = np.arange(1000 * 4, dtype=np.float64).reshape(1000, 4) % 256
     y = np.repeat(np.arange(4), [100, 200, 300, 400])
-    full = from_arrays(x, y, x[:5], y[:5], seed=3)
-    small = from_arrays(x, y, x[:5], y[:5], seed=3, subset_size=90)
+    full = from_arrays(x, y, x[:5], y[:5], seed=3, normalise="pixels")
+    small = from_arrays(x, y, x[:5], y[:5], seed=3, subset_size=90, normalise="pixels")
     np.testing.assert_array_equal(small.x_val, full.x_val)
     assert np.bincount(small.y_train).tolist() == [9, 18, 27, 36]
     assert np.bincount(full.y_val).tolist() == [10, 20, 30, 40]
     assert len(from_arrays(x, y, x[:5], y[:5], subset_size=10_000).x_train) == 900
-    again = from_arrays(x, y, x[:5], y[:5], seed=3, subset_size=90)
+    again = from_arrays(x, y, x[:5], y[:5], seed=3, subset_size=90, normalise="pixels")
     np.testing.assert_array_equal(again.x_train, small.x_train)
 
 
@@ -691,7 +723,8 @@ def test_subset_is_stratified_seeded_and_leaves_validation_alone():
     ({"y_train": np.arange(9)}, "y_train has shape (9,); expected (10,)"),
     ({"y_train": -np.ones(10, int)}, "negative labels"),
     ({"y_train": np.full(10, 0.5)}, "integer class indices"),
-    ({"x_train": np.full((10, 4), 300.0)}, "pixel values range 0..300"),
+    ({"x_train": np.full((10, 4), 300.0), "normalise": True}, "pixel values range 0..300"),
+    ({"normalise": "zscore"}, "normalise='zscore'; choose one of auto, pixels"),
     ({"x_train": np.full((10, 4), np.nan)}, "x_train holds NaN"),
     ({"x_test": np.zeros((10, 5))}, "x_test examples have (5,)"),
     ({"x_train": np.array(["a"] * 40).reshape(10, 4)}, "x_train must be a numeric array"),
@@ -702,7 +735,8 @@ def test_from_arrays_rejects_bad_input(change, words):
     args = {"x_train": np.zeros((10, 4)), "y_train": np.arange(10) % 2,
             "x_test": np.zeros((10, 4)), "y_test": np.arange(10) % 2}
     args.update(change)
-    kwargs = {k: args.pop(k) for k in ("image_shape", "class_names") if k in args}
+    kwargs = {k: args.pop(k) for k in ("image_shape", "class_names", "normalise")
+              if k in args}
     with pytest.raises(DataError) as err:
         from_arrays(*args.values(), **kwargs)
     assert words in str(err.value)
@@ -721,3 +755,24 @@ def test_command_line_reports_where_data_comes_from(tmp_path, capsys):
     assert f"source: IDX files in {tmp_path}" in capsys.readouterr().out
     assert data_command.main(["mnist", "--data-dir", str(tmp_path / "none")]) == 1
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_the_tabular_example_in_docs_runs(monkeypatch, capsys):
+    """docs/data.md's tabular example as written, with the fake trainer standing in for
+    JAX (the searcher imports dendrax.population.train_configs lazily)."""
+    import dendrax.population
+    from conftest import FakeTrainer
+
+    pytest.importorskip("pandas")
+    monkeypatch.setattr(dendrax.population, "train_configs", FakeTrainer())
+    text = (Path(__file__).parent.parent / "docs" / "data.md").read_text()
+    block = text.split("### A tabular dataset, searched end to end")[1]
+    block = block.split("```python")[1].split("```")[0]
+    scope = {}
+    exec(compile(block, "docs/data.md", "exec"), scope)
+    ds, searcher = scope["ds"], scope["searcher"]
+    assert ds.n_classes == 3 and ds.in_dim == 13 and searcher.n_classes == 3
+    assert "standardise" in ds.source
+    assert len(searcher.results) >= 3
+    out = capsys.readouterr().out
+    assert "TOP 3 OF" in out and "val_mean" in out

@@ -82,7 +82,7 @@ def test_rejections_are_printed_when_verbose(capsys):
     s.grid_search({"n_neurons": [10, 12], "n_dendrites": [6], "n_dendrite_inputs": [96]})
     out = capsys.readouterr().out
     assert "1 of 2 configurations are outside the budget" in out
-    assert "7,198 > max 7,000: {'n_neurons': 12" in out
+    assert "7,198 > max 7,000: n_neurons=12, n_dendrites=6" in out
 
 
 # ---- buckets and the single trainer call -------------------------------------------------

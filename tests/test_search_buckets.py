@@ -63,7 +63,7 @@ def test_padding_reaches_the_trainer_and_labels_follow_the_plan(padding, capsys)
     assert trainer.settings[0].padding == padding and len(trainer.calls) == 1
     buckets = planned(s, padding)
     kind = "shape" if padding == "exact" else padding
-    assert f"in {len(buckets)} {kind} buckets" in out
+    assert f"in {len(buckets)} {kind} bucket" + ("s" if len(buckets) > 1 else "") in out
     assert f"bucket {len(buckets)}/{len(buckets)} " in out  # the progress display
     configs = trainer.calls[0]
     by_shape = {(configs[i].n_neurons, configs[i].n_dendrites, configs[i].n_dendrite_inputs):

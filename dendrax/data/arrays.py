@@ -10,11 +10,14 @@ from dendrax.data.dataset import DataError, Dataset
 from dendrax.data.split import assemble, check_split_args
 
 
+NORMALISE = ("auto", "pixels", "standardise", "none")
+
+
 def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
                 image_shape: Sequence[int] | None = None,
                 class_names: Sequence[str] | None = None, validation_fraction: float = 0.1,
                 subset_size: int | None = None, seed: int = 0,
-                normalise: bool = True) -> Dataset:
+                normalise: bool | str = "auto") -> Dataset:
     """A Dataset from your own arrays, split and normalised like the built-in ones.
 
     x: (n, ...) features; each example is flattened row-major. 3-D input (n, H, W) is
@@ -22,12 +25,25 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
     ``image_shape`` (otherwise (1, in_dim, 1), a row of features). y: integer classes
     0..K-1; n_classes is K = max label + 1 (or len(class_names)), in_dim is inferred.
 
-    normalise=True: integer pixels must be 0..255 and float pixels whose maximum exceeds 1
-    are taken as 0..255 too; both are divided by 255. Float pixels within [0, 1] are taken
-    as already scaled. Then (x − 0.1307) / 0.3081, as for the built-in datasets.
-    normalise=False: features are used as given (cast to float32).
+    normalise:
+      "auto" (default): integer arrays within 0..255 are pixels ("pixels"); anything else
+          (floats, other integers) is standardised per feature ("standardise").
+      "pixels" (or True): integer pixels must be 0..255 and float pixels whose maximum
+          exceeds 1 are taken as 0..255 too; both are divided by 255. Float pixels within
+          [0, 1] are taken as already scaled. Then (x − 0.1307) / 0.3081, as for the
+          built-in datasets.
+      "standardise": each feature becomes (x − mean) / std, with the mean and std (ddof=0)
+          of the training split only (after the validation examples and the subset are
+          taken out), so no validation or test statistic leaks in; a constant feature
+          is only centred.
+      "none" (or False): features are used as given (cast to float32).
     """
     check_split_args(validation_fraction, subset_size, seed)
+    mode = {True: "pixels", False: "none"}.get(normalise, normalise) \
+        if isinstance(normalise, bool) else normalise
+    if mode not in NORMALISE:
+        raise DataError(f"normalise={normalise!r}; choose one of {', '.join(NORMALISE)} "
+                        f"(or True for pixels, False for none)")
     x_train, x_test = np.asarray(x_train), np.asarray(x_test)
     for label, x in (("x_train", x_train), ("x_test", x_test)):
         if x.ndim < 2 or x.dtype.kind not in "iuf":
@@ -48,13 +64,22 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
         raise DataError(f"{len(class_names)} class_names for labels up to {n_classes - 1}")
     flat_train = x_train.reshape(len(x_train), -1)
     flat_test = x_test.reshape(len(x_test), -1)
-    if normalise:
+    if mode == "auto":
+        mode = "pixels" if _are_pixels(flat_train, flat_test) else "standardise"
+    if mode == "pixels":
         flat_train, flat_test = _as_pixels(flat_train, flat_test)
     return assemble(name, flat_train, y_train, flat_test, y_test, image_shape=shape,
                      class_names=tuple(str(c) for c in class_names),
                      validation_fraction=validation_fraction, subset_size=subset_size,
-                     seed=seed, source=f"arrays given to from_arrays ({name})",
-                     normalise=normalise)
+                     seed=seed, source=f"arrays given to from_arrays ({name}; {mode})",
+                     normalise={"pixels": True, "none": False}.get(mode, mode))
+
+
+def _are_pixels(*arrays: np.ndarray) -> bool:
+    """Integer arrays whose values all lie in 0..255."""
+    parts = [x for x in arrays if x.size]
+    return all(x.dtype.kind in "iu" for x in arrays) and bool(parts) and \
+        min(int(x.min()) for x in parts) >= 0 and max(int(x.max()) for x in parts) <= 255
 
 
 def _image_shape(image_shape, example_shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -188,7 +188,8 @@ def load_dataset(name: str = "fashion-mnist", *, data_dir: str | os.PathLike | N
       seed: fixes the validation split and the subset.
       sources: the sources to try, in order; default SOURCES.
       download: allow the "tfds" and "download" sources to fetch from the internet.
-      verbose: print each place tried and the result.
+      verbose: print where the data came from (and, before falling back to the embedded
+        sample, each place tried and why it failed).
 
     Raises:
       DataError: bad arguments, unreadable files in a folder you named, or no source has
@@ -212,6 +213,8 @@ def load_dataset(name: str = "fashion-mnist", *, data_dir: str | os.PathLike | N
             reason = str(err)
         else:
             if source == "sample":
+                for missed, why in tried:  # why the full dataset was not found
+                    log(f"{missed}: {why}")
                 _announce_sample(spec, raw, fallback=bool(tried), verbose=verbose, log=log)
             dataset = assemble(spec.name, raw.x_train, raw.y_train, raw.x_test, raw.y_test,
                                 image_shape=spec.image_shape, class_names=spec.class_names,
@@ -220,8 +223,9 @@ def load_dataset(name: str = "fashion-mnist", *, data_dir: str | os.PathLike | N
                                 is_sample=source == "sample")
             log(dataset.summary())
             return dataset
+        # Misses are said only when they matter: before a fallback to the sample, or in
+        # the error when nothing is found (a found dataset's summary names its source).
         tried.append((source, reason))
-        log(f"{source}: {reason}")
     raise DataError(_not_found_message(spec, tried, download))
 
 

@@ -68,17 +68,39 @@ def _split(labels: np.ndarray, validation_fraction: float, subset_size: int | No
     return train, val
 
 
+def feature_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std (ddof=0, in float64) of ``x``; a std of 0 (a constant
+    feature) becomes 1, so that feature is only centred."""
+    x = np.asarray(x, np.float64)
+    if len(x) == 0:
+        raise DataError("cannot standardise features: the training split is empty")
+    mean, std = x.mean(0), x.std(0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _standardised(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return _frozen(((np.asarray(x, np.float64) - mean) / std).astype(np.float32))
+
+
 def assemble(name, x_train, y_train, x_test, y_test, *, image_shape, class_names,
               validation_fraction, subset_size, seed, source, is_sample=False,
               normalise=True) -> Dataset:
-    """Split the training set, then convert every part to read-only float32/int32."""
+    """Split the training set, then convert every part to read-only float32/int32.
+
+    normalise: True (pixels, see _features), False (as given) or "standardise" (each
+    feature by the training split's own mean and std, see feature_statistics)."""
     train, val = _split(y_train, validation_fraction, subset_size, seed)
+    if normalise == "standardise":
+        mean, std = feature_statistics(x_train[train])
+        parts = [_standardised(x, mean, std) for x in (x_train[train], x_train[val], x_test)]
+    else:
+        parts = [_features(x, normalise) for x in (x_train[train], x_train[val], x_test)]
     return Dataset(name=name,
-                   x_train=_features(x_train[train], normalise),
+                   x_train=parts[0],
                    y_train=_frozen(y_train[train].astype(np.int32)),
-                   x_val=_features(x_train[val], normalise),
+                   x_val=parts[1],
                    y_val=_frozen(y_train[val].astype(np.int32)),
-                   x_test=_features(x_test, normalise),
+                   x_test=parts[2],
                    y_test=_frozen(y_test.astype(np.int32)),
                    class_names=tuple(class_names), image_shape=tuple(image_shape),
                    source=source, is_sample=is_sample)

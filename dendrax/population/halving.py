@@ -105,6 +105,7 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
         prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
                                       shape=bucket.shape, bucket=bucket.label,
                                       progress=progress)
+        prepared.n_real = len(members)  # the filler repeats a survivor: not reported
         if bucket.state is not None:
             gather = jnp.asarray(positions + [positions[0]] * (len(prepared.configs) - len(positions)))
             state = jax.tree_util.tree_map(lambda a: a[gather], bucket.state)
@@ -122,7 +123,7 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
             configs[index], history[index], dstep, steps_per_epoch, data, bucket=bucket.label,
             bucket_size=bucket.size, bucket_wall_time=bucket.compile_time + bucket.run_time,
             compile_time=bucket.compile_time, train_time=float(time_share[index]),
-            padding_overhead=bucket.overhead, stopped_epoch=stopped)
+            padding_overhead=bucket.overhead, stopped_epoch=stopped, n_devices=n_devices)
 
     for bucket in buckets:
         compact(bucket, list(range(len(bucket.members))))

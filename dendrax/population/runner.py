@@ -17,6 +17,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -84,6 +85,9 @@ def population_shardings(n_devices: int):
 
 def device_count(settings: TrainSettings) -> int:
     available = jax.local_device_count()
+    if settings.devices is not None and settings.devices > available:
+        warnings.warn(f"devices={settings.devices} but only {available} local device(s) "
+                      f"exist; training on {available}", RuntimeWarning, stacklevel=2)
     return available if settings.devices is None else max(1, min(settings.devices, available))
 
 
@@ -404,6 +408,12 @@ def run_epochs(prepared: PreparedPopulation, state: MemberState, start: int, sto
                history: dict, *, bucket: str = "", progress=None) -> MemberState:
     """Run epochs [start, stop) and append each epoch's metrics (real members only)."""
     n = prepared.n_real
+    members = tuple(prepared.configs[:n])
+    if progress is not None and start < stop:  # training begins: any compile is over
+        progress(Progress(bucket=bucket, chunk_models=n, epoch=start,
+                          n_epochs=prepared.settings.n_epochs,
+                          alive=int(np.asarray(state.alive)[:n].sum()),
+                          best_val_accuracy=float("nan"), phase="start"))
     for e in range(start, stop):
         state, metrics = prepared.epoch(state, prepared.hyper, prepared.data, jnp.int32(e),
                                         prepared.order_key)
@@ -415,7 +425,9 @@ def run_epochs(prepared: PreparedPopulation, state: MemberState, start: int, sto
             val = np.asarray(metrics["val_accuracy"])[:n][alive]
             progress(Progress(bucket=bucket, chunk_models=n, epoch=e + 1,
                               n_epochs=prepared.settings.n_epochs, alive=int(alive.sum()),
-                              best_val_accuracy=float(np.nanmax(val)) if val.size else float("nan")))
+                              best_val_accuracy=float(np.nanmax(val)) if val.size else float("nan"),
+                              members=members,
+                              metrics={m: np.asarray(metrics[m])[:n].tolist() for m in METRICS}))
     return state
 
 
@@ -491,7 +503,8 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
                 config, {m: histories[m][:, i] for m in METRICS}, int(diverged_step[i]),
                 steps_per_epoch, data, bucket=name, bucket_size=len(configs),
                 bucket_wall_time=wall, compile_time=compile_total,
-                train_time=wall / len(configs), padding_overhead=overhead))
+                train_time=wall / len(configs), padding_overhead=overhead,
+                n_devices=device_count(settings)))
     return outcomes
 
 

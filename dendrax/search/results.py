@@ -122,7 +122,10 @@ class SearchResult:
 
     The first six fields are the original toolkit's. Accuracies and losses are means over
     the seeds that did not diverge; ``train_time`` is the sum over all the config's seeds.
-    ``history[i]`` is the per-epoch history of seed ``seeds[i]``. ``val_stats`` and
+    ``history[i]`` is the per-epoch history of seed ``seeds[i]``, ``train_times[i]`` its
+    share of the bucket's wall time and ``stopped_epochs[i]`` the epoch at which successive
+    halving stopped it (None: trained to the end); ``compile_time`` is the compile time of
+    the bucket(s) it trained in (shared with the bucket's other members). ``val_stats`` and
     ``test_stats`` are None with fewer than two surviving seeds. A config with any diverged
     seed has ``diverged=True`` and is never ranked.
     """
@@ -144,6 +147,20 @@ class SearchResult:
     test_stats: SeedStats | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     bucket: str = ""
+    compile_time: float = 0.0
+    train_times: list[float] = dataclasses.field(default_factory=list)
+    stopped_epochs: list[int | None] = dataclasses.field(default_factory=list)
+
+    @property
+    def epochs_trained(self) -> int:
+        """The most epochs any of the config's seeds trained (fewer when halving stopped
+        it)."""
+        return max((len(h.get("val_accuracy") or h.get("train_loss") or [])
+                    for h in self.history), default=0)
+
+    @property
+    def stopped_by_halving(self) -> bool:
+        return any(e is not None for e in self.stopped_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,6 +200,9 @@ def aggregate(params: dict[str, Any], outcomes: Sequence[Any], bucket: str = "")
         test_stats=seed_stats(finals["test_accuracy"]),
         config=config,
         bucket=bucket or str(outcomes[0].bucket),
+        compile_time=max(float(o.compile_time) for o in outcomes),
+        train_times=[float(o.train_time) for o in outcomes],
+        stopped_epochs=[o.stopped_epoch for o in outcomes],
     )
 
 
@@ -284,34 +304,57 @@ def _acc(mean: float, stats: SeedStats | None) -> str:
     return f"{mean:.4f} ± {stats.std:.4f}" if stats is not None else f"{mean:.4f}"
 
 
+def _value(value: Any) -> str:
+    """Floats to 3 significant digits (0.2652429 → 0.265, 0.0005 → 0.0005)."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def describe_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items() if k != "seed") or "(defaults)"
+    return ", ".join(f"{k}={_value(v)}" for k, v in params.items() if k != "seed") \
+        or "(defaults)"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def format_results(results: Sequence[SearchResult], n: int, max_params: int,
                    rank_by: str = "val_mean") -> str:
-    """The top ``n`` ranked results as a table, then every diverged config (unranked)."""
+    """The top ``n`` ranked results as a table, then every diverged config (unranked).
+
+    Columns: rank, validation and test accuracy (mean ± std over seeds), the lower bound of
+    the validation interval when ranking by it, training accuracy, parameters (of the
+    budget), seeds, epochs trained (the most any seed trained; fewer under halving),
+    training time (summed over seeds) and the configuration, floats to 3 digits."""
     ranked = rank_results(results, rank_by)
     diverged = [r for r in results if r.diverged]
     top = ranked[:n]
-    basis = ("lower 95% confidence bound of validation accuracy" if rank_by == "val_lcb"
+    lcb = rank_by == "val_lcb"
+    basis = ("lower 95% confidence bound of validation accuracy" if lcb
              else "mean validation accuracy")
     lines = ["=" * 100,
-             f"TOP {len(top)} OF {len(ranked)} CONFIGURATIONS (ranked by {basis}; "
-             f"test accuracy is reported, never used for ranking)",
+             f"TOP {len(top)} OF {_plural(len(ranked), 'CONFIGURATION').upper()} (ranked by "
+             f"{basis}; test accuracy is reported, never used for ranking)",
              "=" * 100]
     multi = any(r.n_seeds > 1 for r in top)
-    header = (f"{'rank':>4}  {'val acc':<17} {'test acc':<17} {'train acc':<9}  "
-              f"{'params':>13}  {'seeds':>5}  {'time':>7}  configuration")
+    header = (f"{'rank':>4}  {'val acc':<17} " + (f"{'val lcb':>7}  " if lcb else "")
+              + f"{'test acc':<17} {'train acc':<9}  {'params':>13}  {'seeds':>5}  "
+              f"{'epochs':>6}  {'time':>7}  configuration")
     lines.append(header)
     for i, r in enumerate(top, 1):
+        bound = (f"{r.val_stats.ci_low:>7.4f}  " if r.val_stats is not None else
+                 f"{'-':>7}  ") if lcb else ""
+        stopped = "*" if r.stopped_by_halving else " "
         lines.append(
-            f"{i:>4}  {_acc(r.val_accuracy, r.val_stats):<17} "
+            f"{i:>4}  {_acc(r.val_accuracy, r.val_stats):<17} {bound}"
             f"{_acc(r.test_accuracy, r.test_stats):<17} {r.train_accuracy:<9.4f}  "
             f"{f'{r.total_params:,}/{max_params:,}':>13}  {r.n_seeds:>5}  "
-            f"{r.train_time:>6.1f}s  {describe_params(r.params)}")
+            f"{r.epochs_trained:>5}{stopped}  {r.train_time:>6.1f}s  "
+            f"{describe_params(r.params)}")
     if multi:
         lines.append("(mean ± std over seeds; std uses ddof=1)")
+    if any(r.stopped_by_halving for r in top):
+        lines.append("(* successive halving stopped at least one seed before the last epoch)")
     if not top:
         lines.append("  no trained configuration to rank")
     if diverged:

@@ -28,14 +28,17 @@ from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, check_int
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, BudgetError, Rejection, no_fit_error
 from dendrax.search.plan import Bucket
-from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
-                                outcome_record, trial_key)
-from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
-                                    pareto_records, rank_results, save_pareto)
-from dendrax.search.progress import SweepProgress
-from dendrax.search.trial import Trainer, TrainSettings, TrialOutcome
+from dendrax.search.log import (SearchLog, canonical, check_writable, config_key,
+                                jsonable, outcome_record, trial_key)
+from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_params,
+                                    format_results, pareto_records, rank_results,
+                                    save_pareto)
+from dendrax.search.callbacks import as_callbacks, hooks
+from dendrax.search.progress import SweepProgress, plural
+from dendrax.search.trial import Progress, Trainer, TrainSettings, TrialOutcome
 
 _MAX_REJECTIONS_SHOWN = 20
+MAX_DRAWS_PER_TRIAL = 100  # fill_budget gives up after this many draws per wanted config
 
 
 @dataclasses.dataclass
@@ -87,6 +90,7 @@ class HyperparameterSearcher:
           ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
           by validation accuracy train on; stopped models keep their shorter history.
       devices: local devices that share each population (None: all of them).
+      n_classes: None (the default) takes it from the data; a number must match the data.
       rank_by: "val_mean" (mean validation accuracy) or "val_lcb" (lower bound of its
           95% confidence interval; favours configs that are good on every seed).
       data: an already loaded Dataset (skips loading).
@@ -94,6 +98,8 @@ class HyperparameterSearcher:
       executor, ray_address: "local" trains in this process; "ray" trains each bucket as a
           task on the Ray cluster at ``ray_address`` (None: a local Ray instance, or
           $RAY_ADDRESS), see dendrax.search.executors.RayExecutor and docs/cluster.md.
+      callbacks: objects with ``on_epoch(bucket, epoch, members)`` and/or
+          ``on_result(result)`` (a function is an on_result), see dendrax.search.callbacks.
     """
 
     def __init__(
@@ -106,7 +112,7 @@ class HyperparameterSearcher:
         lr: float = 0.0005,
         weight_decay: float = 0.01,
         batch_size: int = 256,
-        n_classes: int = 10,
+        n_classes: int | None = None,
         verbose: bool = True,
         *,
         seeds_per_config: int = 1,
@@ -127,6 +133,7 @@ class HyperparameterSearcher:
         trainer: Trainer | None = None,
         executor: str = "local",
         ray_address: str | None = None,
+        callbacks: Sequence[Any] | None = None,
     ):
         # Every argument is checked before anything slow (data, log, training) happens.
         if not isinstance(dataset, str) or not dataset:
@@ -136,7 +143,7 @@ class HyperparameterSearcher:
         # lr, weight_decay, seed: the defaults of every trial, so ModelConfig's own checks.
         seed = check_int("seed", seed, 0, MAX_SEED)
         ModelConfig(lr=lr, weight_decay=weight_decay, seed=seed).validate()
-        n_classes = check_int("n_classes", n_classes, 2)
+        n_classes = check_int("n_classes", n_classes, 2, allow_none=True)
         seeds_per_config = check_int("seeds_per_config", seeds_per_config, 1,
                                      MAX_SEEDS_PER_CONFIG)
         validation_fraction = check_number("validation_fraction", validation_fraction, 0.0,
@@ -196,10 +203,12 @@ class HyperparameterSearcher:
         self.resume = resume
         self.rank_by = rank_by
         self._trainer = trainer
+        self.callbacks = as_callbacks(callbacks)
 
         self.results: list[SearchResult] = []
         self.rejected: list[Rejection] = []
         self._n_searches = 0
+        self._spaces: list[dict[str, Any]] = []  # each search call's space, for exporters
         self._completed: dict[str, TrialOutcome] = {}
         self._log: SearchLog | None = None
         if log_path is not None:
@@ -211,10 +220,13 @@ class HyperparameterSearcher:
             print(data.summary())
         self.data = data
         self.in_dim = int(self.data.in_dim)
-        data_classes = getattr(self.data, "n_classes", n_classes)
-        if data_classes != n_classes:
+        data_classes = getattr(self.data, "n_classes", None)
+        if n_classes is None:  # taken from the data (10 for a dataset that does not say)
+            self.n_classes = n_classes = int(data_classes or 10)
+        elif data_classes is not None and data_classes != n_classes:
             raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
-                              f"classes; parameter counts would be wrong")
+                              f"classes; parameter counts would be wrong (leave n_classes "
+                              f"out to take it from the data)")
         n_train = len(self.data.x_train)
         if self.settings.batch_size > n_train:
             # Checked here, before the log is opened: the trainer could only fail later.
@@ -369,19 +381,60 @@ class HyperparameterSearcher:
         return self.results
 
     def random_search(self, param_distributions: Mapping[str, Any],
-                      n_trials: int = 50) -> list[SearchResult]:
-        """Train ``n_trials`` draws from ``param_distributions`` (see
+                      n_trials: int = 50, fill_budget: bool = False) -> list[SearchResult]:
+        """Train the draws from ``param_distributions`` (see
         :func:`dendrax.search.spaces.parse_distribution` for the formats) that fit the
-        budget. Identical draws train once. Returns all results so far, like the original."""
+        budget. Identical draws train once. Returns all results so far, like the original.
+
+        ``fill_budget=False`` (the original's behaviour): ``n_trials`` draws, and those
+        outside the budget are dropped; a warning says so when more than half are.
+        ``fill_budget=True``: draws go on until ``n_trials`` distinct configs fit (the first
+        ``n_trials`` draws are the same either way), at most ``MAX_DRAWS_PER_TRIAL`` times
+        ``n_trials`` draws; a warning says so when that is not enough."""
         n_trials = check_int("n_trials", n_trials, 1, MAX_RANDOM_TRIALS)
         space = spaces.parse_space(param_distributions)
         self._check_values({name: spaces.candidate_values(dist) for name, dist in space.items()})
-        sampled = spaces.sample_space(space, n_trials, self._rng(self._n_searches))
+        rng = self._rng(self._n_searches)
+        if fill_budget:
+            sampled = self._draw_until_full(space, n_trials, rng)
+        else:
+            sampled = spaces.sample_space(space, n_trials, rng)
+            outside = sum(not self._fits(p) for p in sampled)
+            if outside > n_trials / 2:
+                self._warn(f"{outside} of {n_trials} random draws fall outside the budget of "
+                           f"{self.budget.describe()}, so only {n_trials - outside} can train; "
+                           f"pass fill_budget=True to draw until {n_trials} configs fit")
         if self.verbose:
-            print(f"\nRandom search: {n_trials} trials (seed {self.seed})")
+            print(f"\nRandom search: {n_trials} trials (seed {self.seed}"
+                  + (f", {len(sampled)} drawn to fill the budget" if fill_budget else "")
+                  + ")")
         spec = {"param_distributions": spaces.space_spec(space)}
         self.results.extend(self._search("random", spec, sampled))
         return self.results
+
+    def _draw_until_full(self, space: Mapping[str, spaces.Distribution], n_trials: int,
+                         rng: random.Random) -> list[dict[str, Any]]:
+        """Draws, in sample_space's order, until ``n_trials`` distinct configs fit the budget;
+        returns every draw (those outside the budget are reported and skipped as usual)."""
+        drawn: list[dict[str, Any]] = []
+        fitting: set[str] = set()
+        limit = MAX_DRAWS_PER_TRIAL * n_trials
+        while len(fitting) < n_trials and len(drawn) < limit:
+            params = spaces.sample_space(space, 1, rng)[0]
+            drawn.append(params)
+            if self._fits(params):
+                fitting.add(config_key(self._config(params)))
+        if len(fitting) < n_trials:
+            self._warn(f"fill_budget: only {len(fitting)} of {n_trials} configs fit the "
+                       f"budget of {self.budget.describe()} in {len(drawn)} draws; widen the "
+                       f"space or the budget")
+        return drawn
+
+    def _warn(self, message: str) -> None:
+        """A RuntimeWarning, also printed when verbose (warnings may be filtered away)."""
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if self.verbose:
+            print(f"Warning: {message}")
 
     def optuna_search(self, param_distributions: Mapping[str, Any], n_rounds: int,
                       trials_per_round: int = 8, *, study: Any = None, sampler: Any = None,
@@ -489,6 +542,7 @@ class HyperparameterSearcher:
                 sampled: Sequence[Mapping[str, Any]],
                 require_fit: bool = True) -> list[SearchResult]:
         index = self._n_searches
+        self._spaces.append(dict(space))
         candidates, rejections = self._plan(sampled)
         self.rejected.extend(rejections)
         self._report_rejections(rejections, n_configs=len(sampled))
@@ -497,24 +551,23 @@ class HyperparameterSearcher:
                 raise no_fit_error(self.budget, rejections)
             return []
 
+        self._warn_no_rewiring(candidates)
         trials = [t for c in candidates for t in c.trials.values()]
         if self._log is not None:
             self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
         todo = [t for t in trials if trial_key(t) not in self._completed]
         labels: dict[str, str] = {}
+        finished: dict[int, SearchResult] = {}  # candidate index -> its result, once whole
         if todo:
-            self._train(todo, index, labels, n_candidates=len(candidates),
+            self._train(todo, index, labels, candidates, finished,
                         n_done=len(trials) - len(todo))
         if self._log is not None:
             self._log.finish()  # the header of a call that had nothing left to train
         # Counted only once trained: a call that failed (a crash in the trainer) and is
         # retried in the same process redraws the same samples and reuses the same header.
         self._n_searches += 1
-
-        # Each config carries the bucket label its trainer reported (resumed ones too).
-        results = [aggregate(c.params, [self._completed[k] for k in c.trials],
-                             bucket=self._completed[next(iter(c.trials))].bucket)
-                   for c in candidates]
+        self._finish_candidates(candidates, finished)
+        results = [finished[i] for i in range(len(candidates))]
         if self.verbose:
             n_div = sum(r.diverged for r in results)
             print(f"Search completed: {len(results)} of {len(sampled)} configurations trained"
@@ -522,22 +575,55 @@ class HyperparameterSearcher:
                   + (f", {len(rejections)} outside the budget" if rejections else ""))
         return results
 
+    def _finish_candidates(self, candidates: Sequence[_Candidate],
+                           finished: dict[int, SearchResult]) -> None:
+        """Aggregate every candidate whose seeds have all finished and is not yet in
+        ``finished``, and hand each new result to the callbacks' on_result."""
+        on_result = hooks(self.callbacks, "on_result")
+        for i, c in enumerate(candidates):
+            if i in finished or any(k not in self._completed for k in c.trials):
+                continue
+            # Each config carries the bucket label its trainer reported (resumed ones too).
+            finished[i] = aggregate(c.params, [self._completed[k] for k in c.trials],
+                                    bucket=self._completed[next(iter(c.trials))].bucket)
+            for hook in on_result:
+                hook(finished[i])
+
+    def _epoch_callback(self, candidates: Sequence[_Candidate]):
+        """The trainer's per-epoch events as on_epoch(bucket, epoch, members), or None."""
+        on_epoch = hooks(self.callbacks, "on_epoch")
+        if not on_epoch:
+            return None
+        params = {k: c.params for c in candidates for k in c.trials}
+
+        def forward(event: Progress) -> None:
+            if event.phase != "train" or not event.metrics or not event.members:
+                return
+            members = [{"params": params.get(trial_key(config), {}), "seed": int(config.seed),
+                        **{m: values[i] for m, values in event.metrics.items()}}
+                       for i, config in enumerate(event.members)]
+            for hook in on_epoch:
+                hook(event.bucket, event.epoch, members)
+        return forward
+
     def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str],
-               n_candidates: int, n_done: int) -> None:
+               candidates: Sequence[_Candidate], finished: dict[int, SearchResult],
+               n_done: int) -> None:
         """One trainer call for every model in ``todo``; the trainer's bucket plan is
-        shown and recorded (``labels``: trial key → bucket), and each bucket is logged as
-        it ends."""
+        shown and recorded (``labels``: trial key → bucket), each bucket is logged as it
+        ends, and each config whose seeds are all done goes to the on_result callbacks."""
         logged: set[str] = set()
 
         def plan_made(buckets: Sequence[Bucket]) -> None:
             labels.update({trial_key(todo[i]): b.label for b in buckets for i in b.members})
             if display is not None:
-                display.n_buckets = len(buckets)
+                display.set_plan([b.label for b in buckets])
             if self.verbose:
                 kind = "shape" if self.settings.padding == "exact" else self.settings.padding
                 say = display.message if display is not None else print
-                say(f"Training {len(todo)} models for {n_candidates} configurations in "
-                    f"{len(buckets)} {kind} buckets"
+                say(f"Training {plural(len(todo), 'model')} for "
+                    f"{plural(len(candidates), 'configuration')} in "
+                    f"{plural(len(buckets), kind + ' bucket')}"
                     + (f" ({n_done} more already finished)" if n_done else ""))
 
         def record(outcomes: Sequence[TrialOutcome]) -> None:
@@ -555,12 +641,23 @@ class HyperparameterSearcher:
             if display is not None and fresh:
                 display.bucket_done(fresh, fresh[0].bucket
                                     or labels.get(trial_key(fresh[0].config), ""))
+            if fresh:
+                self._finish_candidates(candidates, finished)
 
-        display = (SweepProgress(0, len(todo), self.n_epochs)
-                   if self.verbose else None)
+        display = SweepProgress(0, len(todo), self.n_epochs) if self.verbose else None
+        epoch_callback = self._epoch_callback(candidates)
+
+        def progress(event: Progress) -> None:
+            if display is not None:
+                display.update(event)
+            if epoch_callback is not None:
+                epoch_callback(event)
+
         try:
             outcomes = self.trainer(todo, self.data, self.settings,
-                                    progress=display.update if display is not None else None,
+                                    progress=progress if (display is not None
+                                                          or epoch_callback is not None)
+                                    else None,
                                     on_bucket_done=record, on_plan=plan_made,
                                     log=display.message if display is not None else None)
         finally:
@@ -575,18 +672,58 @@ class HyperparameterSearcher:
                                    f"{config}; outcomes must come back in input order")
         record(outcomes)  # a trainer that never called on_bucket_done still gets logged
 
+    def _warn_no_rewiring(self, candidates: Sequence[_Candidate]) -> None:
+        """Warn when resampling is on but the run ends before its first round: the trainer
+        rewires after every ``steps_to_resample`` steps, and a run of n_epochs × (train
+        examples // batch_size) steps shorter than that never rewires, so resampling on and
+        off train identical models."""
+        per_epoch = (_length(getattr(self.data, "y_train", None)) or 0) // self.batch_size
+        steps = self.n_epochs * per_epoch
+        idle = [c for c in candidates
+                if c.config.synaptic_resampling and c.config.steps_to_resample > steps]
+        if idle:
+            shortest = min(c.config.steps_to_resample for c in idle)
+            self._warn(f"{len(idle)} of {len(candidates)} configurations have "
+                       f"synaptic_resampling=True but the run has only {steps} steps "
+                       f"({self.n_epochs} epochs of {per_epoch}), fewer "
+                       f"than steps_to_resample (>= {shortest}): they never rewire and train "
+                       f"exactly as without resampling. Train longer, on more data, or "
+                       f"lower steps_to_resample")
+
     def _report_rejections(self, rejections: Sequence[Rejection], n_configs: int) -> None:
         if not self.verbose or not rejections:
             return
         print(f"{len(rejections)} of {n_configs} configurations are outside the budget of "
               f"{self.budget.describe()} and will not be trained:")
         for r in rejections[:_MAX_REJECTIONS_SHOWN]:
-            print(f"  {r.reason}: {r.params}")
+            print(f"  {r.reason}: {describe_params(r.params)}")
         if len(rejections) > _MAX_REJECTIONS_SHOWN:
             print(f"  ... and {len(rejections) - _MAX_REJECTIONS_SHOWN} more "
                   f"(all are listed by save_results)")
 
     # ---- results ------------------------------------------------------------------------
+    def merge_seeds(self) -> list[SearchResult]:
+        """Fold the results of one config from several search calls (a refinement that
+        reran a config under new seeds, say) into one result over all its seeds; keeps the
+        first one's place and params. Replaces and returns ``results``."""
+        groups: dict[str, list[SearchResult]] = {}
+        for r in self.results:
+            groups.setdefault(canonical(r.config), []).append(r)
+        merged = []
+        for group in groups.values():
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            outcomes: dict[str, TrialOutcome] = {}
+            for r in group:
+                for seed in r.seeds:
+                    key = trial_key(ModelConfig.from_dict({**r.config, "seed": seed}))
+                    outcomes.setdefault(key, self._completed[key])
+            merged.append(aggregate(group[0].params, list(outcomes.values()),
+                                    bucket=group[0].bucket))
+        self.results = merged
+        return merged
+
     def get_best_results(self, n: int = 5) -> list[SearchResult]:
         """The ``n`` best results by validation accuracy (``rank_by``); diverged configs are
         never ranked and test accuracy is never consulted."""
@@ -625,6 +762,55 @@ class HyperparameterSearcher:
         if self.verbose:
             print(f"Results saved to {filename}")
 
+    def to_dataframe(self, per_seed: bool = False):
+        """The results as a pandas DataFrame, one flat row per config (or per config and
+        seed with ``per_seed=True``), ranked first; columns in
+        :mod:`dendrax.search.table`. Needs pandas (``pip install 'dendrax[pandas]'``)."""
+        from dendrax.search.table import to_dataframe
+
+        return to_dataframe(self.results, per_seed=per_seed, rank_by=self.rank_by)
+
+    def export_settings(self) -> dict[str, Any]:
+        """The settings exporters record (dataset, epochs, subset, budget, seeds...)."""
+        from dendrax.export.common import export_settings
+
+        return {**export_settings(self.spec("", None)),
+                "seeds_per_config": self.seeds_per_config}
+
+    def _space_for_export(self) -> dict[str, Any] | None:
+        return next((s for s in self._spaces
+                     if "param_distributions" in s or "param_grid" in s), None)
+
+    def to_optuna(self, storage: Any, study_name: str | None = None) -> Any:
+        """Write the results into a new Optuna study in ``storage`` (e.g.
+        ``"sqlite:///search.db"``), one trial per config with its distributions, params,
+        mean validation accuracy, per-epoch intermediate values and user attributes
+        (seeds, test accuracy, parameter count); see dendrax.export.optuna_study. Returns
+        the study. Needs optuna (``pip install 'dendrax[optuna]'``)."""
+        from dendrax.export import to_optuna
+
+        return to_optuna(self.results, storage, study_name, space=self._space_for_export(),
+                         settings=self.export_settings())
+
+    def to_tensorboard(self, logdir: str) -> list[str]:
+        """One TensorBoard run per config in ``logdir``: per-epoch scalars and the HParams
+        plugin's summary (dendrax.export.tensorboard). Needs tensorboardX
+        (``pip install 'dendrax[tensorboard]'``). Returns the run folders."""
+        from dendrax.export import to_tensorboard
+
+        return to_tensorboard(rank_results(self.results, self.rank_by)
+                              + [r for r in self.results if r.diverged], logdir,
+                              settings=self.export_settings())
+
+    def to_mlflow(self, tracking_uri: str | None = None, experiment: str = "dendrax") -> str:
+        """An MLflow parent run for the search with a nested run per config
+        (dendrax.export.mlflow_runs). Needs mlflow (``pip install 'dendrax[mlflow]'``).
+        Returns the parent run's id."""
+        from dendrax.export import to_mlflow
+
+        return to_mlflow(self.results, tracking_uri, experiment=experiment,
+                         settings=self.export_settings())
+
     def save_pareto(self, filename: str) -> list[dict[str, Any]]:
         """Write the Pareto front of ``results`` (fewest parameters, highest mean validation
         accuracy; see :func:`dendrax.search.results.pareto_front`) as JSON, each member with
@@ -639,16 +825,20 @@ class HyperparameterSearcher:
                   f"to {filename}")
         return front
 
-    def plot(self, out_dir: str, top: int = 5, metric: str = "val") -> dict[str, str]:
-        """Write the search's figures as PNG files in ``out_dir`` (needs matplotlib, see
-        :func:`dendrax.plots.plot_search`): accuracy against parameters with the Pareto
-        front, training curves and rewiring swaps per round of the ``top`` best, and
-        accuracy by hyperparameter value. Returns {figure name: path}."""
-        from dendrax.plots import plot_search  # lazy: matplotlib is optional
+    def plot(self, out_dir: str, top: int = 5, metric: str = "val",
+             fmt: str = "png") -> dict[str, str]:
+        """Write the search's figures in ``out_dir`` as PNG, PDF or SVG (``fmt``; needs
+        matplotlib, see :func:`dendrax.plots.plot_search`): accuracy against parameters
+        with the Pareto front, training curves, rewiring swaps and seed robustness of the
+        ``top`` best, accuracy by hyperparameter value and successive halving, each with a
+        caption line (dataset, epochs, subset, seeds). Returns {figure name: path}."""
+        from dendrax.plots import caption_line, plot_search  # lazy: matplotlib is optional
 
         paths = plot_search(self.results, out_dir, top=top, metric=metric,
                             rank_by=self.rank_by,
-                            steps_per_epoch=len(self.data.x_train) // self.batch_size)
+                            steps_per_epoch=len(self.data.x_train) // self.batch_size,
+                            in_dim=self.in_dim, fmt=fmt,
+                            caption=caption_line(self.spec("", None), self.results))
         if self.verbose:
             print(f"Figures written to {out_dir}: {', '.join(sorted(paths))}")
         return paths

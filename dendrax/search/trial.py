@@ -151,6 +151,7 @@ class TrialOutcome:
     train_time: float = 0.0
     padding_overhead: float = 0.0
     stopped_epoch: Optional[int] = None  # set when successive halving stopped it early
+    n_devices: int = 1  # local devices its population was split across
 
     def final(self, metric: str) -> float:
         values = self.history.get(metric) or [float("nan")]
@@ -164,8 +165,15 @@ class TrialOutcome:
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
-    """A progress event from the trainer: one per finished epoch of a chunk, and one with
-    ``phase="compile"`` when a chunk has to wait for its program to compile."""
+    """A progress event from the trainer.
+
+    phase "compile": a chunk has to wait for its program to compile. phase "start": the
+    chunk begins to train at ``epoch`` (epochs already done; compile is over), so that a
+    display times epochs only. phase "train": one per finished epoch of a chunk. In train
+    events ``members`` are the configs of the chunk's real members and ``metrics`` their
+    values for this epoch, one list per metric in member order (empty/None when the
+    trainer does not report them).
+    """
 
     bucket: str
     chunk_models: int
@@ -173,7 +181,9 @@ class Progress:
     n_epochs: int
     alive: int
     best_val_accuracy: float
-    phase: str = "train"  # "compile" or "train"
+    phase: str = "train"  # "compile", "start" or "train"
+    members: tuple = ()
+    metrics: Optional[dict] = None
 
 
 

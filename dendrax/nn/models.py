@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dendrax.search.config import ModelConfig, count_params
-from dendrax.nn.layers import DendriticLayer, LayerDims, leaky_relu, masked_normal_rows
+from dendrax.nn.layers import (DendriticLayer, LayerDims, leaky_relu, masked_normal_rows,
+                               matmul_settings)
 
 
 class Linear(nn.Module):
@@ -29,9 +30,11 @@ class Linear(nn.Module):
 
     ``in_used`` / ``out_used`` (ints or traced ints) are the model's own widths when the
     layer is built wider for padding; the padded rows and columns stay exactly 0.
+    ``matmul_dtype`` sets the product's precision (its operands stay in the params' dtype).
     """
 
     features: int
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, in_used=None, out_used=None) -> jax.Array:
@@ -46,7 +49,8 @@ class Linear(nn.Module):
         kernel = self.param("kernel", masked_normal_rows(np.arange(width)[:, None], std, mask),
                             (width, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        y = x @ (kernel if mask is None else kernel * mask) + bias
+        precision = matmul_settings(self.matmul_dtype)[2]
+        y = jnp.matmul(x, kernel if mask is None else kernel * mask, precision=precision) + bias
         if out_used is not None:
             y = y * (jnp.arange(self.features) < out_used)
         return y
@@ -90,15 +94,16 @@ class DendriticModel(nn.Module):
                            compute_dtype=self.compute_dtype, name="dendrites")(x, layer_dims)
         width = None if dims is None else (dims.n_neurons if has_soma else dims.n_dendrites)
         hidden = None if dims is None else dims.hidden
+        mm = self.compute_dtype
         if self.architecture == "dendritic_simple":
-            return Linear(self.n_classes, name="output")(h, width)
+            return Linear(self.n_classes, mm, name="output")(h, width)
         if self.architecture == "dendritic_with_hidden":
             features = self.hidden_dim if self.hidden_dim is not None else self.n_neurons
-            h = leaky_relu(Linear(features, name="hidden")(leaky_relu(h), width, hidden))
-            return Linear(self.n_classes, name="output")(h, hidden)
+            h = leaky_relu(Linear(features, mm, name="hidden")(leaky_relu(h), width, hidden))
+            return Linear(self.n_classes, mm, name="output")(h, hidden)
         if self.architecture == "soma_disabled":
-            h = leaky_relu(Linear(self.n_neurons, name="hidden")(h, width, hidden))
-            return Linear(self.n_classes, name="output")(h, hidden)
+            h = leaky_relu(Linear(self.n_neurons, mm, name="hidden")(h, width, hidden))
+            return Linear(self.n_classes, mm, name="output")(h, hidden)
         raise ValueError(f"unknown architecture {self.architecture!r}")
 
 

@@ -80,9 +80,25 @@ class DeviceData(NamedTuple):
 
 
 def adamw(hyper: Hyper) -> optax.GradientTransformation:
-    """AdamW with decoupled weight decay on every parameter, biases included."""
-    return optax.adamw(hyper.lr, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS,
-                       weight_decay=hyper.weight_decay)
+    """Adam with decoupled weight decay on every parameter, biases included, in the
+    original's order: the Adam step first, then the decay of the *updated* value,
+
+        p ← (p − lr · m̂ / (√v̂ + ε)) · (1 − lr · wd)
+
+    (``optax.adamw`` decays the value from before the step instead: p ← p − lr · (m̂ /
+    (√v̂ + ε) + wd · p); the two differ by lr² · wd · m̂ / (√v̂ + ε) per step)."""
+    return optax.chain(optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS),
+                       optax.scale_by_learning_rate(hyper.lr),
+                       _decay_after_update(hyper.lr * hyper.weight_decay))
+
+
+def _decay_after_update(rate) -> optax.GradientTransformation:
+    """Turn an update u into the one that lands on (p + u) · (1 − rate)."""
+
+    def update(updates, state, params):
+        return jax.tree_util.tree_map(lambda u, p: u - rate * (p + u), updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def _where(cond, new, old):
@@ -146,25 +162,38 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, jnp.sum(jnp.argmax(logits, -1) == y)
 
-    def sgd_step(state: MemberState, hyper: Hyper, x, y):
+    def gradients(state: MemberState, hyper: Hyper, x, y):
         (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.connectivity, x, y, hyper)
+        return loss, correct, grads
+
+    def update(before: MemberState, state: MemberState, hyper: Hyper, loss, correct, grads):
+        """The optimiser step on ``state`` (``before``, rewired if a round was due) with the
+        gradients taken on ``before``. A rewired connection now reads another feature, so
+        its gradient (taken for the old one) is dropped: the new synapse gets none this
+        step, as in the original, where the new dense position had no gradient."""
+        index = state.connectivity["dendrites"]["index"]
+        same = (index == before.connectivity["dendrites"]["index"]).astype(
+            grads["dendrites"]["branch_kernel"].dtype)
+        grads = {**grads, "dendrites": {**grads["dendrites"], "branch_kernel":
+                                        grads["dendrites"]["branch_kernel"] * same}}
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ok = state.alive & jnp.isfinite(loss) & _all_finite(params)
+        ok = before.alive & jnp.isfinite(loss) & _all_finite(params)
         if settings.divergence_threshold is not None:
             ok &= loss <= settings.divergence_threshold
-        newly_dead = state.alive & ~ok
-        state = state._replace(
-            params=_where(ok, params, state.params),
-            opt_state=_where(ok, opt_state, state.opt_state),
-            step=state.step + ok.astype(jnp.int32),
+        newly_dead = before.alive & ~ok
+        stepped = state._replace(params=params, opt_state=opt_state)
+        state = _where(ok, stepped, before)._replace(
+            key=before.key,
+            step=before.step + ok.astype(jnp.int32),
             alive=ok,
-            diverged_step=jnp.where(newly_dead, state.step + 1, state.diverged_step))
+            diverged_step=jnp.where(newly_dead, before.step + 1, before.diverged_step))
         return state, jnp.where(ok, loss, jnp.nan), jnp.where(ok, correct, 0)
 
     def rewire_member(state: MemberState, hyper: Hyper):
-        key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step)
+        # Keyed by the number of the step it precedes (counted from 1).
+        key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step + 1)
         masks = padding_masks(model.n_neurons, model.n_dendrites, k_static, has_soma,
                               None if not padded else LayerDims(*hyper.dims[:3]),
                               fully_connected=model.strategy == "fully-connected")
@@ -175,11 +204,14 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
                               opt_state=opt_state), accepted
 
     def population_step(state: MemberState, hyper: Hyper, x, y):
+        """One step, in the original's order: gradients on the current weights; then, on
+        every ``steps_to_resample``-th step, the rewiring round (inside the original's
+        backward pass), ranking the weights from before this step's update; then AdamW."""
         batch_axis = None if shared_order else 0
-        state, loss, correct = jax.vmap(sgd_step, in_axes=(0, 0, batch_axis, batch_axis))(
+        loss, correct, grads = jax.vmap(gradients, in_axes=(0, 0, batch_axis, batch_axis))(
             state, hyper, x, y)
         due = (state.alive & (hyper.n_resample > 0)
-               & (state.step % jnp.maximum(hyper.steps_to_resample, 1) == 0))
+               & ((state.step + 1) % jnp.maximum(hyper.steps_to_resample, 1) == 0))
 
         def resample(state):
             rewired, accepted = jax.vmap(rewire_member)(state, hyper)
@@ -190,8 +222,9 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
 
         # A real branch at population level: the rewiring work runs only on the steps
         # where at least one member is due, not on every step.
-        state, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
-        return state, loss, correct, swaps
+        rewired, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
+        new, loss, correct = jax.vmap(update)(state, rewired, hyper, loss, correct, grads)
+        return new, loss, correct, jnp.where(new.alive, swaps, 0)
 
     def evaluate(state: MemberState, hyper: Hyper, x, y, mask):
         n_valid = jnp.sum(mask)

@@ -96,6 +96,8 @@ class HyperparameterSearcher:
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
           padding is "exact", "padded" or "pow2" (dendrax.search.plan.plan_buckets).
+      matmul_dtype: "float32" (true float32 products on every backend, the default),
+          "tf32" or "bfloat16" (faster on GPUs); recorded in the log and the results.
       halving_eta, halving_min_epochs: successive halving (dendrax.population.halving): after
           ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
           by validation accuracy train on; stopped models keep their shorter history.
@@ -134,6 +136,7 @@ class HyperparameterSearcher:
         data_order: str = "own",
         lowering: str = "auto",
         chunk_size: int | None = None,
+        matmul_dtype: str = "float32",
         padding: str = "exact",
         backend_hint: str | None = None,
         halving_eta: int | None = None,
@@ -160,7 +163,7 @@ class HyperparameterSearcher:
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
                                       lowering=lowering, chunk_size=chunk_size,
-                                      padding=padding, halving_eta=halving_eta,
+                                      matmul_dtype=matmul_dtype, padding=padding, halving_eta=halving_eta,
                                       halving_min_epochs=halving_min_epochs,
                                       devices=devices)
         self.settings.validate()
@@ -408,6 +411,7 @@ class HyperparameterSearcher:
             "n_epochs": self.n_epochs,
             "batch_size": self.batch_size,
             "data_order": self.settings.data_order,
+            "matmul_dtype": self.settings.matmul_dtype,
             "halving": ([self.settings.halving_eta, self.settings.halving_min_epochs]
                         if self.settings.halving_eta else None),
             "lr": self.lr,

@@ -13,6 +13,9 @@ from typing import Any, Callable, Optional
 from dendrax.search.config import ConfigError, ModelConfig
 
 LOWERINGS = ("auto", "gather", "dense")
+# "float32": true float32 products on every backend; "tf32": float32 at the backend's
+# default matmul precision (TF32 on recent NVIDIA GPUs); "bfloat16": bfloat16 operands.
+MATMUL_DTYPES = ("float32", "tf32", "bfloat16")
 DATA_ORDERS = ("own", "shared")
 
 
@@ -35,6 +38,9 @@ class TrainSettings:
     halving_eta: successive halving inside the populations (dendrax.population.halving): after
         ``halving_min_epochs`` epochs, then η times as many, and so on, only the best 1/η
         of all models by validation accuracy train on. None trains every model to the end.
+    matmul_dtype: the precision of the matrix products: "float32" (true float32 on every
+        backend), "tf32" (float32 at the backend's default precision: TF32 on Ampere and
+        later NVIDIA GPUs, float32 on CPUs) or "bfloat16" (bfloat16 operands, float32 sums).
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -75,8 +81,9 @@ class TrainSettings:
                               f"integer >= 1")
         if self.padding not in ("exact", "padded", "pow2"):
             raise ConfigError(f"padding={self.padding!r}; choose exact, padded or pow2")
-        if self.matmul_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose float32 or bfloat16")
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose one of "
+                              f"{', '.join(MATMUL_DTYPES)}")
 
 
 @dataclasses.dataclass

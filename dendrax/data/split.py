@@ -11,14 +11,18 @@ from dendrax.data.dataset import DataError, Dataset
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel statistics after /255, as the original uses
 
 
-def _features(x: np.ndarray, normalise: bool) -> np.ndarray:
+def _features(x: np.ndarray, normalise: bool, mean=(MEAN,), std=(STD,)) -> np.ndarray:
     """Read-only float32 features; normalise: uint8 pixels / 255 (others are already in
-    [0, 1]), then (x − 0.1307) / 0.3081, all in float32."""
+    [0, 1]), then (x − mean[c]) / std[c] per channel c, all in float32. Features are laid
+    out (H, W, C), so feature i belongs to channel i mod C (C = len(mean))."""
     out = x.astype(np.float32)
     if normalise:
         if x.dtype == np.uint8:
             out /= np.float32(255)
-        out = (out - np.float32(MEAN)) / np.float32(STD)
+        channels = len(mean)
+        shape = (len(out), out.shape[1] // channels, channels)
+        out = ((out.reshape(shape) - np.asarray(mean, np.float32))
+               / np.asarray(std, np.float32)).reshape(x.shape)
     return _frozen(out)
 
 
@@ -70,15 +74,17 @@ def _split(labels: np.ndarray, validation_fraction: float, subset_size: int | No
 
 def assemble(name, x_train, y_train, x_test, y_test, *, image_shape, class_names,
               validation_fraction, subset_size, seed, source, is_sample=False,
-              normalise=True) -> Dataset:
-    """Split the training set, then convert every part to read-only float32/int32."""
+              normalise=True, mean=(MEAN,), std=(STD,)) -> Dataset:
+    """Split the training set, then convert every part to read-only float32/int32;
+    ``mean``/``std`` are per-channel statistics (one value: the same for every channel)."""
     train, val = _split(y_train, validation_fraction, subset_size, seed)
+    stats = {"mean": tuple(mean), "std": tuple(std)}
     return Dataset(name=name,
-                   x_train=_features(x_train[train], normalise),
+                   x_train=_features(x_train[train], normalise, **stats),
                    y_train=_frozen(y_train[train].astype(np.int32)),
-                   x_val=_features(x_train[val], normalise),
+                   x_val=_features(x_train[val], normalise, **stats),
                    y_val=_frozen(y_train[val].astype(np.int32)),
-                   x_test=_features(x_test, normalise),
+                   x_test=_features(x_test, normalise, **stats),
                    y_test=_frozen(y_test.astype(np.int32)),
                    class_names=tuple(class_names), image_shape=tuple(image_shape),
                    source=source, is_sample=is_sample)

@@ -215,7 +215,7 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
 
         def resample(state):
             rewired, accepted = jax.vmap(rewire_member)(state, hyper)
-            return _where_members(due, rewired, state), jnp.where(due, accepted, 0)
+            return _where_members(due, rewired, state), jnp.where(due, accepted, 0).astype(jnp.int32)
 
         def skip(state):
             return state, jnp.zeros(due.shape, jnp.int32)
@@ -238,10 +238,10 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb[None])
             correct = (jnp.argmax(logits, -1) == yb[None]) & mb[None]
             return (totals[0] + jnp.sum(losses * mb[None], -1),
-                    totals[1] + jnp.sum(correct, -1)), None
+                    totals[1] + jnp.sum(correct, -1, dtype=jnp.int32)), None
 
         members = state.step.shape[0]
-        zeros = (jnp.zeros(members), jnp.zeros(members, jnp.int32))
+        zeros = (jnp.zeros(members, x.dtype), jnp.zeros(members, jnp.int32))
         n_batches = x.shape[0] // eval_bs
         (loss_sum, correct), _ = jax.lax.scan(body, zeros, jnp.arange(n_batches))
         denom = jnp.maximum(n_valid, 1)

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu,
-                            sparse_branch_matmul)
+from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu, row_keys,
+                               sparse_branch_matmul)
 
 
 def _random_problem(seed=0, batch=16, branches=12, k=20, in_dim=64):
@@ -61,6 +61,21 @@ def test_local_receptive_fields_are_local():
     rows, cols = index // 28, index % 28
     # std = sqrt(16) = 4 pixels: the spread of a field is far below that of random pixels.
     assert np.mean(rows.std(axis=1) + cols.std(axis=1)) < 12
+
+
+def test_local_receptive_fields_hold_their_centre_pixel():
+    """As the original: the field's centre pixel is always one of its connections (the
+    first), even when no Gaussian draw lands on it; padded to more slots, the same field."""
+    key, branches = jax.random.PRNGKey(6), 40
+    index = np.asarray(init_connectivity(key, "local-receptive-fields", branches, 64, 784,
+                                         (28, 28, 1)))
+    keys = row_keys(key, np.arange(branches)[:, None])
+    centres = [np.asarray(jax.random.randint(jax.random.split(k, 3)[0], (2,), 0,
+                                             jnp.array([28, 28]))) for k in keys]
+    np.testing.assert_array_equal(index[:, 0], [r * 28 + c for r, c in centres])
+    padded = np.asarray(init_connectivity(key, "local-receptive-fields", branches, 80, 784,
+                                          (28, 28, 1), k_used=64))
+    np.testing.assert_array_equal(padded[:, :64], index)
 
 
 def test_local_receptive_fields_on_colour_images_use_every_channel():

@@ -128,7 +128,7 @@ def local_receptive_field_connectivity(key: jax.Array, coords, k: int,
         centre_key, loop_key, fill_key = jax.random.split(branch_key, 3)
         centre = jax.random.randint(centre_key, (2,), 0, jnp.array([height, width]))
         centre_channel = jax.random.randint(jax.random.fold_in(centre_key, 1), (), 0, channels)
-        first = (centre[0] * width + centre[1]) * channels + centre_channel
+        first = ((centre[0] * width + centre[1]) * channels + centre_channel).astype(jnp.int32)
 
         def draw(state):
             taken, index, count, i = state

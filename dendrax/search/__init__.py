@@ -7,9 +7,9 @@ Nothing in this package imports JAX; the searcher is handed a trainer function (
 from dendrax.search.plan import group_by_shape, shape_label
 from dendrax.search.budget import Budget, BudgetError, Rejection
 from dendrax.search.log import LogError, SearchLog, read_log, trial_key
-from dendrax.search.results import (SearchResult, SeedStats, format_results, pareto_front,
-                                    pareto_records, rank_results, save_pareto, seed_stats,
-                                    t_quantile)
+from dendrax.search.results import (SearchResult, SeedStats, format_results, load_results,
+                                    pareto_front, pareto_records, rank_results, save_pareto,
+                                    seed_stats, t_quantile)
 from dendrax.search.searcher import HyperparameterSearcher, replicate_seed
 from dendrax.search.spaces import (Choice, Fixed, IntRange, LogUniform, Uniform, expand_grid,
                                    parse_distribution, parse_space, sample_grid, sample_space)
@@ -19,7 +19,7 @@ __all__ = [
     "Budget", "BudgetError", "Rejection",
     "LogError", "SearchLog", "read_log", "trial_key",
     "group_by_shape", "shape_label", "replicate_seed",
-    "format_results", "rank_results", "seed_stats", "t_quantile",
+    "format_results", "load_results", "rank_results", "seed_stats", "t_quantile",
     "pareto_front", "pareto_records", "save_pareto",
     "Choice", "Fixed", "IntRange", "LogUniform", "Uniform",
     "expand_grid", "parse_distribution", "parse_space", "sample_grid", "sample_space",

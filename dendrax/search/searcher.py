@@ -29,7 +29,7 @@ from dendrax.search.plan import COST_MODEL, Bucket, plan_buckets
 from dendrax.search.log import (SearchLog, check_writable, config_key, jsonable,
                                 outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, format_results,
-                                    pareto_records, rank_results, save_pareto)
+                                    pareto_records, rank_results, result_records, save_pareto)
 from dendrax.search.progress import SweepProgress
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
@@ -45,6 +45,12 @@ class _Candidate:
     params: dict[str, Any]
     config: ModelConfig
     trials: dict[str, ModelConfig] = dataclasses.field(default_factory=dict)
+
+
+def _write_json(filename: str, value: Any) -> None:
+    with open(filename, "w", encoding="utf-8") as f:
+        json.dump(jsonable(value), f, indent=2, allow_nan=False)
+        f.write("\n")
 
 
 def replicate_seed(base: int, replicate: int) -> int:
@@ -548,7 +554,7 @@ class HyperparameterSearcher:
             print(f"  {r.reason}: {r.params}")
         if len(rejections) > _MAX_REJECTIONS_SHOWN:
             print(f"  ... and {len(rejections) - _MAX_REJECTIONS_SHOWN} more "
-                  f"(all are listed by save_results)")
+                  f"(all are listed by save_report)")
 
     # ---- results ------------------------------------------------------------------------
     def get_best_results(self, n: int = 5) -> list[SearchResult]:
@@ -561,14 +567,26 @@ class HyperparameterSearcher:
         print(format_results(self.results, n, self.max_params, self.rank_by))
         if self.rejected:
             print(f"\n{len(self.rejected)} configurations were outside the budget of "
-                  f"{self.budget.describe()}; save_results lists them.")
+                  f"{self.budget.describe()}; save_report lists them.")
 
     def save_results(self, filename: str) -> None:
-        """Write settings, budget, every result (ranked first, then diverged) with all of
-        its fields, and every rejected config with its count and reason, as JSON."""
-        ranked = rank_results(self.results, self.rank_by)
-        ranked_ids = {id(r): i for i, r in enumerate(ranked, 1)}
-        ordered = ranked + [r for r in self.results if r.diverged]
+        """Write every result as the original toolkit does: a JSON list of records, one per
+        configuration (ranked first, then diverged), each with the original's six fields
+        (params, test_accuracy, train_accuracy, total_params, train_time, final_test_loss)
+        and dendrax's beside them (rank, validation accuracy and loss, seeds, statistics
+        over seeds, history, bucket, matmul_dtype). ``pd.read_json(filename)`` gives one row
+        per configuration; :func:`dendrax.search.load_results` reads it back. Settings,
+        budget and rejected configs go to :meth:`save_report`."""
+        records = result_records(self.results, self.rank_by,
+                                 matmul_dtype=self.settings.matmul_dtype)
+        _write_json(filename, records)
+        if self.verbose:
+            print(f"Results saved to {filename}")
+
+    def save_report(self, filename: str) -> None:
+        """Write the whole search as one JSON document: settings (matmul_dtype included),
+        budget, ranking rule, every result as :meth:`save_results` writes it, and every
+        rejected config with its count and reason."""
         document = {
             "version": 1,
             "settings": {**self.spec("", None), "seeds_per_config": self.seeds_per_config,
@@ -578,16 +596,15 @@ class HyperparameterSearcher:
             "budget": self.budget.to_dict(),
             "ranking": {"rank_by": self.rank_by, "uses": "validation accuracy only; test "
                         "accuracy is reported but never used to rank"},
-            "results": [{"rank": ranked_ids.get(id(r)), **r.to_dict()} for r in ordered],
+            "results": result_records(self.results, self.rank_by,
+                                      matmul_dtype=self.settings.matmul_dtype),
             "rejected": [r.to_dict() for r in self.rejected],
         }
         for key in ("strategy", "space"):
             document["settings"].pop(key)
-        with open(filename, "w", encoding="utf-8") as f:
-            json.dump(jsonable(document), f, indent=2, allow_nan=False)
-            f.write("\n")
+        _write_json(filename, document)
         if self.verbose:
-            print(f"Results saved to {filename}")
+            print(f"Report saved to {filename}")
 
     def save_pareto(self, filename: str) -> list[dict[str, Any]]:
         """Write the Pareto front of ``results`` (fewest parameters, highest mean validation

@@ -124,3 +124,39 @@ def test_initialisation_follows_the_original():
 
 def test_leaky_relu_slope():
     np.testing.assert_allclose(leaky_relu(jnp.array([-2.0, 0.0, 3.0])), [-0.2, 0.0, 3.0])
+
+
+@pytest.mark.parametrize("matmul_dtype,precision", [("float32", "HIGHEST"), ("tf32", "DEFAULT"),
+                                                    ("bfloat16", "DEFAULT")])
+def test_matmul_dtype_sets_the_precision(matmul_dtype, precision):
+    """"float32" asks for true float32 products (no TF32 or bfloat16 passes on GPUs);
+    "tf32" leaves the backend's default; the dendritic and the Linear products both."""
+    from dendrax.nn.models import Linear
+
+    x, kernel, index = _random_problem()
+    for lowering in ("dense", "gather"):
+        text = str(jax.make_jaxpr(lambda k: sparse_branch_matmul(x, k, index, lowering,
+                                                                 matmul_dtype))(kernel))
+        assert f"Precision.{precision}" in text or (precision == "DEFAULT"
+                                                     and "HIGHEST" not in text), text
+        assert ("bf16" in text) == (matmul_dtype == "bfloat16")
+    linear = Linear(3, matmul_dtype)
+    variables = linear.init(jax.random.PRNGKey(0), x)
+    text = str(jax.make_jaxpr(lambda v: linear.apply(v, x))(variables))
+    assert ("Precision.HIGHEST" in text) == (matmul_dtype == "float32")
+    # On the CPU every choice computes the same function.
+    np.testing.assert_allclose(sparse_branch_matmul(x, kernel, index, "dense", matmul_dtype),
+                               sparse_branch_matmul(x, kernel, index, "dense", "float32"),
+                               rtol=2e-2 if matmul_dtype == "bfloat16" else 1e-6, atol=5e-2)
+
+
+def test_unknown_matmul_dtype_is_refused():
+    from dendrax.search.config import ConfigError
+    from dendrax.search.trial import TrainSettings
+
+    x, kernel, index = _random_problem()
+    with pytest.raises(ValueError, match="float16"):
+        sparse_branch_matmul(x, kernel, index, "dense", "float16")
+    TrainSettings(matmul_dtype="tf32").validate()
+    with pytest.raises(ConfigError, match="matmul_dtype='float16'.*float32, tf32, bfloat16"):
+        TrainSettings(matmul_dtype="float16").validate()

@@ -118,7 +118,8 @@ def markdown(result: dict) -> str:
     rows = []
     for side in ("dendrax", "oracle"):
         s = result[side]["summary"]
-        rows.append(f"| {side} ({result[side]['precision']}) | {s['mean']:.4f} ± {s['std']:.4f} "
+        precision = result[side]["precision"]
+        rows.append(f"| {side} ({precision}) | {s['mean']:.4f} ± {s['std']:.4f} "
                     f"| {s['min']:.4f} – {s['max']:.4f} | {s['n']} | {result[side]['wall_s']:.0f} |")
     return "\n".join([
         f"# Agreement: dendrax and the oracle, headline config, {result['seeds']} seeds × "

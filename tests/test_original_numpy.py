@@ -181,7 +181,8 @@ def test_rewiring_runs_inside_backward_before_the_update():
     on.train_step(net, opt, x, y, lr=1e-2, weight_decay=0.1, fresh_moments=True,
                   draw=lambda: (free[:, None], np.full((6, 1), 0.5)))
     rows = np.arange(6)
-    assert np.all(net.masks["dend"][rows, weakest] == 0) and np.all(net.params["dend_W"][rows, weakest] == 0)
+    assert np.all(net.masks["dend"][rows, weakest] == 0)
+    assert np.all(net.params["dend_W"][rows, weakest] == 0)
     np.testing.assert_allclose(net.params["dend_W"][rows, free], 0.5 * (1 - 1e-2 * 0.1), rtol=1e-14)
 
 

@@ -3,8 +3,8 @@ written from its code): several training steps with rewiring rounds, every archi
 every connection strategy, in float64 on both sides.
 
 dendrax runs its real population program with float64 parameters and data
-(``jax.enable_x64``, formerly ``jax.experimental.enable_x64``) and its "float64" matmul setting; the oracle starts from
-dendrax's initial weights and connections and receives, for each rewiring round, the
+(``jax.enable_x64``, formerly ``jax.experimental.enable_x64``) and its "float64" matmul
+setting; the oracle starts from dendrax's initial weights and connections and receives, for each rewiring round, the
 draws that dendrax's program makes for that step. The oracle runs with
 ``fresh_moments=True``: dendrax resets the Adam moments of a rewired synapse, the original
 keeps the stale moments of the dense position (a documented difference). Everything else

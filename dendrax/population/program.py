@@ -215,7 +215,8 @@ def make_train(model: DendriticModel, in_dim: int, n_train: int,
 
         def resample(state):
             rewired, accepted = jax.vmap(rewire_member)(state, hyper)
-            return _where_members(due, rewired, state), jnp.where(due, accepted, 0).astype(jnp.int32)
+            swaps = jnp.where(due, accepted, 0).astype(jnp.int32)
+            return _where_members(due, rewired, state), swaps
 
         def skip(state):
             return state, jnp.zeros(due.shape, jnp.int32)

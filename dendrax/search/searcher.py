@@ -169,7 +169,8 @@ class HyperparameterSearcher:
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
                                       lowering=lowering, chunk_size=chunk_size,
-                                      matmul_dtype=matmul_dtype, padding=padding, halving_eta=halving_eta,
+                                      matmul_dtype=matmul_dtype, padding=padding,
+                                      halving_eta=halving_eta,
                                       halving_min_epochs=halving_min_epochs,
                                       devices=devices)
         self.settings.validate()

@@ -185,3 +185,21 @@ def test_one_resampling_round_equals_the_oracle(percentage):
     np.testing.assert_array_equal(got_mask, net.masks["dend"])
     np.testing.assert_allclose(got_dense, net.params["dend_W"], rtol=1e-6, atol=1e-7)
     assert np.all(got_mask.sum(1) == k)
+
+
+def test_fully_connected_with_resampling_trains_where_the_original_fails():
+    """A difference kept on purpose: with k below in_dim the original fails its own check at
+    the first rewiring round; dendrax connects every feature and its rounds swap nothing."""
+    config = ModelConfig(strategy="fully-connected", n_neurons=2, n_dendrites=2,
+                         n_dendrite_inputs=8, steps_to_resample=1, seed=1)
+    net = ref.init_net(config.to_dict(), IN_DIM, CLASSES, np.random.RandomState(1))
+    targets = ref.one_hot(np.asarray(DATA.y_train), CLASSES)
+    with pytest.raises(AssertionError, match="connections"):
+        ref.train_step(net, ref.adam_init(net), np.asarray(DATA.x_train, np.float64), targets,
+                       draw=ref.original_draw(net, np.random.RandomState(2)))
+
+    settings = TrainSettings(n_epochs=3, batch_size=BATCH, eval_batch_size=8)
+    history, final, _ = train.train_population([config], DATA, settings)
+    assert np.all(history["swaps"] == 0) and np.all(np.isfinite(history["train_loss"]))
+    index = np.asarray(final.connectivity["dendrites"]["index"][0])
+    np.testing.assert_array_equal(index, np.tile(np.arange(IN_DIM), (4, 1)))

@@ -68,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--lowering", default="auto", choices=("auto", "gather", "dense"))
     p.add_argument("--data-order", default="own", choices=("own", "shared"),
                    help="own: every seed its own batch order, like independent runs")
-    p.add_argument("--matmul-dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--matmul-dtype", default="float32", choices=("float32", "tf32", "bfloat16"))
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=256)
     common.add_data_arguments(p)

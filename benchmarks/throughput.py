@@ -73,7 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--lowerings", default="gather,dense,sparse", help="run in this order")
     p.add_argument("--orders", default="own,shared", help="batch orders, run in this order")
     p.add_argument("--dtypes", default=None,
-                   help="matmul dtypes (default float32,bfloat16; --quick: float32)")
+                   help="matmul dtypes: float32 (true float32), tf32, bfloat16 "
+                        "(default float32,bfloat16; --quick: float32)")
     p.add_argument("--bf16-lowerings", default="dense",
                    help="lowerings that also run in bfloat16")
     p.add_argument("--bf16-min-population", type=int, default=64,
@@ -126,7 +127,7 @@ def parse_args(argv=None):
         p.error("--numpy-threads: comma-separated integers or 'default'")
     args.lowering_list = _names(p, args.lowerings, LOWERINGS, "--lowerings")
     args.order_list = _names(p, args.orders, ("own", "shared"), "--orders")
-    args.dtype_list = _names(p, args.dtypes, ("float32", "bfloat16"), "--dtypes")
+    args.dtype_list = _names(p, args.dtypes, ("float32", "tf32", "bfloat16"), "--dtypes")
     args.bf16_lowering_list = _names(p, args.bf16_lowerings, LOWERINGS,
                                      "--bf16-lowerings")
     return args

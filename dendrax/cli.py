@@ -203,6 +203,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         searcher.save_results(args.out)
         if args.quiet:
             print(f"Results saved to {args.out}")
+    if args.report:
+        searcher.save_report(args.report)
+        if args.quiet:
+            print(f"Report saved to {args.report}")
     return 0
 
 
@@ -464,7 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", metavar="PATH", help="JSONL log of every finished model")
     p.add_argument("--resume", action="store_true",
                    help="continue the search in --log, training only what is missing")
-    p.add_argument("--out", metavar="PATH", help="write every result as JSON (save_results)")
+    p.add_argument("--out", metavar="PATH", help="write every result as JSON, the original's "
+                   "list of records (save_results)")
+    p.add_argument("--report", metavar="PATH", help="write settings, budget, results and "
+                   "rejected configs as one JSON document (save_report)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="rows to print (5)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--padding", choices=PADDINGS,

@@ -131,6 +131,29 @@ def test_accuracy_writes_json_and_markdown(data_dir, tmp_path):
     assert "| (ii) Soma Disabled | 2,067 | 7,654 |" in md
 
 
+def test_oracle_agreement_quick_mode(data_dir, tmp_path):
+    out = tmp_path / "agree"
+    _run([sys.executable, str(BENCH / "oracle_agreement.py"), "--quick", "--out", str(out),
+          "--data-dir", str(data_dir)])
+    result = json.loads((out / "agreement.json").read_text())
+    _check_machine(result["machine"])
+    assert (result["seeds"], result["epochs"]) == (2, 1)
+    assert result["data"]["n_train"] == 600 and result["data"]["n_val"] == 0
+    assert result["data"]["n_test"] == 200
+    assert result["dendrax"]["precision"] == "float32"
+    assert result["oracle"]["precision"] == "float64"
+    for side in ("dendrax", "oracle"):
+        accuracies = result[side]["test_accuracy"]
+        assert len(accuracies) == 2 and all(0 <= a <= 1 for a in accuracies)
+        assert result[side]["summary"]["mean"] == pytest.approx(sum(accuracies) / 2)
+    c = result["comparison"]
+    assert c["difference"] == pytest.approx(result["dendrax"]["summary"]["mean"]
+                                            - result["oracle"]["summary"]["mean"])
+    assert c["within_noise"] == (abs(c["z"]) < 2)
+    md = (out / "agreement.md").read_text()
+    assert "| dendrax (float32) |" in md and "| oracle (float64) |" in md
+
+
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="gpu.sh needs coreutils' timeout")
 def test_gpu_script_smoke_mode_writes_every_file(data_dir, tmp_path):
     out = tmp_path / "gpu"

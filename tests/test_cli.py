@@ -55,14 +55,14 @@ def test_search_log_show_and_resume_end_to_end(tmp_path, jax_cache):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["type"] for r in lines] == ["header"] + ["trial"] * 4
     saved = json.loads(out.read_text())
-    assert [r["rank"] for r in saved["results"]] == [1, 2]
-    assert all(r["n_seeds"] == 2 and r["total_params"] == 7198 for r in saved["results"])
+    assert [r["rank"] for r in saved] == [1, 2]
+    assert all(r["n_seeds"] == 2 and r["total_params"] == 7198 for r in saved)
 
     shown = run_cli("show", str(log))
     assert shown.returncode == 0, shown.stderr
     assert "4 models, 2 configurations" in shown.stdout
     assert "TOP 2 OF 2" in shown.stdout and "synaptic_resampling=False" in shown.stdout
-    val = f"{saved['results'][0]['val_accuracy']:.4f}"
+    val = f"{saved[0]['val_accuracy']:.4f}"
     assert val in shown.stdout  # the same numbers as the search printed
 
     again = run_cli("search", "spec.json", "--log", str(log), cwd=tmp_path, env=jax_cache)
@@ -206,7 +206,7 @@ def test_readme_quick_start_runs_unchanged(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "TOP 5 OF 8 CONFIGURATIONS" in out
     saved = json.loads((tmp_path / "my_search_results.json").read_text())
-    assert len(saved["results"]) == 8
+    assert len(saved) == 8
     best = searcher.get_best_results(1)[0]
     assert best.params and 6400 <= best.total_params <= 8000
     print(f"Best config: {best.params}")

@@ -34,10 +34,16 @@ IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def formula(pixels: np.ndarray) -> np.ndarray:
-    """The documented preprocessing, written out in float32."""
+CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+def formula(pixels: np.ndarray, stats=((0.1307,), (0.3081,))) -> np.ndarray:
+    """The documented preprocessing, written out in float32: per channel (the last axis of
+    the (H, W, C) order) for CIFAR-10's statistics."""
+    mean, std = (np.asarray(v, np.float32) for v in stats)
     x = pixels.astype(np.float32) / np.float32(255)
-    return (x - np.float32(0.1307)) / np.float32(0.3081)
+    n = len(x)
+    return ((x.reshape(n, -1, len(mean)) - mean) / std).reshape(n, -1)
 
 
 @pytest.fixture(autouse=True)
@@ -147,8 +153,9 @@ def train_and_val(ds) -> list[bytes]:
     return sorted(examples(ds.x_train, ds.y_train) + examples(ds.x_val, ds.y_val))
 
 
-def file_examples(pixels: np.ndarray, labels: np.ndarray) -> list[bytes]:
-    return examples(formula(pixels.reshape(len(pixels), -1)), labels)
+def file_examples(pixels: np.ndarray, labels: np.ndarray, stats=((0.1307,), (0.3081,))
+                  ) -> list[bytes]:
+    return examples(formula(pixels.reshape(len(pixels), -1), stats), labels)
 
 
 def moments(*parts: np.ndarray) -> tuple[float, float]:
@@ -349,9 +356,39 @@ def check_cifar(ds, arrays):
     assert (ds.name, ds.image_shape, ds.in_dim, ds.n_classes) == ("cifar10", (32, 32, 3), 3072, 10)
     assert ds.class_names[0] == "airplane" and ds.class_names[-1] == "truck"
     # Flattened in (H, W, C) order: reshaping gives the images back.
-    np.testing.assert_array_equal(ds.x_test, formula(x_test.reshape(len(x_test), -1)))
+    np.testing.assert_array_equal(ds.x_test, formula(x_test.reshape(len(x_test), -1),
+                                                     CIFAR_STATS))
     np.testing.assert_array_equal(ds.y_test, y_test)
-    assert train_and_val(ds) == file_examples(x_train, y_train)
+    assert train_and_val(ds) == file_examples(x_train, y_train, CIFAR_STATS)
+
+
+def test_cifar_is_normalised_per_channel_with_its_own_statistics(tmp_path):
+    """Each colour channel of the loaded arrays against NumPy on the file's own planes: the
+    original's CIFAR-10 constants, applied to the right colour."""
+    files, _ = cifar_files(n_per_batch=30, seed=4)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, payload in files.items():
+        (folder / name).write_bytes(payload)
+    ds = load_dataset("cifar10", data_dir=tmp_path, validation_fraction=0.1)
+    import pickle
+    planes = pickle.loads(files["test_batch"], encoding="bytes")[b"data"].reshape(-1, 3, 1024)
+    loaded = ds.x_test.reshape(len(ds.x_test), 1024, 3)  # (H, W, C): channel = last axis
+    for c, (mean, std) in enumerate(zip(*CIFAR_STATS)):
+        expected = (planes[:, c].astype(np.float64) / 255 - mean) / std
+        np.testing.assert_allclose(loaded[..., c], expected, rtol=1e-5, atol=1e-5)
+        assert loaded[..., c].mean() == pytest.approx(expected.mean(), abs=1e-5)
+        assert loaded[..., c].std() == pytest.approx(expected.std(), rel=1e-5)
+    # Training and validation together hold the five training files' channels.
+    train_planes = np.concatenate([pickle.loads(files[f"data_batch_{i}"], encoding="bytes")
+                                   [b"data"] for i in range(1, 6)]).reshape(-1, 3, 1024)
+    both = np.concatenate([ds.x_train, ds.x_val]).reshape(-1, 1024, 3)
+    for c, (mean, std) in enumerate(zip(*CIFAR_STATS)):
+        expected = (train_planes[:, c].astype(np.float64) / 255 - mean) / std
+        assert both[..., c].mean() == pytest.approx(expected.mean(), abs=1e-5)
+        assert both[..., c].std() == pytest.approx(expected.std(), rel=1e-5)
+    # Uniform random pixels: MNIST's constants would put every channel's mean near 1.
+    assert abs(ds.x_test.mean()) < 0.2
 
 
 def test_cifar_batches_in_a_folder(tmp_path):

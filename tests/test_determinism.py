@@ -46,5 +46,5 @@ def test_same_spec_and_seed_give_the_same_results(tmp_path):
         subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=300)
         outputs.append(_strip_times(json.loads(out.read_text())))
     assert outputs[0] == outputs[1]
-    results = outputs[0]["results"]
+    results = outputs[0]
     assert len(results) == 2 and all(len(r["seeds"]) == 2 for r in results)

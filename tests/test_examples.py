@@ -61,8 +61,8 @@ def test_optimize_for_budget_returns_the_validation_best_and_saves(tmp_path, mon
         784, c.n_neurons, c.n_dendrites, c.n_dendrite_inputs, c.soma_enabled,
         architecture=c.architecture, hidden_dim=c.hidden_dim) <= 5000 for c in trained)
     saved = json.loads((tmp_path / "budget_5000_fashion-mnist_results.json").read_text())
-    assert saved["results"][0]["rank"] == 1
-    assert best.val_accuracy == max(r["val_accuracy"] for r in saved["results"])
+    assert saved[0]["rank"] == 1
+    assert best.val_accuracy == max(r["val_accuracy"] for r in saved)
 
 
 def test_optimize_for_budget_returns_none_when_nothing_fits(capsys):
@@ -139,7 +139,7 @@ def test_find_pareto_optimal_returns_the_front_as_json(tmp_path, monkeypatch, ca
         assert 0.8 * point["budget"] <= point["total_params"] <= point["budget"]
     # The most accurate config of all ends the front, and the file holds the same front.
     trained = [r for path in tmp_path.glob("budget_*_results.json")
-               for r in json.loads(path.read_text())["results"] if not r["diverged"]]
+               for r in json.loads(path.read_text()) if not r["diverged"]]
     assert front[-1]["val_accuracy"] == max(r["val_accuracy"] for r in trained)
     saved = json.loads((tmp_path / "pareto_front_fashion-mnist.json").read_text())
     assert saved["front"] == front

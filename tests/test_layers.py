@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu, row_keys,
+                               sparse_branch_matmul)
 from dendrax.search.config import ModelShape
-from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu,
-                            sparse_branch_matmul)
 
 
 
@@ -68,6 +68,21 @@ def test_local_receptive_fields_are_local():
     assert np.mean(rows.std(axis=1) + cols.std(axis=1)) < 12
 
 
+def test_local_receptive_fields_hold_their_centre_pixel():
+    """As the original: the field's centre pixel is always one of its connections (the
+    first), even when no Gaussian draw lands on it; padded to more slots, the same field."""
+    key, branches = jax.random.PRNGKey(6), 40
+    index = np.asarray(init_connectivity(key, "local-receptive-fields", branches, 64, 784,
+                                         (28, 28, 1)))
+    keys = row_keys(key, np.arange(branches)[:, None])
+    centres = [np.asarray(jax.random.randint(jax.random.split(k, 3)[0], (2,), 0,
+                                             jnp.array([28, 28]))) for k in keys]
+    np.testing.assert_array_equal(index[:, 0], [r * 28 + c for r, c in centres])
+    padded = np.asarray(init_connectivity(key, "local-receptive-fields", branches, 80, 784,
+                                          (28, 28, 1), k_used=64))
+    np.testing.assert_array_equal(padded[:, :64], index)
+
+
 def test_local_receptive_fields_on_colour_images_use_every_channel():
     index = np.asarray(init_connectivity(jax.random.PRNGKey(5), "local-receptive-fields",
                                          20, 40, 32 * 32 * 3, (32, 32, 3)))
@@ -114,3 +129,39 @@ def test_initialisation_follows_the_original():
 
 def test_leaky_relu_slope():
     np.testing.assert_allclose(leaky_relu(jnp.array([-2.0, 0.0, 3.0])), [-0.2, 0.0, 3.0])
+
+
+@pytest.mark.parametrize("matmul_dtype,precision", [("float32", "HIGHEST"), ("tf32", "DEFAULT"),
+                                                    ("bfloat16", "DEFAULT")])
+def test_matmul_dtype_sets_the_precision(matmul_dtype, precision):
+    """"float32" asks for true float32 products (no TF32 or bfloat16 passes on GPUs);
+    "tf32" leaves the backend's default; the dendritic and the Linear products both."""
+    from dendrax.nn.models import Linear
+
+    x, kernel, index = _random_problem()
+    for lowering in ("dense", "gather"):
+        text = str(jax.make_jaxpr(lambda k: sparse_branch_matmul(x, k, index, lowering,
+                                                                 matmul_dtype))(kernel))
+        assert f"Precision.{precision}" in text or (precision == "DEFAULT"
+                                                     and "HIGHEST" not in text), text
+        assert ("bf16" in text) == (matmul_dtype == "bfloat16")
+    linear = Linear(3, matmul_dtype)
+    variables = linear.init(jax.random.PRNGKey(0), x)
+    text = str(jax.make_jaxpr(lambda v: linear.apply(v, x))(variables))
+    assert ("Precision.HIGHEST" in text) == (matmul_dtype == "float32")
+    # On the CPU every choice computes the same function.
+    np.testing.assert_allclose(sparse_branch_matmul(x, kernel, index, "dense", matmul_dtype),
+                               sparse_branch_matmul(x, kernel, index, "dense", "float32"),
+                               rtol=2e-2 if matmul_dtype == "bfloat16" else 1e-6, atol=5e-2)
+
+
+def test_unknown_matmul_dtype_is_refused():
+    from dendrax.search.config import ConfigError
+    from dendrax.search.trial import TrainSettings
+
+    x, kernel, index = _random_problem()
+    with pytest.raises(ValueError, match="float16"):
+        sparse_branch_matmul(x, kernel, index, "dense", "float16")
+    TrainSettings(matmul_dtype="tf32").validate()
+    with pytest.raises(ConfigError, match="matmul_dtype='float16'.*float32, tf32, bfloat16"):
+        TrainSettings(matmul_dtype="float16").validate()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dendrax.search.config import ModelConfig
-from dendrax.search import (HyperparameterSearcher, SearchResult, group_by_shape,
+from dendrax.search import (HyperparameterSearcher, LogError, SearchResult, group_by_shape,
                             replicate_seed, seed_stats, t_quantile)
 from conftest import CONFIG_7198, FakeTrainer, make_searcher
 
@@ -283,13 +283,14 @@ def test_table_shows_each_configs_mean_and_std_and_the_ranking_basis(capsys):
 
 # ---- saving ----------------------------------------------------------------------------------
 
-def test_save_results_writes_every_field(tmp_path):
+def test_save_report_writes_every_field(tmp_path):
     trainer = FakeTrainer(diverges=lambda c: c.n_neurons == 11)
     s = make_searcher(trainer, seeds_per_config=2, max_params=7198)
     s.grid_search({"n_neurons": [11, 12, 13], "n_dendrites": [6], "n_dendrite_inputs": [96]})
-    path = tmp_path / "results.json"
-    s.save_results(str(path))
+    path = tmp_path / "report.json"
+    s.save_report(str(path))
     doc = json.loads(path.read_text())
+    assert doc["settings"]["matmul_dtype"] == "float32"
     assert doc["settings"]["dataset"] == "fashion-mnist"
     assert doc["settings"]["seeds_per_config"] == 2 and doc["settings"]["n_epochs"] == 15
     assert doc["budget"] == {"max_params": 7198, "min_param_ratio": 0.8, "min_params": 5758}
@@ -311,6 +312,77 @@ def test_save_results_writes_every_field(tmp_path):
                                 "total_params": 7797, "reason": "7,797 > max 7,198"}]
     # Diverged histories hold NaN; the file stays strict JSON (NaN written as null).
     json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    # save_results writes the same records as the original's list.
+    s.save_results(str(tmp_path / "results.json"))
+    assert json.loads((tmp_path / "results.json").read_text()) == doc["results"]
+
+
+# 11 neurons diverge: two ranked results, then two diverged ones.
+GRID = {"n_neurons": [11, 12], "n_dendrites": [6], "n_dendrite_inputs": [96, 100]}
+ORIGINAL_FIELDS = ["params", "test_accuracy", "train_accuracy", "total_params", "train_time",
+                   "final_test_loss"]
+
+
+def test_save_results_writes_the_originals_list_of_records(tmp_path):
+    """A script written for the original's file keeps working: a JSON list, one record per
+    result, the original's six fields first; pandas reads it both ways."""
+    import pandas as pd
+
+    trainer = FakeTrainer(diverges=lambda c: c.n_neurons == 11)
+    s = make_searcher(trainer, seeds_per_config=2, max_params=8000)
+    s.grid_search(GRID)
+    path = tmp_path / "results.json"
+    s.save_results(str(path))
+    with open(path) as f:
+        records = json.load(f)
+    assert isinstance(records, list) and len(records) == len(s.results) == 4
+    assert [list(r)[:6] for r in records] == [ORIGINAL_FIELDS] * 4
+    assert isinstance(records[0]["test_accuracy"], float)
+    assert [r["rank"] for r in records] == [1, 2, None, None] and records[2]["diverged"] is True
+    assert all(r["matmul_dtype"] == "float32" and r["n_seeds"] == 2 for r in records)
+    best = s.get_best_results(1)[0]
+    assert records[0]["params"] == best.params
+    assert records[0]["test_accuracy"] == pytest.approx(best.test_accuracy)
+    with open(path) as f:
+        frame = pd.DataFrame(json.load(f))
+    assert len(frame) == 4 and set(ORIGINAL_FIELDS) <= set(frame.columns)
+    frame = pd.read_json(path)
+    assert len(frame) == 4 and set(ORIGINAL_FIELDS) <= set(frame.columns)
+    assert frame["total_params"].tolist() == [r["total_params"] for r in records]
+    assert frame["params"][0] == best.params
+
+
+def test_load_results_reads_both_formats(tmp_path):
+    from dendrax.search import load_results
+
+    trainer = FakeTrainer(diverges=lambda c: c.n_neurons == 11)
+    s = make_searcher(trainer, seeds_per_config=2, max_params=8000)
+    s.grid_search(GRID)
+    s.save_results(str(tmp_path / "new.json"))
+    s.save_report(str(tmp_path / "report.json"))
+    ordered = s.get_best_results(5) + [r for r in s.results if r.diverged]
+    for name in ("new.json", "report.json"):
+        loaded = load_results(str(tmp_path / name))
+        assert [r.params for r in loaded] == [r.params for r in ordered]
+        assert loaded[0].val_stats == ordered[0].val_stats
+        assert loaded[0].test_accuracy == ordered[0].test_accuracy
+        assert loaded[2].diverged and np.isnan(loaded[2].test_accuracy)
+    # dendrax's earlier save_results document: a dict with "results" (no rank key needed).
+    old = {"version": 1, "settings": {}, "budget": {}, "rejected": [],
+           "results": [{k: v for k, v in r.items() if k not in ("rank", "matmul_dtype")}
+                       for r in json.loads((tmp_path / "new.json").read_text())]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert [r.params for r in load_results(str(tmp_path / "old.json"))] == \
+        [r.params for r in ordered]
+    # The original's own file (its six fields only) loads too.
+    (tmp_path / "original.json").write_text(json.dumps([
+        {"params": {"n_neurons": 12}, "test_accuracy": 0.85, "train_accuracy": 0.87,
+         "total_params": 7198, "train_time": 9.3, "final_test_loss": 0.42}]))
+    (only,) = load_results(str(tmp_path / "original.json"))
+    assert only.test_accuracy == 0.85 and only.params == {"n_neurons": 12}
+    (tmp_path / "bad.json").write_text(json.dumps({"front": []}))
+    with pytest.raises(LogError, match="not a results file"):
+        load_results(str(tmp_path / "bad.json"))
 
 
 def test_results_accumulate_like_the_original():

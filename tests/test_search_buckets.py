@@ -112,10 +112,10 @@ def test_padding_is_not_in_the_spec_so_a_search_resumes_across_it(tmp_path):
     assert all("|n" in r.bucket for r in s.results)
 
 
-def test_save_results_records_padding(tmp_path):
+def test_save_report_records_padding(tmp_path):
     s = make_searcher(padding="pow2", **WIDE)
     s.random_search(SPACE, n_trials=2)
-    s.save_results(str(tmp_path / "r.json"))
+    s.save_report(str(tmp_path / "r.json"))
     assert json.loads((tmp_path / "r.json").read_text())["settings"]["padding"] == "pow2"
 
 

@@ -15,10 +15,12 @@
 ============ ===========================================================================
 
 Preprocessing, as in the original toolkit: each image is flattened in (H, W, C) order (so
-``x.reshape(-1, *image_shape)`` gives the images back), scaled by 1/255 and normalised as
-(x − 0.1307) / 0.3081. Those are MNIST's statistics; like the original, we apply them to
-Fashion-MNIST and to CIFAR-10 too (one fixed map from pixel value to input, the same for
-every dataset; the inputs are not zero-mean on the other two).
+``x.reshape(-1, *image_shape)`` gives the images back), scaled by 1/255 and normalised.
+MNIST and Fashion-MNIST use MNIST's statistics, (x − 0.1307) / 0.3081 (like the original,
+we apply them to Fashion-MNIST too, so its inputs are not quite zero-mean). CIFAR-10 is
+normalised per channel with its own statistics, mean (0.4914, 0.4822, 0.4465) and std
+(0.2470, 0.2435, 0.2616), as the original's loader does. Your own arrays
+(:func:`from_arrays`) get MNIST's statistics.
 
 The training file is split into train and validation sets, stratified by class and seeded.
 Validation is carved out first, from the whole training file; ``subset_size`` then draws

@@ -12,6 +12,8 @@ import numpy as np
 from dendrax.data.dataset import DataError
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "_sample"
@@ -39,6 +41,10 @@ class Spec:
     tfds_name: str
     downloads: tuple[Download, ...]
     install: tuple[str, ...] = ()    # system packages that put the files on this machine
+    # Per-channel statistics of pixel/255 that normalise the inputs, as the original's
+    # loaders: MNIST's for MNIST and Fashion-MNIST, CIFAR-10's own for CIFAR-10.
+    mean: tuple[float, ...] = MNIST_MEAN
+    std: tuple[float, ...] = MNIST_STD
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -79,7 +85,8 @@ SPECS = {spec.name: spec for spec in (
            "truck"),
           ("cifar10", "cifar-10", "cifar-10-batches-py"), "cifar10",
           (Download(f"https://www.cs.toronto.edu/~kriz/{CIFAR_ARCHIVE}",
-                     "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),)),
+                     "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),),
+          mean=CIFAR10_MEAN, std=CIFAR10_STD),
 )}
 
 

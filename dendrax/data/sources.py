@@ -220,7 +220,7 @@ def load_dataset(name: str = "fashion-mnist", *, data_dir: str | os.PathLike | N
                                 image_shape=spec.image_shape, class_names=spec.class_names,
                                 validation_fraction=validation_fraction,
                                 subset_size=subset_size, seed=seed, source=raw.source,
-                                is_sample=source == "sample")
+                                is_sample=source == "sample", mean=spec.mean, std=spec.std)
             log(dataset.summary())
             return dataset
         # Misses are said only when they matter: before a fallback to the sample, or in

@@ -11,14 +11,18 @@ from dendrax.data.dataset import DataError, Dataset
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel statistics after /255, as the original uses
 
 
-def _features(x: np.ndarray, normalise: bool) -> np.ndarray:
+def _features(x: np.ndarray, normalise: bool, mean=(MEAN,), std=(STD,)) -> np.ndarray:
     """Read-only float32 features; normalise: uint8 pixels / 255 (others are already in
-    [0, 1]), then (x − 0.1307) / 0.3081, all in float32."""
+    [0, 1]), then (x − mean[c]) / std[c] per channel c, all in float32. Features are laid
+    out (H, W, C), so feature i belongs to channel i mod C (C = len(mean))."""
     out = x.astype(np.float32)
     if normalise:
         if x.dtype == np.uint8:
             out /= np.float32(255)
-        out = (out - np.float32(MEAN)) / np.float32(STD)
+        channels = len(mean)
+        shape = (len(out), out.shape[1] // channels, channels)
+        out = ((out.reshape(shape) - np.asarray(mean, np.float32))
+               / np.asarray(std, np.float32)).reshape(x.shape)
     return _frozen(out)
 
 
@@ -84,17 +88,19 @@ def _standardised(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
 
 def assemble(name, x_train, y_train, x_test, y_test, *, image_shape, class_names,
               validation_fraction, subset_size, seed, source, is_sample=False,
-              normalise=True) -> Dataset:
+              normalise=True, mean=(MEAN,), std=(STD,)) -> Dataset:
     """Split the training set, then convert every part to read-only float32/int32.
 
-    normalise: True (pixels, see _features), False (as given) or "standardise" (each
-    feature by the training split's own mean and std, see feature_statistics)."""
+    normalise: True (pixels, see _features, with the per-channel statistics ``mean`` and
+    ``std``; one value: the same for every channel), False (as given) or "standardise"
+    (each feature by the training split's own mean and std, see feature_statistics)."""
     train, val = _split(y_train, validation_fraction, subset_size, seed)
     if normalise == "standardise":
         mean, std = feature_statistics(x_train[train])
         parts = [_standardised(x, mean, std) for x in (x_train[train], x_train[val], x_test)]
     else:
-        parts = [_features(x, normalise) for x in (x_train[train], x_train[val], x_test)]
+        stats = {"mean": tuple(mean), "std": tuple(std)}
+        parts = [_features(x, normalise, **stats) for x in (x_train[train], x_train[val], x_test)]
     return Dataset(name=name,
                    x_train=parts[0],
                    y_train=_frozen(y_train[train].astype(np.int32)),

@@ -28,6 +28,25 @@ from dendrax.search.config import ModelShape, ModelSizes
 from dendrax.search.trial import LOWERINGS
 
 NEGATIVE_SLOPE = 0.1
+# matmul_dtype → (operand dtype, matmul precision). "float32" is true float32 on every
+# backend (HIGHEST: no TF32 or bfloat16 passes on GPUs and TPUs); "tf32" is float32 at the
+# backend's default precision (TF32 on Ampere and later GPUs); "bfloat16" bfloat16 operands
+# with float32 accumulation. "float64" is for checks against the float64 oracle (needs
+# jax_enable_x64).
+MATMUL_DTYPES = {"float32": ("float32", jax.lax.Precision.HIGHEST),
+                 "tf32": ("float32", jax.lax.Precision.DEFAULT),
+                 "bfloat16": ("bfloat16", jax.lax.Precision.DEFAULT),
+                 "float64": ("float64", jax.lax.Precision.HIGHEST)}
+
+
+def matmul_settings(matmul_dtype: str):
+    """(operand dtype, accumulation dtype, precision) for a ``matmul_dtype`` name."""
+    if matmul_dtype not in MATMUL_DTYPES:
+        raise ValueError(f"matmul_dtype={matmul_dtype!r}; choose one of "
+                         f"{', '.join(MATMUL_DTYPES)}")
+    name, precision = MATMUL_DTYPES[matmul_dtype]
+    dtype = jnp.dtype(name)
+    return dtype, jnp.promote_types(dtype, jnp.float32), precision
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:
@@ -91,9 +110,10 @@ def local_receptive_field_connectivity(key: jax.Array, coords, k: int,
                                        image_shape: Sequence[int], k_used=None) -> jax.Array:
     """k distinct pixels around a random centre per branch.
 
-    Offsets are Gaussian with std = sqrt(k), rounded and clipped to the image, and drawn
-    until k distinct pixels are found. Multi-channel images draw the channel of each
-    connection uniformly (features are laid out H, W, C). If a branch has not filled its
+    The centre pixel itself is the first connection, as in the original; then offsets are
+    Gaussian with std = sqrt(k), rounded and clipped to the image, and drawn until k
+    distinct pixels are found. Multi-channel images draw the channel of each connection
+    (the centre's too) uniformly (features are laid out H, W, C). If a branch has not filled its
     k slots after 64·k draws (k close to the image size), the rest are filled with
     uniformly drawn unused features, so the result always has k distinct features.
     ``k_used`` (traced, ≤ k) is the model's own k when the array is padded to k slots.
@@ -110,6 +130,8 @@ def local_receptive_field_connectivity(key: jax.Array, coords, k: int,
     def one_branch(branch_key):
         centre_key, loop_key, fill_key = jax.random.split(branch_key, 3)
         centre = jax.random.randint(centre_key, (2,), 0, jnp.array([height, width]))
+        centre_channel = jax.random.randint(jax.random.fold_in(centre_key, 1), (), 0, channels)
+        first = ((centre[0] * width + centre[1]) * channels + centre_channel).astype(jnp.int32)
 
         def draw(state):
             taken, index, count, i = state
@@ -126,7 +148,8 @@ def local_receptive_field_connectivity(key: jax.Array, coords, k: int,
         def more(state):
             return (state[2] < k_used) & (state[3] < max_draws)
 
-        init = (jnp.zeros(in_dim, bool), jnp.zeros(k, jnp.int32), jnp.int32(0), jnp.int32(0))
+        init = (jnp.zeros(in_dim, bool).at[first].set(True),
+                jnp.zeros(k, jnp.int32).at[0].set(first), jnp.int32(1), jnp.int32(0))
         taken, index, count, _ = jax.lax.while_loop(more, draw, init)
         # Fallback fill: unused features ranked by a random score, taken in order.
         scores = jnp.where(taken, -1.0, jax.random.uniform(fill_key, (in_dim,)))
@@ -182,32 +205,35 @@ def sparse_kernel_available() -> bool:
 
 
 def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
-                         lowering: str = "dense", compute_dtype=jnp.float32) -> jax.Array:
+                         lowering: str = "dense", matmul_dtype: str = "float32") -> jax.Array:
     """out[n, b] = Σ_j kernel[b, j] · x[n, index[b, j]]  for x of shape (batch, in_dim).
 
     "gather" reads x[:, index] and contracts over j; "dense" scatters the kernel into a
     (branches, in_dim) matrix and does one matrix product; "sparse" (CPU) runs a Numba
     kernel over the k connected inputs only (dendrax.nn.sparse_cpu), and falls back to
     "dense" with a warning where it cannot run. All give the same function and the same
-    gradients with respect to ``kernel`` and ``x``.
+    gradients with respect to ``kernel`` and ``x``. ``matmul_dtype`` names the operand
+    dtype and precision (:data:`MATMUL_DTYPES`).
     """
-    if lowering == "sparse" and sparse_kernel_available():
+    compute_dtype, accumulate, precision = matmul_settings(matmul_dtype)
+    if lowering == "sparse" and compute_dtype.itemsize <= 4 and sparse_kernel_available():
         from dendrax.nn.sparse_cpu import sparse_matmul
-        if jnp.dtype(compute_dtype) != jnp.float32:
+        if compute_dtype != jnp.float32:
             # The kernel computes in float32; rounding its inputs first gives the products
             # of the requested precision, as the other lowerings' f32 accumulation does.
             x = x.astype(compute_dtype)
             kernel = kernel.astype(compute_dtype)
         return sparse_matmul(x, kernel, index)
     if lowering == "sparse":
-        lowering = "dense"
+        lowering = "dense"  # the kernel is float32: float64 checks use the dense form
     if lowering == "gather":
         # Gather rows of xᵀ: each row is one feature over the whole batch, so the
         # gather copies contiguous runs instead of single scattered floats (measured
         # 1.7× faster on CPU than x[:, index]).
         gathered = jnp.take(x.T, index, axis=0)  # (branches, k, batch)
         return jnp.einsum("bkn,bk->nb", gathered.astype(compute_dtype),
-                          kernel.astype(compute_dtype), preferred_element_type=jnp.float32)
+                          kernel.astype(compute_dtype), precision=precision,
+                          preferred_element_type=accumulate)
     if lowering == "dense":
         branches, _ = kernel.shape
         rows = jnp.arange(branches)[:, None]
@@ -216,7 +242,8 @@ def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
         # slots, whose weight is 0, harmless whatever feature they point at.
         dense = jnp.zeros((branches, x.shape[-1]), compute_dtype).at[rows, index].add(
             kernel.astype(compute_dtype))
-        return jnp.dot(x.astype(compute_dtype), dense.T, preferred_element_type=jnp.float32)
+        return jnp.dot(x.astype(compute_dtype), dense.T, precision=precision,
+                       preferred_element_type=accumulate)
     raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
 
 
@@ -275,7 +302,7 @@ class DendriticLayer(nn.Module):
     shape: ModelShape
     image_shape: tuple = (28, 28, 1)
     lowering: str = "dense"
-    compute_dtype: str = "float32"
+    compute_dtype: str = "float32"  # a matmul_dtype name (MATMUL_DTYPES)
 
     @nn.compact
     def __call__(self, x: jax.Array, sizes: ModelSizes | None = None) -> jax.Array:
@@ -295,7 +322,7 @@ class DendriticLayer(nn.Module):
                             (branches, k))
         bias = self.param("branch_bias", nn.initializers.zeros, (branches,))
         h = sparse_branch_matmul(x, _masked(kernel, conn_ok), index, self.lowering,
-                                 jnp.dtype(self.compute_dtype)) + bias
+                                 self.compute_dtype) + bias
         h = _masked(leaky_relu(h), branch_ok)
         if not shape.has_soma:
             return h

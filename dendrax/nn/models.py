@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.nn.layers import DendriticLayer, leaky_relu, masked_normal_rows
+from dendrax.nn.layers import DendriticLayer, leaky_relu, masked_normal_rows, matmul_settings
 from dendrax.search.config import ModelShape, ModelSizes
 
 
@@ -28,9 +28,11 @@ class Linear(nn.Module):
 
     ``in_used`` / ``out_used`` (ints or traced ints) are the model's own widths when the
     layer is built wider for padding; the padded rows and columns stay exactly 0.
+    ``matmul_dtype`` sets the product's precision (its operands stay in the params' dtype).
     """
 
     features: int
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, in_used=None, out_used=None) -> jax.Array:
@@ -45,7 +47,8 @@ class Linear(nn.Module):
         kernel = self.param("kernel", masked_normal_rows(np.arange(width)[:, None], std, mask),
                             (width, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        y = x @ (kernel if mask is None else kernel * mask) + bias
+        precision = matmul_settings(self.matmul_dtype)[2]
+        y = jnp.matmul(x, kernel if mask is None else kernel * mask, precision=precision) + bias
         if out_used is not None:
             y = y * (jnp.arange(self.features) < out_used)
         return y
@@ -73,14 +76,15 @@ class DendriticModel(nn.Module):
         if sizes is not None:
             width = sizes.n_neurons if shape.has_soma else sizes.n_dendrites
             hidden = sizes.hidden
+        mm = self.compute_dtype
         if shape.architecture == "dendritic_simple":
-            return Linear(self.n_classes, name="output")(h, width)
+            return Linear(self.n_classes, mm, name="output")(h, width)
         if shape.architecture == "dendritic_with_hidden":
-            h = leaky_relu(Linear(shape.hidden, name="hidden")(leaky_relu(h), width, hidden))
-            return Linear(self.n_classes, name="output")(h, hidden)
+            h = leaky_relu(Linear(shape.hidden, mm, name="hidden")(leaky_relu(h), width, hidden))
+            return Linear(self.n_classes, mm, name="output")(h, hidden)
         if shape.architecture == "soma_disabled":
-            h = leaky_relu(Linear(shape.hidden, name="hidden")(h, width, hidden))
-            return Linear(self.n_classes, name="output")(h, hidden)
+            h = leaky_relu(Linear(shape.hidden, mm, name="hidden")(h, width, hidden))
+            return Linear(self.n_classes, mm, name="output")(h, hidden)
         raise ValueError(f"unknown architecture {shape.architecture!r}")
 
 

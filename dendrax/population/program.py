@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from dendrax.nn.models import build_model, init_model
-from dendrax.nn.rewire import SynapticResampling
+from dendrax.nn.rewire import SynapticResampling, dendritic_layers
 from dendrax.search.config import ModelSizes
 from dendrax.search.trial import ProgramSpec
 
@@ -81,9 +81,25 @@ class DeviceData(NamedTuple):
 
 
 def adamw(hyper: Hyper) -> optax.GradientTransformation:
-    """AdamW with decoupled weight decay on every parameter, biases included."""
-    return optax.adamw(hyper.lr, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS,
-                       weight_decay=hyper.weight_decay)
+    """Adam with decoupled weight decay on every parameter, biases included, in the
+    original's order: the Adam step first, then the decay of the *updated* value,
+
+        p ← (p − lr · m̂ / (√v̂ + ε)) · (1 − lr · wd)
+
+    (``optax.adamw`` decays the value from before the step instead: p ← p − lr · (m̂ /
+    (√v̂ + ε) + wd · p); the two differ by lr² · wd · m̂ / (√v̂ + ε) per step)."""
+    return optax.chain(optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS),
+                       optax.scale_by_learning_rate(hyper.lr),
+                       _decay_after_update(hyper.lr * hyper.weight_decay))
+
+
+def _decay_after_update(rate) -> optax.GradientTransformation:
+    """Turn an update u into the one that lands on (p + u) · (1 − rate)."""
+
+    def update(updates, state, params):
+        return jax.tree_util.tree_map(lambda u, p: u - rate * (p + u), updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def _where(cond, new, old):
@@ -97,6 +113,17 @@ def _where_members(mask, new, old):
         return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
 
     return jax.tree_util.tree_map(pick, new, old)
+
+
+def drop_rewired_gradients(grads, before, after):
+    """Zero the branch-kernel gradient of every connection whose feature changed between
+    the connectivity ``before`` and ``after`` a rewiring round, in every dendritic layer."""
+    grads = dict(grads)
+    for name in dendritic_layers(grads):
+        same = before[name]["index"] == after[name]["index"]
+        kernel = grads[name]["branch_kernel"]
+        grads[name] = {**grads[name], "branch_kernel": kernel * same.astype(kernel.dtype)}
+    return grads
 
 
 def _all_finite(tree) -> jax.Array:
@@ -157,26 +184,35 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, jnp.sum(jnp.argmax(logits, -1) == y)
 
-    def train_step(state: MemberState, hyper: Hyper, x, y):
-        """One AdamW step of one member; a diverging member is frozen instead."""
+    def gradients(state: MemberState, hyper: Hyper, x, y):
         (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.connectivity, x, y, hyper)
+        return loss, correct, grads
+
+    def update(before: MemberState, state: MemberState, hyper: Hyper, loss, correct, grads):
+        """The optimiser step on ``state`` (``before``, rewired if a round was due) with the
+        gradients taken on ``before``. A rewired connection now reads another feature, so
+        its gradient (taken for the old one) is dropped: the new synapse gets none this
+        step, as in the original, where the new dense position had no gradient. A member
+        whose step would diverge is frozen at ``before`` instead."""
+        grads = drop_rewired_gradients(grads, before.connectivity, state.connectivity)
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ok = state.alive & jnp.isfinite(loss) & _all_finite(params)
+        ok = before.alive & jnp.isfinite(loss) & _all_finite(params)
         if spec.divergence_threshold is not None:
             ok &= loss <= spec.divergence_threshold
-        newly_dead = state.alive & ~ok
-        state = state._replace(
-            params=_where(ok, params, state.params),
-            opt_state=_where(ok, opt_state, state.opt_state),
-            step=state.step + ok.astype(jnp.int32),
+        newly_dead = before.alive & ~ok
+        stepped = state._replace(params=params, opt_state=opt_state)
+        state = _where(ok, stepped, before)._replace(
+            key=before.key,
+            step=before.step + ok.astype(jnp.int32),
             alive=ok,
-            diverged_step=jnp.where(newly_dead, state.step + 1, state.diverged_step))
+            diverged_step=jnp.where(newly_dead, before.step + 1, before.diverged_step))
         return state, jnp.where(ok, loss, jnp.nan), jnp.where(ok, correct, 0)
 
     def rewire_member(state: MemberState, hyper: Hyper):
-        key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step)
+        # Keyed by the number of the step it precedes (counted from 1).
+        key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step + 1)
         params, connectivity, opt_state, accepted = rewiring(
             state.params, state.connectivity, state.opt_state, key, hyper.n_resample,
             sizes_of(hyper))
@@ -184,23 +220,29 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
                               opt_state=opt_state), accepted
 
     def population_step(state: MemberState, hyper: Hyper, x, y):
+        """One step, in the original's order: gradients on the current weights; then, on
+        every ``steps_to_resample``-th step, the rewiring round (inside the original's
+        backward pass), ranking the weights from before this step's update; then AdamW."""
         batch_axis = None if shared_order else 0
-        state, loss, correct = jax.vmap(train_step, in_axes=(0, 0, batch_axis, batch_axis))(
+        loss, correct, grads = jax.vmap(gradients, in_axes=(0, 0, batch_axis, batch_axis))(
             state, hyper, x, y)
-        due = state.alive & rewiring.is_due(state.step, hyper.n_resample,
+        # The round before step n + 1 is due when n + 1 is a multiple of the interval.
+        due = state.alive & rewiring.is_due(state.step + 1, hyper.n_resample,
                                             hyper.steps_to_resample)
 
         def resample(state):
             rewired, accepted = jax.vmap(rewire_member)(state, hyper)
-            return _where_members(due, rewired, state), jnp.where(due, accepted, 0)
+            swaps = jnp.where(due, accepted, 0).astype(jnp.int32)
+            return _where_members(due, rewired, state), swaps
 
         def skip(state):
             return state, jnp.zeros(due.shape, jnp.int32)
 
         # A real branch at population level: the rewiring work runs only on the steps
         # where at least one member is due, not on every step.
-        state, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
-        return state, loss, correct, swaps
+        rewired, swaps = jax.lax.cond(jnp.any(due), resample, skip, state)
+        new, loss, correct = jax.vmap(update)(state, rewired, hyper, loss, correct, grads)
+        return new, loss, correct, jnp.where(new.alive, swaps, 0)
 
     def evaluate(state: MemberState, hyper: Hyper, data: DeviceData):
         """Mean loss and accuracy of every member on the validation and the test set, in
@@ -219,10 +261,11 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
             for s, (loss_sum, correct) in zip((VAL, TEST), totals):
                 mask = (split == s)[None]
                 new.append((loss_sum + jnp.sum(losses * mask, -1),
-                            correct + jnp.sum(hits & mask, -1)))
+                            correct + jnp.sum(hits & mask, -1, dtype=jnp.int32)))
             return tuple(new), None
 
-        zeros = (jnp.zeros(members), jnp.zeros(members, jnp.int32))
+        # Sums in the data's float type (float64 when checked against the oracle).
+        zeros = (jnp.zeros(members, data.x_eval.dtype), jnp.zeros(members, jnp.int32))
         totals, _ = jax.lax.scan(body, (zeros, zeros), jnp.arange(data.x_eval.shape[0] // eval_bs))
         out = []
         for s, (loss_sum, correct) in zip((VAL, TEST), totals):

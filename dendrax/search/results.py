@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-from dendrax.search.log import jsonable
+from dendrax.search.log import LogError, jsonable
 
 RANK_BY = ("val_mean", "val_lcb")
 
@@ -245,6 +245,73 @@ def pareto_front(results: Iterable[SearchResult]) -> list[SearchResult]:
         if not front or result.val_accuracy > front[-1].val_accuracy:
             front.append(result)
     return front
+
+
+# ---- the results file ------------------------------------------------------------------
+
+ORIGINAL_FIELDS = ("params", "test_accuracy", "train_accuracy", "total_params",
+                   "train_time", "final_test_loss")
+
+
+def result_record(result: SearchResult, rank: int | None = None,
+                  **extra: Any) -> dict[str, Any]:
+    """One result as the original's ``save_results`` record, with dendrax's fields after.
+
+    The original's six fields come first, with their meaning (accuracies and the loss are
+    means over the config's seeds, which is the one run's value with one seed). Then
+    ``rank`` (by validation; None for a diverged config), every other :class:`SearchResult`
+    field, and ``extra`` (for example the matmul precision)."""
+    fields = result.to_dict()
+    record = {name: fields.pop(name) for name in ORIGINAL_FIELDS}
+    return jsonable({**record, "rank": rank, **fields, **extra})
+
+
+def result_records(results: Iterable[SearchResult], rank_by: str = "val_mean",
+                   **extra: Any) -> list[dict[str, Any]]:
+    """Every result as :func:`result_record`: the ranked ones in rank order, then the
+    diverged ones."""
+    results = list(results)
+    ranked = rank_results(results, rank_by)
+    return ([result_record(r, i, **extra) for i, r in enumerate(ranked, 1)]
+            + [result_record(r, None, **extra) for r in results if r.diverged])
+
+
+_FLOAT_FIELDS = {f.name for f in dataclasses.fields(SearchResult) if f.type == "float"}
+
+
+def _result_from_record(record: Mapping[str, Any], where: str) -> SearchResult:
+    known = {f.name for f in dataclasses.fields(SearchResult)}
+    missing = [name for name in ORIGINAL_FIELDS if name not in record]
+    if missing:
+        raise LogError(f"{where}: a result without {', '.join(missing)}; expected records "
+                       f"written by save_results")
+    values = {k: v for k, v in record.items() if k in known}
+    for name in _FLOAT_FIELDS & set(values):
+        values[name] = math.nan if values[name] is None else float(values[name])
+    for name in ("val_stats", "test_stats"):
+        if values.get(name) is not None:
+            values[name] = SeedStats(**values[name])
+    return SearchResult(**values)
+
+
+def load_results(path: str) -> list[SearchResult]:
+    """The results of a file written by ``save_results``: the original's format (a JSON list
+    of records, which dendrax writes now) or dendrax's earlier document (a dict whose
+    "results" holds the records, which ``save_report`` writes). Fields a record lacks take
+    their defaults; fields dendrax does not know (``rank``, ``matmul_dtype``) are skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, ValueError) as err:
+        raise LogError(f"{path}: cannot read results ({err})") from err
+    if isinstance(document, Mapping) and isinstance(document.get("results"), list):
+        records = document["results"]
+    elif isinstance(document, list):
+        records = document
+    else:
+        raise LogError(f"{path}: not a results file: expected a JSON list of records or a "
+                       f"dict with 'results'; got {type(document).__name__}")
+    return [_result_from_record(r, f"{path}, record {i}") for i, r in enumerate(records)]
 
 
 def pareto_record(result: SearchResult) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from dendrax.search.log import (SearchLog, canonical, check_writable, config_key
                                 jsonable, outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_params,
                                     format_results, pareto_records, rank_results,
-                                    save_pareto)
+                                    result_records, save_pareto)
 from dendrax.search.callbacks import as_callbacks, hooks
 from dendrax.search.progress import SweepProgress, plural
 from dendrax.search.trial import Progress, Trainer, TrainSettings, TrialOutcome
@@ -49,6 +49,12 @@ class _Candidate:
     params: dict[str, Any]
     config: ModelConfig
     trials: dict[str, ModelConfig] = dataclasses.field(default_factory=dict)
+
+
+def _write_json(filename: str, value: Any) -> None:
+    with open(filename, "w", encoding="utf-8") as f:
+        json.dump(jsonable(value), f, indent=2, allow_nan=False)
+        f.write("\n")
 
 
 def replicate_seed(base: int, replicate: int) -> int:
@@ -86,6 +92,8 @@ class HyperparameterSearcher:
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
           padding is "auto", "exact", "padded" or "pow2" (dendrax.search.plan).
+      matmul_dtype: "float32" (true float32 products on every backend, the default),
+          "tf32" or "bfloat16" (faster on GPUs); recorded in the log and the results.
       halving_eta, halving_min_epochs: successive halving (dendrax.population.halving): after
           ``halving_min_epochs`` epochs, then η× as many, only the best 1/η of the models
           by validation accuracy train on; stopped models keep their shorter history.
@@ -124,6 +132,7 @@ class HyperparameterSearcher:
         data_order: str = "own",
         lowering: str = "auto",
         chunk_size: int | None = None,
+        matmul_dtype: str = "float32",
         padding: str = "auto",
         halving_eta: int | None = None,
         halving_min_epochs: int = 1,
@@ -160,7 +169,8 @@ class HyperparameterSearcher:
         self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
                                       data_order=data_order, data_seed=seed,
                                       lowering=lowering, chunk_size=chunk_size,
-                                      padding=padding, halving_eta=halving_eta,
+                                      matmul_dtype=matmul_dtype, padding=padding,
+                                      halving_eta=halving_eta,
                                       halving_min_epochs=halving_min_epochs,
                                       devices=devices)
         self.settings.validate()
@@ -503,6 +513,7 @@ class HyperparameterSearcher:
             "n_epochs": self.n_epochs,
             "batch_size": self.batch_size,
             "data_order": self.settings.data_order,
+            "matmul_dtype": self.settings.matmul_dtype,
             "halving": ([self.settings.halving_eta, self.settings.halving_min_epochs]
                         if self.settings.halving_eta else None),
             "lr": self.lr,
@@ -699,7 +710,7 @@ class HyperparameterSearcher:
             print(f"  {r.reason}: {describe_params(r.params)}")
         if len(rejections) > _MAX_REJECTIONS_SHOWN:
             print(f"  ... and {len(rejections) - _MAX_REJECTIONS_SHOWN} more "
-                  f"(all are listed by save_results)")
+                  f"(all are listed by save_report)")
 
     # ---- results ------------------------------------------------------------------------
     def merge_seeds(self) -> list[SearchResult]:
@@ -734,14 +745,26 @@ class HyperparameterSearcher:
         print(format_results(self.results, n, self.max_params, self.rank_by))
         if self.rejected:
             print(f"\n{len(self.rejected)} configurations were outside the budget of "
-                  f"{self.budget.describe()}; save_results lists them.")
+                  f"{self.budget.describe()}; save_report lists them.")
 
     def save_results(self, filename: str) -> None:
-        """Write settings, budget, every result (ranked first, then diverged) with all of
-        its fields, and every rejected config with its count and reason, as JSON."""
-        ranked = rank_results(self.results, self.rank_by)
-        ranked_ids = {id(r): i for i, r in enumerate(ranked, 1)}
-        ordered = ranked + [r for r in self.results if r.diverged]
+        """Write every result as the original toolkit does: a JSON list of records, one per
+        configuration (ranked first, then diverged), each with the original's six fields
+        (params, test_accuracy, train_accuracy, total_params, train_time, final_test_loss)
+        and dendrax's beside them (rank, validation accuracy and loss, seeds, statistics
+        over seeds, history, bucket, matmul_dtype). ``pd.read_json(filename)`` gives one row
+        per configuration; :func:`dendrax.search.load_results` reads it back. Settings,
+        budget and rejected configs go to :meth:`save_report`."""
+        records = result_records(self.results, self.rank_by,
+                                 matmul_dtype=self.settings.matmul_dtype)
+        _write_json(filename, records)
+        if self.verbose:
+            print(f"Results saved to {filename}")
+
+    def save_report(self, filename: str) -> None:
+        """Write the whole search as one JSON document: settings (matmul_dtype included),
+        budget, ranking rule, every result as :meth:`save_results` writes it, and every
+        rejected config with its count and reason."""
         document = {
             "version": 1,
             "settings": {**self.spec("", None), "seeds_per_config": self.seeds_per_config,
@@ -751,16 +774,15 @@ class HyperparameterSearcher:
             "budget": self.budget.to_dict(),
             "ranking": {"rank_by": self.rank_by, "uses": "validation accuracy only; test "
                         "accuracy is reported but never used to rank"},
-            "results": [{"rank": ranked_ids.get(id(r)), **r.to_dict()} for r in ordered],
+            "results": result_records(self.results, self.rank_by,
+                                      matmul_dtype=self.settings.matmul_dtype),
             "rejected": [r.to_dict() for r in self.rejected],
         }
         for key in ("strategy", "space"):
             document["settings"].pop(key)
-        with open(filename, "w", encoding="utf-8") as f:
-            json.dump(jsonable(document), f, indent=2, allow_nan=False)
-            f.write("\n")
+        _write_json(filename, document)
         if self.verbose:
-            print(f"Results saved to {filename}")
+            print(f"Report saved to {filename}")
 
     def to_dataframe(self, per_seed: bool = False):
         """The results as a pandas DataFrame, one flat row per config (or per config and

@@ -15,6 +15,9 @@ from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, ModelShap
                                    check_number)
 
 LOWERINGS = ("gather", "dense", "sparse")  # how the dendritic layer is computed (dendrax.nn.layers)
+# "float32": true float32 products on every backend; "tf32": float32 at the backend's
+# default matmul precision (TF32 on recent NVIDIA GPUs); "bfloat16": bfloat16 operands.
+MATMUL_DTYPES = ("float32", "tf32", "bfloat16")
 DATA_ORDERS = ("own", "shared")
 
 
@@ -47,6 +50,9 @@ class TrainSettings:
         of all models by validation accuracy train on. None trains every model to the end.
     compile_ahead: compile the next bucket's program on a background thread while the
         current bucket trains (results are the same either way).
+    matmul_dtype: the precision of the matrix products: "float32" (true float32 on every
+        backend), "tf32" (float32 at the backend's default precision: TF32 on Ampere and
+        later NVIDIA GPUs, float32 on CPUs) or "bfloat16" (bfloat16 operands, float32 sums).
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -95,8 +101,9 @@ class TrainSettings:
             check_number("divergence_threshold", self.divergence_threshold, 0.0, open_low=True)
         if self.padding not in ("auto", "exact", "padded", "pow2"):
             raise ConfigError(f"padding={self.padding!r}; choose auto, exact, padded or pow2")
-        if self.matmul_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose float32 or bfloat16")
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose one of "
+                              f"{', '.join(MATMUL_DTYPES)}")
         if not isinstance(self.compile_ahead, bool):
             raise ConfigError(f"compile_ahead={self.compile_ahead!r} must be True or False")
 

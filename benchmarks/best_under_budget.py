@@ -60,20 +60,18 @@ def _log_int(rng: random.Random, low: int, high: int) -> int:
     return min(high, int(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
 
 
-def draw_config(rng: random.Random, in_dim: int, mlp_share: float, max_mlp_width: int,
-                architectures: Sequence[str] = DENDRITIC,
+def draw_config(rng: random.Random, in_dim: int, architecture: str, max_mlp_width: int,
                 strategies: Sequence[str] = STRATEGIES) -> dict[str, Any]:
-    """One stage-1 draw: the architecture, its sizes, the strategy, resampling and the
+    """One stage-1 draw of ``architecture``: its sizes, the strategy, resampling and the
     optimiser values. Sizes are drawn wide; the caller keeps those inside the budget."""
     params: dict[str, Any] = {
         "lr": math.exp(rng.uniform(math.log(1e-4), math.log(1e-2))),
         "weight_decay": rng.uniform(0.0, 0.1),
     }
-    if rng.random() < mlp_share:
+    if architecture == "mlp":
         # The dendritic fields mean nothing to an mlp: left at their defaults, so that two
         # draws of the same mlp are one config.
         return {"architecture": "mlp", "hidden_dim": rng.randint(0, max_mlp_width), **params}
-    architecture = rng.choice(tuple(architectures))
     strategy = rng.choice(tuple(strategies))
     resample = rng.random() < 0.5
     params.update(
@@ -92,22 +90,34 @@ def draw_config(rng: random.Random, in_dim: int, mlp_share: float, max_mlp_width
 
 def stage1_configs(n: int, seed: int, in_dim: int, n_classes: int, max_params: int,
                    min_params: int, mlp_share: float, architectures: Sequence[str] = DENDRITIC,
-                   strategies: Sequence[str] = STRATEGIES) -> list[dict[str, Any]]:
-    """``n`` distinct draws whose exact count lies in [min_params, max_params]."""
+                   strategies: Sequence[str] = STRATEGIES, n_bins: int = 8
+                   ) -> list[dict[str, Any]]:
+    """``n`` distinct draws whose exact count lies in [min_params, max_params].
+
+    Each draw first picks its architecture (``mlp`` with probability ``mlp_share``, else
+    one of ``architectures`` uniformly) and one of ``n_bins`` equal slices of the budget
+    uniformly, then redraws sizes until the count falls in that slice: so sizes cover the
+    whole budget and the shares hold, however often a size is out of budget.
+    """
     rng = random.Random(f"best-under-budget:{seed}")
     # The widest mlp in budget: in_dim·h + h + h·classes + classes ≤ max_params.
     max_mlp_width = max(0, (max_params - n_classes) // (in_dim + 1 + n_classes))
+    edges = [min_params + (max_params + 1 - min_params) * i / n_bins for i in range(n_bins + 1)]
     kept: dict[str, dict[str, Any]] = {}
-    attempts = 0
+    failures = 0
     while len(kept) < n:
-        attempts += 1
-        if attempts > 1000 * n:
-            raise RuntimeError(f"only {len(kept)} of {n} draws fit {min_params}..{max_params}")
-        params = draw_config(rng, in_dim, mlp_share, max_mlp_width, architectures,
-                             strategies)
-        config = ModelConfig.from_dict(params, in_dim=in_dim)
-        if min_params <= count_params(config, in_dim, n_classes) <= max_params:
-            kept.setdefault(repr(sorted(params.items())), params)
+        architecture = "mlp" if rng.random() < mlp_share else rng.choice(tuple(architectures))
+        slot = rng.randrange(n_bins)
+        for _ in range(20_000):
+            params = draw_config(rng, in_dim, architecture, max_mlp_width, strategies)
+            count = count_params(ModelConfig.from_dict(params, in_dim=in_dim), in_dim, n_classes)
+            if edges[slot] <= count < edges[slot + 1]:
+                kept.setdefault(repr(sorted(params.items())), params)
+                break
+        else:  # no size of this architecture lands in that slice (an mlp's few widths)
+            failures += 1
+            if failures > 100 * n:
+                raise RuntimeError(f"only {len(kept)} of {n} draws fit {min_params}..{max_params}")
     return list(kept.values())
 
 

@@ -260,7 +260,11 @@ def summary(entry: dict[str, Any]) -> dict[str, Any]:
 
 # ---- outputs ---------------------------------------------------------------------------
 
-def pareto_figure(stage1: Sequence[SearchResult], path: Path) -> str | None:
+def pareto_figure(stage1: Sequence[SearchResult], rung: int, stage2: Sequence[dict[str, Any]],
+                  path: Path) -> str | None:
+    """Validation accuracy against parameters: every stage-1 config at the first rung (the
+    epochs every config trained, so families compare at equal training), its Pareto front
+    per family, and the stage-2 configs' validation mean over seeds at their epochs."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -268,26 +272,30 @@ def pareto_figure(stage1: Sequence[SearchResult], path: Path) -> str | None:
     except ImportError:
         say("[best] no matplotlib: pareto.png not written (pip install 'dendrax[plot]')")
         return None
+    import dataclasses
+
     figure, ax = plt.subplots(figsize=(7.5, 4.8))
-    for family, colour, members in (
-            ("dendritic", "tab:blue", [r for r in stage1 if not is_mlp(r)]),
-            ("mlp", "tab:orange", [r for r in stage1 if is_mlp(r)])):
-        alive = [r for r in members if not r.diverged and not math.isnan(r.val_accuracy)]
-        if not alive:
-            continue
-        depth = max(epochs_trained(r) for r in alive)
-        full = [r for r in alive if epochs_trained(r) == depth]
-        ax.scatter([r.total_params for r in alive], [r.val_accuracy for r in alive], s=8,
-                   alpha=0.25, color=colour, label=f"{family}: every config (its last rung)")
-        front = pareto_front(full)
-        ax.step([r.total_params for r in front], [r.val_accuracy for r in front], where="post",
-                color=colour, lw=2, marker="o", ms=4,
-                label=f"{family}: Pareto front at {depth} epochs")
+    for family, colour, mlp in (("dendritic", "tab:blue", False), ("mlp", "tab:orange", True)):
+        alive = [dataclasses.replace(r, val_accuracy=_first_rung_val(r, rung)) for r in stage1
+                 if is_mlp(r) == mlp and not r.diverged and epochs_trained(r) >= rung]
+        if alive:
+            ax.scatter([r.total_params for r in alive], [r.val_accuracy for r in alive], s=8,
+                       alpha=0.3, color=colour, label=f"{family}: stage 1, {rung} epochs")
+            front = pareto_front(alive)
+            ax.step([r.total_params for r in front], [r.val_accuracy for r in front],
+                    where="post", color=colour, lw=2, marker="o", ms=4,
+                    label=f"{family}: Pareto front, {rung} epochs")
+        rows = [row for row in stage2 if (row["params"].get("architecture") == "mlp") == mlp]
+        if rows:
+            ax.errorbar([row["total_params"] for row in rows], [row["val_mean"] for row in rows],
+                        yerr=[row["val_std"] or 0.0 for row in rows], fmt="*", ms=11,
+                        color=colour, markeredgecolor="black", capsize=3,
+                        label=f"{family}: stage 2, mean ± std over seeds")
     ax.set_xlabel("trainable parameters")
-    ax.set_ylabel("validation accuracy (stage 1, one seed)")
-    ax.set_title("Validation accuracy against parameters, stage 1")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Validation accuracy against parameters")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -394,7 +402,11 @@ def markdown(report: dict[str, Any]) -> str:
               f"(successive halving, η = {s1['eta']}); {s1['n_full']} reached {s1['rungs'][-1]} "
               f"epochs; {s1['n_diverged']} diverged.", ""]
     if report.get("figure"):
-        lines += [f"![Pareto front]({report['figure']})", ""]
+        lines += [f"![Pareto front]({report['figure']})", "",
+                  f"Dots: every stage-1 config's validation accuracy after the first rung "
+                  f"({s1['rungs'][0]} epochs, which every config trained, so the two families "
+                  f"compare at equal training), one seed; lines: each family's Pareto front; "
+                  f"stars: the stage-2 configs, mean ± std over seeds at their epochs.", ""]
     lines += [f"Which hyperparameters mattered: validation accuracy after the first rung "
               f"({s1['rungs'][0]} epochs, every config), marginal effects.", "",
               "| hyperparameter | effect (accuracy) | configs | detail |", "|---|---:|---:|---|"]
@@ -418,7 +430,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--min-param-ratio", type=float, default=0.05,
                    help="the budget's floor as a share of --max-params (0.05: sizes across "
                         "the whole budget)")
-    p.add_argument("--configs", type=int, default=512, help="stage-1 configs (512)")
+    p.add_argument("--configs", type=int, default=None,
+                   help="stage-1 configs (512 on a CPU, 2,048 on a GPU or TPU)")
     p.add_argument("--mlp-share", type=float, default=0.15, help="share of mlp draws (0.15)")
     p.add_argument("--architectures", default=",".join(DENDRITIC),
                    help="dendritic architectures drawn (all three)")
@@ -456,6 +469,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.configs is None:
+        import jax
+
+        args.configs = 512 if jax.default_backend() == "cpu" else 2048
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_record()
@@ -519,7 +536,7 @@ def main(argv=None) -> dict[str, Any]:
     best_d, best_m = best_of(False), best_of(True)
     head = rows[-1]
     effects = hyperparameter_effects(stage1, rungs[0])
-    figure = pareto_figure(stage1, out / "pareto.png")
+    figure = pareto_figure(stage1, rungs[0], rows, out / "pareto.png")
     total_s = time.perf_counter() - begin
     report = {
         "command": machine["command"], "machine": machine, "machine_line": machine_line(machine),

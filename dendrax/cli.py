@@ -549,12 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="exact parameter count of one configuration",
                        description="Print the exact parameter count of a configuration.")
     p.add_argument("--architecture", default="dendritic_simple", choices=ARCHITECTURES)
-    p.add_argument("--n-neurons", type=int, required=True)
-    p.add_argument("--n-dendrites", type=int, required=True)
-    p.add_argument("--n-dendrite-inputs", type=int, required=True)
+    p.add_argument("--n-neurons", type=int, help="required unless --architecture mlp")
+    p.add_argument("--n-dendrites", type=int, help="required unless --architecture mlp")
+    p.add_argument("--n-dendrite-inputs", type=int, help="required unless --architecture mlp")
     p.add_argument("--soma", action=argparse.BooleanOptionalAction, default=True,
                    help="soma enabled (default: --soma)")
-    p.add_argument("--hidden-dim", type=int, help="dendritic_with_hidden (default n_neurons)")
+    p.add_argument("--hidden-dim", type=int,
+                   help="dendritic_with_hidden (default n_neurons); mlp (required, 0 = linear)")
     p.add_argument("--strategy", default="random",
                    help="random, local-receptive-fields or fully-connected")
     p.add_argument("--in-dim", type=int, default=784, help="input features (784)")

@@ -220,3 +220,50 @@ def test_overheads_quick_splits_the_wall_time_and_the_warm_run_compiles_nothing(
         else:
             assert r["compiled"] == 0 and r["cache_hits"] >= 2  # a warm process compiles nothing
     assert runs[("api16", "cold")]["model_epochs"] == 4
+
+
+def test_best_under_budget_quick_runs_both_stages_and_writes_every_file(data_dir, tmp_path):
+    out = tmp_path / "best"
+    stdout = _run([sys.executable, str(BENCH / "best_under_budget.py"), "--quick",
+                   "--out", str(out), "--data-dir", str(data_dir)],
+                  env={"PYTHONPATH": str(REPO)}, timeout=600)
+    assert "[best] stage 1: 6 configs" in stdout and "[best] done" in stdout
+    names = {p.name for p in out.iterdir()}
+    assert {"stage1.jsonl", "stage2-4ep.jsonl", "results.json", "best-under-8k.json",
+            "best-under-8k.md", "pareto.png"} <= names, names
+    _check_png(out / "pareto.png")
+
+    result = json.loads((out / "results.json").read_text())
+    _check_machine(result["machine"])
+    stage1 = result["stage1"]
+    assert stage1["n_configs"] == 6 and stage1["rungs"] == [1, 2, 4]  # halving ran
+    assert stage1["n_mlp"] >= 1 and stage1["n_full"] < 6
+    assert all(400 <= c["total_params"] <= 8000 for c in stage1["configs"])
+    assert all("test_accuracy" not in c for c in stage1["configs"])  # test unread in stage 1
+    assert [row["label"] for row in result["stage2"]][-1] == "headline"
+    assert result["headline"]["total_params"] == 7198
+    assert {"stage1", "stage2", "total"} <= set(result["wall_seconds"])
+
+    best = json.loads((out / "best-under-8k.json").read_text())
+    for kind in ("best_dendritic", "best_mlp"):
+        entry = best[kind]
+        assert {"params", "n_epochs", "total_params", "seeds", "test_mean", "test_std",
+                "val_mean"} <= set(entry), kind
+        assert len(entry["seeds"]) == 2 and entry["n_epochs"] == 4
+        assert 0.0 <= entry["test_mean"] <= 1.0 and entry["test_std"] is not None
+    assert best["best_mlp"]["params"]["architecture"] == "mlp"
+    assert best["best_dendritic"]["params"]["architecture"] != "mlp"
+
+    # The winner's params are a one-value grid: grid_search counts it as one config
+    # of exactly the reported size (a fake trainer: nothing is trained here).
+    from conftest import FakeTrainer, make_searcher
+    searcher = make_searcher(FakeTrainer(), max_params=8000, min_param_ratio=0.05)
+    searcher.grid_search(best["best_dendritic"]["params"])
+    assert len(searcher.results) == 1
+    assert searcher.results[0].total_params == best["best_dendritic"]["total_params"]
+
+    text = (out / "best-under-8k.md").read_text()
+    for needle in ("0.876", "7,890", "0.8511 ± 0.0019", "the same headline config",
+                   "best dendritic found", "best mlp found", "pareto.png",
+                   "Which hyperparameters mattered", "Stage 1:", "quick smoke run"):
+        assert needle in text, needle

@@ -88,6 +88,17 @@ def test_estimate_prints_the_exact_count_without_importing_jax():
     assert probe.stdout.split() == ["2067", "False"], probe.stderr
 
 
+def test_estimate_of_the_dense_baseline_needs_only_its_width():
+    done = run_cli("estimate", "--architecture", "mlp", "--hidden-dim", "10")
+    assert done.returncode == 0 and done.stdout.strip() == str(784 * 10 + 10 + 10 * 10 + 10)
+    linear = run_cli("estimate", "--architecture", "mlp", "--hidden-dim", "0")
+    assert linear.returncode == 0 and linear.stdout.strip() == "7850"
+    missing = run_cli("estimate", "--architecture", "mlp")
+    assert missing.returncode == 2 and "needs hidden_dim" in missing.stderr
+    dendritic = run_cli("estimate", "--n-neurons", "12")
+    assert dendritic.returncode == 2 and "n_dendrites" in dendritic.stderr
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"grid": {"n_neurons": [0]}}, "n_neurons=0"),
     ({"grid": {"n_neurons": [12]}, "max_param": 8000}, "did you mean 'max_params'"),

@@ -303,7 +303,8 @@ def hyper_for(configs: Sequence[ModelConfig], in_dim: int) -> Hyper:
     return Hyper(
         lr=jnp.asarray([c.lr for c in configs], jnp.float32),
         weight_decay=jnp.asarray([c.weight_decay for c in configs], jnp.float32),
-        n_resample=column([n_resample_for(s.k, c.percentage_resample, c.synaptic_resampling)
+        n_resample=column([n_resample_for(s.k, c.percentage_resample,
+                                          c.synaptic_resampling and s.has_dendrites)
                            for c, s in zip(configs, shapes)]),
         steps_to_resample=column([c.steps_to_resample for c in configs]),
         sizes=ModelSizes(*(column(values) for values in zip(*(s.sizes for s in shapes)))))

@@ -14,7 +14,7 @@ from typing import Any, Mapping, NamedTuple
 
 from dendrax.errors import DendraxError
 
-ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden")
+ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden", "mlp")
 STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
 INTEGER_FIELDS = ("n_neurons", "n_dendrites", "n_dendrite_inputs", "hidden_dim",
                   "steps_to_resample", "seed")
@@ -46,10 +46,15 @@ class ModelShape:
     architecture: str
     has_soma: bool
     n_neurons: int  # somas; 0 without a soma
-    n_dendrites: int
-    k: int  # connections per branch (in_dim for "fully-connected")
+    n_dendrites: int  # 0 for "mlp", which has no dendritic layer
+    k: int  # connections per branch (in_dim for "fully-connected", and for "mlp")
     hidden: int | None  # the hidden Linear's width; None when the architecture has none
-    strategy: str
+    strategy: str  # "fully-connected" for "mlp" (every unit reads every input)
+
+    @property
+    def has_dendrites(self) -> bool:
+        """Whether the model has a dendritic layer (all but the dense baseline "mlp")."""
+        return self.architecture != "mlp"
 
     @property
     def n_branches(self) -> int:
@@ -72,14 +77,20 @@ class ModelShape:
                                    hidden=int(sizes.hidden) if self.hidden is not None else None)
 
     def fits_in(self, other: "ModelShape") -> bool:
-        """Same structure, and no size larger than ``other``'s (so it can run padded there)."""
-        same = (self.architecture, self.has_soma, self.strategy) == \
-            (other.architecture, other.has_soma, other.strategy)
+        """Same structure, and no size larger than ``other``'s (so it can run padded there).
+
+        A shape without a hidden layer never fits in one with (an "mlp" linear classifier
+        is not an "mlp" with a hidden layer of width 0).
+        """
+        same = (self.architecture, self.has_soma, self.strategy, self.hidden is None) == \
+            (other.architecture, other.has_soma, other.strategy, other.hidden is None)
         return same and all(a <= b for a, b in zip(self.sizes, other.sizes))
 
     @property
     def label(self) -> str:
-        """A short readable name, e.g. "dendritic_simple|soma|n12|d6|k96|random"."""
+        """A short readable name, e.g. "dendritic_simple|soma|n12|d6|k96|random", "mlp|h32"."""
+        if not self.has_dendrites:
+            return f"mlp|h{self.hidden}" if self.hidden is not None else "mlp|linear"
         parts = [self.architecture, "soma" if self.has_soma else "nosoma"]
         if self.has_soma:
             parts.append(f"n{self.n_neurons}")
@@ -97,6 +108,12 @@ class ModelConfig:
     Defaults are the original toolkit's (``create_model`` and ``HyperparameterSearcher``).
     ``hidden_dim=None`` means ``n_neurons`` (``dendritic_with_hidden`` only).
     ``soma_disabled`` always builds its dendritic layer without a soma.
+
+    ``mlp`` is the dense baseline: Linear(in_dim → hidden_dim) → LeakyReLU →
+    Linear(hidden_dim → classes), or one Linear(in_dim → classes) when ``hidden_dim=0``.
+    It needs ``hidden_dim`` and has no dendritic layer, so it ignores n_neurons,
+    n_dendrites, n_dendrite_inputs, soma_enabled, strategy and the resampling fields
+    (they are still validated, so that one search space can mix architectures).
     """
 
     architecture: str = "dendritic_simple"
@@ -115,6 +132,9 @@ class ModelConfig:
 
     def shape(self, in_dim: int) -> "ModelShape":
         """The model's shape for inputs of ``in_dim`` features (see :class:`ModelShape`)."""
+        if self.architecture == "mlp":
+            return ModelShape("mlp", False, 0, 0, in_dim, self.hidden_dim or None,
+                              "fully-connected")
         has_soma = self.soma_enabled and self.architecture != "soma_disabled"
         if self.architecture == "dendritic_with_hidden":
             hidden = self.hidden_dim if self.hidden_dim is not None else self.n_neurons
@@ -151,7 +171,12 @@ class ModelConfig:
         _choice("strategy", self.strategy, STRATEGIES)
         for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs", "steps_to_resample"):
             check_int(name, getattr(self, name), 1)
-        if self.hidden_dim is not None:
+        if self.architecture == "mlp":
+            if self.hidden_dim is None:
+                raise ConfigError("architecture='mlp' needs hidden_dim: the hidden layer's "
+                                  "width, an integer >= 0 (0 for a linear classifier)")
+            check_int("hidden_dim", self.hidden_dim, 0)
+        elif self.hidden_dim is not None:
             check_int("hidden_dim", self.hidden_dim, 1)
         if in_dim is not None and self.n_dendrite_inputs > in_dim:
             raise ConfigError(
@@ -272,8 +297,16 @@ def count_shape_params(shape: ModelShape, n_classes: int = 10) -> int:
 
     Each branch counts its k connections (never the dense in_dim row), plus one bias;
     the soma has one weight per branch (block-diagonal) and one bias per neuron; Linear
-    layers count fan_in × fan_out + fan_out.
+    layers count fan_in × fan_out + fan_out. An "mlp" is Linear layers only, from its
+    k = in_dim inputs.
     """
+    if not shape.has_dendrites:
+        width = shape.k
+        if shape.hidden is not None:
+            width, total = shape.hidden, shape.k * shape.hidden + shape.hidden
+        else:
+            total = 0
+        return total + width * n_classes + n_classes
     branches = shape.n_branches
     total = branches * shape.k + branches
     if shape.has_soma:

@@ -271,19 +271,28 @@ class HyperparameterSearcher:
 
     # ---- the original's per-config helpers --------------------------------------------
     @staticmethod
-    def estimate_params(in_dim: int, n_neurons: int, n_dendrites: int, n_dendrite_inputs: int,
+    def estimate_params(in_dim: int, n_neurons: int | None = None,
+                        n_dendrites: int | None = None, n_dendrite_inputs: int | None = None,
                         soma_enabled: bool = True, n_classes: int = 10,
                         architecture: str = "dendritic_simple", hidden_dim: int | None = None,
                         strategy: str = "random") -> int:
         """Exact parameter count of a config, without a searcher (for planning budgets).
 
         Same signature as the original plus ``strategy``; ``in_dim`` matters only for
-        "fully-connected", whose branches connect every input feature. Raises ConfigError
-        for an invalid config (the original returned 0 for an unknown architecture).
+        "fully-connected", whose branches connect every input feature, and for "mlp".
+        The three sizes are required except for "mlp", which needs ``hidden_dim`` instead
+        (0: a linear classifier) and ignores them. Raises ConfigError for an invalid
+        config (the original returned 0 for an unknown architecture).
         """
-        config = ModelConfig(architecture=architecture, n_neurons=n_neurons,
-                             n_dendrites=n_dendrites, n_dendrite_inputs=n_dendrite_inputs,
-                             soma_enabled=soma_enabled, hidden_dim=hidden_dim, strategy=strategy)
+        sizes = {"n_neurons": n_neurons, "n_dendrites": n_dendrites,
+                 "n_dendrite_inputs": n_dendrite_inputs}
+        missing = [name for name, value in sizes.items() if value is None]
+        if missing and architecture != "mlp":
+            raise ConfigError(f"architecture={architecture!r} needs {', '.join(missing)} "
+                              f"(only 'mlp' does without them)")
+        given = {name: value for name, value in sizes.items() if value is not None}
+        config = ModelConfig(architecture=architecture, soma_enabled=soma_enabled,
+                             hidden_dim=hidden_dim, strategy=strategy, **given)
         config.validate(in_dim)
         return count_params(config, in_dim=in_dim, n_classes=n_classes)
 

@@ -155,8 +155,12 @@ def measure_population(data, settings, n_models: int, seed0: int = 0) -> dict[st
 
     stamps: list[float] = []
     start = time.perf_counter()
+    def on_progress(event) -> None:
+        if event.phase == "train":  # one per finished epoch ("compile"/"start" are not)
+            stamps.append(time.perf_counter())
+
     _, state, timings = train_population(headline_configs(n_models, seed0), data, settings,
-                                         progress=lambda _: stamps.append(time.perf_counter()))
+                                         progress=on_progress)
     alive = int(state.alive.sum())
     del state
     edges = [start, *stamps]

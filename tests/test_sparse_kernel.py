@@ -156,8 +156,8 @@ def test_rewired_connectivity_and_out_of_range_slots():
 
 def test_bfloat16_products_match_dense():
     x, kernel, index = _problem(seed=3)
-    got = sparse_branch_matmul(x, kernel, index, "sparse", jnp.bfloat16)
-    want = sparse_branch_matmul(x, kernel, index, "dense", jnp.bfloat16)
+    got = sparse_branch_matmul(x, kernel, index, "sparse", "bfloat16")
+    want = sparse_branch_matmul(x, kernel, index, "dense", "bfloat16")
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert np.abs(np.asarray(got) - _numpy_forward(x, kernel, index)).max() > 1e-4
 

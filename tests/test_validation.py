@@ -99,7 +99,7 @@ def test_max_params_not_positive(max_params):
     ({"seed": -1}, r"seed=-1"),
     ({"validation_fraction": 0.0}, r"validation_fraction=0\.0 must be a number in \(0"),
     ({"data_order": "mine"}, r"data_order='mine'"),
-    ({"lowering": "sparse"}, r"lowering='sparse'"),
+    ({"lowering": "fast"}, r"lowering='fast'"),
     ({"chunk_size": 0}, r"chunk_size=0"),
     ({"rank_by": "test"}, r"rank_by='test'; choose one of val_mean, val_lcb"),
     ({"resume": True}, r"resume=True needs a log_path"),

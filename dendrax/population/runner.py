@@ -284,7 +284,7 @@ def request_program(spec: ProgramSpec) -> Future:
             future = _COMPILER.submit(_compile, spec)
             _PROGRAMS[spec] = future
             while len(_PROGRAMS) > _PROGRAMS_KEPT:
-                _PROGRAMS.popitem(last=False)
+                _USED.discard(_PROGRAMS.popitem(last=False)[0])
         else:
             _PROGRAMS.move_to_end(spec)
         return future

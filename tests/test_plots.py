@@ -18,25 +18,29 @@ SPACE = {"n_neurons": (6, 14), "n_dendrites": [4, 6, 8], "n_dendrite_inputs": (3
          "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}
 
 
-def swaps_trainer():
-    """Fake histories whose swap counts vary by epoch and seed."""
-    trainer = FakeTrainer(diverges=lambda c: c.n_neurons == 13)
-    plain = trainer.__call__
+def edited_trainer(trainer, edit):
+    """``trainer`` whose outcomes pass through ``edit(outcomes, settings)`` before the
+    searcher sees them, in each on_bucket_done call and in the returned list."""
 
     def call(configs, data, settings, *, on_bucket_done=None, **kwargs):
-        def swaps(outcomes):
-            for o in outcomes:
-                o.history["swaps"] = [(e % 3 + 1) * (o.config.seed % 5 + 1) *
-                                      o.config.synaptic_resampling
-                                      for e in range(settings.n_epochs)]
-
         def done(outcomes):  # before the searcher reads them
-            swaps(outcomes)
+            edit(outcomes, settings)
             on_bucket_done(outcomes)
-        outcomes = plain(configs, data, settings, on_bucket_done=done, **kwargs)
-        swaps(outcomes)
+        outcomes = trainer(configs, data, settings, on_bucket_done=done, **kwargs)
+        edit(outcomes, settings)
         return outcomes
     return call
+
+
+def swaps_trainer():
+    """Fake histories whose swap counts vary by epoch and seed."""
+    def swaps(outcomes, settings):
+        for o in outcomes:
+            o.history["swaps"] = [(e % 3 + 1) * (o.config.seed % 5 + 1) *
+                                  o.config.synaptic_resampling
+                                  for e in range(settings.n_epochs)]
+
+    return edited_trainer(FakeTrainer(diverges=lambda c: c.n_neurons == 13), swaps)
 
 
 @pytest.fixture(scope="module")
@@ -112,22 +116,13 @@ def test_missing_matplotlib_is_one_clear_line(searcher, tmp_path, monkeypatch, c
 
 def halving_trainer():
     """Fake histories where every config with n_neurons < 10 stopped at epoch 2."""
-    plain = swaps_trainer()
-
-    def stop(outcomes):
+    def stop(outcomes, settings):
         for o in outcomes:
             if o.config.n_neurons < 10 and not o.diverged:
                 o.history = {k: v[:2] for k, v in o.history.items()}
                 o.stopped_epoch = 2
 
-    def call(configs, data, settings, *, on_bucket_done=None, **kwargs):
-        def done(outcomes):
-            stop(outcomes)
-            on_bucket_done(outcomes)
-        outcomes = plain(configs, data, settings, on_bucket_done=done, **kwargs)
-        stop(outcomes)
-        return outcomes
-    return call
+    return edited_trainer(swaps_trainer(), stop)
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,24 @@ from typing import Optional, Sequence
 
 import jax
 
-from dendrax.population.halving import train_with_halving
-from dendrax.population.runner import check_models_fit, prefetch_program, train_bucket
+from dendrax.population.halving import mean_epochs, train_with_halving
+from dendrax.population.runner import (check_models_fit, prefetch_program, resolve_lowering,
+                                       train_bucket)
 from dendrax.search.config import ConfigError, ModelConfig
 from dendrax.search.plan import Bucket, plan_buckets
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
 def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) -> list[Bucket]:
-    """The buckets :func:`train_configs` will train, under ``settings.padding``."""
+    """The buckets :func:`train_configs` will train, under ``settings.padding``, costed for
+    this backend, the lowering it resolves to, and the epochs a model trains on average
+    (under successive halving most stop at the first rung)."""
     backend = "cpu" if jax.default_backend() == "cpu" else "gpu"
+    epochs = settings.n_epochs if settings.halving_eta is None else mean_epochs(
+        settings.n_epochs, settings.halving_eta, settings.halving_min_epochs)
     return plan_buckets(configs, data.in_dim, settings.padding, n_classes=data.n_classes,
-                        samples=settings.n_epochs * len(data.x_train), backend=backend)
+                        samples=epochs * len(data.x_train), backend=backend,
+                        lowering=resolve_lowering(settings.lowering))
 
 
 def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),

@@ -76,15 +76,20 @@ class ModelShape:
                                    n_dendrites=int(sizes.n_dendrites), k=int(sizes.k),
                                    hidden=int(sizes.hidden) if self.hidden is not None else None)
 
+    @property
+    def structure(self) -> tuple:
+        """What padding cannot change: architecture, soma, strategy, whether there is a
+        hidden layer. Shapes of one structure can run padded in one population."""
+        return self.architecture, self.has_soma, self.strategy, self.hidden is None
+
     def fits_in(self, other: "ModelShape") -> bool:
         """Same structure, and no size larger than ``other``'s (so it can run padded there).
 
         A shape without a hidden layer never fits in one with (an "mlp" linear classifier
         is not an "mlp" with a hidden layer of width 0).
         """
-        same = (self.architecture, self.has_soma, self.strategy, self.hidden is None) == \
-            (other.architecture, other.has_soma, other.strategy, other.hidden is None)
-        return same and all(a <= b for a, b in zip(self.sizes, other.sizes))
+        return self.structure == other.structure and \
+            all(a <= b for a, b in zip(self.sizes, other.sizes))
 
     @property
     def label(self) -> str:

@@ -69,6 +69,17 @@ def test_survivors_are_the_best_by_validation_and_train_as_in_the_full_run(monke
                                        rtol=1e-5, atol=1e-6)
 
 
+def test_a_bucket_starts_at_its_own_size_and_shrinks_to_powers_of_two(monkeypatch):
+    # Most models stop at the first rung, so the first population has no idle slots:
+    # 5 models train as 5, then the 3 survivors in 4 slots, then 2.
+    sizes = _record_population_sizes(monkeypatch)
+    monkeypatch.setattr(halving, "worth_shrinking", lambda *args: True)
+    settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1)
+    out = train.train_configs(CONFIGS[:5], DATA, settings, log=None)
+    assert sizes == [5, 4, 2]
+    assert sorted(len(o.history["val_accuracy"]) for o in out) == [1, 1, 2, 3, 3]
+
+
 def test_shrinking_only_pays_when_the_saved_compute_beats_a_compile(monkeypatch):
     assert halving.worth_shrinking(8, 4, epochs_left=10, epoch_seconds=3.0, compile_seconds=8.0)
     assert not halving.worth_shrinking(8, 4, epochs_left=1, epoch_seconds=3.0,
@@ -101,3 +112,40 @@ def test_searcher_passes_halving_to_the_trainer_and_its_log_spec():
         assert min(went_on) >= max(stopped)
     best = searcher.get_best_results(1)[0]
     assert len(best.history[0]["val_accuracy"]) == 3  # only a model that ran to the end
+
+
+def test_a_bucket_holds_its_program_only_while_it_trains(monkeypatch):
+    # Each compiled program maps hundreds of memory regions: a sweep of many buckets must
+    # not keep every bucket's program alive between rungs. With room for one program in
+    # the runner's cache, the buckets reload theirs and still train as without halving.
+    import gc
+    import weakref
+
+    from dendrax.population import runner
+
+    configs = [dataclasses.replace(c, n_neurons=2 + i % 3) for i, c in enumerate(CONFIGS[:6])]
+    settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1,
+                                   padding="exact")
+    full = train.train_configs(configs, DATA, dataclasses.replace(settings, halving_eta=None),
+                               log=None)
+    monkeypatch.setattr(runner, "_PROGRAMS_KEPT", 1)
+    monkeypatch.setattr(halving, "worth_shrinking", lambda *args: False)
+    alive_at_prepare = []
+    handed_out = []
+    real_prepare = halving.prepare_population
+
+    def spy(*args, **kwargs):
+        gc.collect()
+        alive_at_prepare.append(sum(ref() is not None for ref in handed_out))
+        prepared = real_prepare(*args, **kwargs)
+        handed_out.append(weakref.ref(prepared))
+        return prepared
+
+    monkeypatch.setattr(halving, "prepare_population", spy)
+    halved = train.train_configs(configs, DATA, settings, log=None)
+    assert len(alive_at_prepare) >= 3 * 3 - 2  # 3 buckets, rungs 1-2-3 (fewer at the end)
+    assert max(alive_at_prepare) == 0  # none kept from one bucket's turn to the next
+    for h, f in zip(halved, full):
+        n = len(h.history["val_accuracy"])
+        np.testing.assert_allclose(h.history["train_loss"], f.history["train_loss"][:n],
+                                   rtol=1e-5, atol=1e-6)

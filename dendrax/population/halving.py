@@ -7,10 +7,12 @@ the best ⌈n/η⌉ go on, for η·r epochs in total, then η²·r, … up to ``
 Survivors are compacted into a smaller population rather than masked, so a model that
 stops costs nothing afterwards. A bucket's population size is rounded up to a power of two
 (the extra slots repeat a survivor and their results are dropped), so each bucket compiles
-at most log2(size) + 1 programs however the rungs split. A bucket shrinks only when the
-compute it saves over the remaining epochs (measured epoch time) exceeds the compile it
-costs (measured compile time); otherwise it keeps its size and program, and the slots of
-stopped models repeat a survivor.
+at most log2(size) + 2 programs however the rungs split. The first population holds
+exactly the bucket's members (most models stop at the first rung, so idle slots there
+would cost the most). A bucket shrinks only when the compute it saves over the remaining
+epochs (measured epoch time) exceeds the compile it costs (measured compile time);
+otherwise it keeps its size and program, and the slots of stopped models repeat a
+survivor.
 
 A stopped model's outcome has ``stopped_epoch`` set and its history ends there; it is
 handed to ``on_bucket_done`` as soon as it stops.
@@ -30,8 +32,9 @@ import numpy as np
 from dendrax.search.config import ModelConfig, ModelShape
 from dendrax.search.plan import Bucket
 from dendrax.population.program import METRICS
-from dendrax.population.runner import (device_count, make_outcome, population_shardings,
-                                       prepare_population, run_epochs)
+from dendrax.population.runner import (device_count, make_outcome, population_layout,
+                                       population_shardings, prepare_population,
+                                       request_program, run_epochs)
 from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
@@ -44,14 +47,23 @@ def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:
     return ends + [n_epochs]
 
 
+def mean_epochs(n_epochs: int, eta: int, min_epochs: int) -> float:
+    """Epochs a model trains on average under the rungs: the whole first rung, then each
+    later rung's epochs times the share ``η^-i`` of models still training there."""
+    ends = rung_schedule(n_epochs, eta, min_epochs)
+    return sum((end - start) / eta ** i for i, (start, end) in enumerate(zip([0] + ends, ends)))
+
+
 def keep_count(n_models: int, eta: int) -> int:
     """How many of n models go on to the next rung: ⌈n/η⌉."""
     return math.ceil(n_models / eta)
 
 
-def _population_size(n: int, n_devices: int) -> int:
-    size = 1 << (n - 1).bit_length()  # the next power of two
-    return max(size, n_devices)
+def _population_size(n: int, n_devices: int, first: bool = False) -> int:
+    """Slots for n models: the next power of two, or for a bucket's first population (its
+    first program, whatever the rungs) n itself; a multiple of the devices either way."""
+    size = n if first else 1 << (n - 1).bit_length()
+    return max(-(-size // n_devices) * n_devices, n_devices)
 
 
 def worth_shrinking(current: int, smaller: int, epochs_left: int, epoch_seconds: float,
@@ -67,7 +79,7 @@ class _Bucket:
     shape: ModelShape
     overhead: float
     members: list[int]  # config indices, in population order
-    prepared: object = None
+    population: list = dataclasses.field(default_factory=list)  # its configs, with filler
     state: object = None
     compile_time: float = 0.0
     run_time: float = 0.0
@@ -92,29 +104,42 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
                        size=len(b.members)) for b in plan]
 
     def compact(bucket: _Bucket, positions: list[int], epochs_left: int = 0) -> None:
-        """Rebuild the bucket's population from the members at ``positions``."""
+        """Make the bucket's population the members at ``positions`` (its state gathered
+        from the current one); the first call lays out the whole bucket."""
         members = [bucket.members[p] for p in positions]
-        size = _population_size(len(members), n_devices)
-        if bucket.prepared is not None:
-            current = len(bucket.prepared.configs)
+        first = not bucket.population
+        size = _population_size(len(members), n_devices, first=first)
+        if not first:
+            current = len(bucket.population)
             if size < current and not worth_shrinking(current, size, epochs_left,
                                                       bucket.epoch_seconds,
                                                       bucket.program_seconds):
                 size = current  # keep the compiled program; stopped slots repeat a survivor
-        filler = [configs[members[0]]] * (size - len(members))
-        prepared = prepare_population([configs[i] for i in members] + filler, data, settings,
-                                      shape=bucket.shape, bucket=bucket.label,
-                                      progress=progress)
-        prepared.n_real = len(members)  # the filler repeats a survivor: not reported
-        if bucket.state is not None:
-            gather = jnp.asarray(positions + [positions[0]] * (len(prepared.configs) - len(positions)))
+            gather = jnp.asarray(positions + [positions[0]] * (size - len(positions)))
             state = jax.tree_util.tree_map(lambda a: a[gather], bucket.state)
-        else:
+            bucket.state = jax.device_put(state, split) if split else state
+        filler = [configs[members[0]]] * (size - len(members))  # repeats: not reported
+        bucket.members, bucket.population = members, [configs[i] for i in members] + filler
+
+    def prepare(bucket: _Bucket):
+        """The bucket's program and inputs, for one rung. Held only while the bucket
+        trains: each compiled program maps hundreds of memory regions, and a sweep of
+        many buckets holding all of theirs at once would run out (Linux allows 65,530 a
+        process by default); the runner keeps the recent ones and reloads the others."""
+        prepared = prepare_population(bucket.population, data, settings, shape=bucket.shape,
+                                      bucket=bucket.label, progress=progress)
+        prepared.n_real = len(bucket.members)
+        if bucket.state is None:
             state = prepared.init(prepared.hyper, prepared.keys)
-        bucket.state = jax.device_put(state, split) if split else state
-        bucket.members, bucket.prepared = members, prepared
+            bucket.state = jax.device_put(state, split) if split else state
         bucket.compile_time += prepared.compile_time
         bucket.program_seconds = bucket.program_seconds or prepared.compile_time
+        return prepared
+
+    def compile_ahead(bucket: _Bucket) -> None:
+        if settings.compile_ahead:
+            request_program(population_layout(bucket.population, data, settings,
+                                              bucket.shape)[1])
 
     def outcome(bucket: _Bucket, position: int, stopped: Optional[int]) -> TrialOutcome:
         index = bucket.members[position]
@@ -130,21 +155,24 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
 
     start = 0
     for rung, end in enumerate(rung_schedule(n_epochs, eta, settings.halving_min_epochs)):
-        for bucket in buckets:
-            if not bucket.members:
-                continue
+        active = [bucket for bucket in buckets if bucket.members]
+        for b, bucket in enumerate(active):
+            prepared = prepare(bucket)
+            if b + 1 < len(active):  # the next bucket's program compiles while this trains
+                compile_ahead(active[b + 1])
             t0 = time.perf_counter()
             epochs: dict = {}
-            bucket.state = run_epochs(bucket.prepared, bucket.state, start, end, epochs,
+            bucket.state = run_epochs(prepared, bucket.state, start, end, epochs,
                                       bucket=bucket.label, progress=progress)
             jax.block_until_ready(bucket.state)
             elapsed = time.perf_counter() - t0
             bucket.run_time += elapsed
             bucket.epoch_seconds = elapsed / max(end - start, 1)
             for position, index in enumerate(bucket.members):
-                time_share[index] += (elapsed + bucket.prepared.compile_time) / len(bucket.members)
+                time_share[index] += (elapsed + prepared.compile_time) / len(bucket.members)
                 for m in METRICS:
                     history[index][m].extend(float(v[position]) for v in epochs[m])
+            del prepared  # the program may now leave memory (see prepare)
         start = end
         live = [(b, p) for b in buckets for p in range(len(b.members))]
         if end == n_epochs:

@@ -55,6 +55,11 @@ def test_resampling_that_never_fires_warns():
         warnings.simplefilter("error")
         quiet.grid_search({"n_neurons": [12], "n_dendrites": [6], "n_dendrite_inputs": [96],
                            "steps_to_resample": [4]})  # 2 rounds
+    mlp = make_searcher(batch_size=16, n_epochs=2, min_param_ratio=0.01)
+    with pytest.warns(RuntimeWarning, match=r"1 of 2 configurations have synaptic_resampling"):
+        # The mlp has no branches to rewire: only the dendritic config is counted.
+        mlp.grid_search({"architecture": ["mlp", "dendritic_simple"], "hidden_dim": [4],
+                         "n_neurons": [12], "n_dendrites": [6], "n_dendrite_inputs": [96]})
 
 
 def test_thorough_merges_the_seeds_of_a_refined_config():

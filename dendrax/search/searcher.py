@@ -699,8 +699,9 @@ class HyperparameterSearcher:
         off train identical models."""
         per_epoch = (_length(getattr(self.data, "y_train", None)) or 0) // self.batch_size
         steps = self.n_epochs * per_epoch
-        idle = [c for c in candidates
-                if c.config.synaptic_resampling and c.config.steps_to_resample > steps]
+        # An "mlp" has no dendritic layer: it never rewires, whatever its resampling field.
+        idle = [c for c in candidates if c.config.architecture != "mlp"
+                and c.config.synaptic_resampling and c.config.steps_to_resample > steps]
         if idle:
             shortest = min(c.config.steps_to_resample for c in idle)
             self._warn(f"{len(idle)} of {len(candidates)} configurations have "

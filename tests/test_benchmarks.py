@@ -228,12 +228,14 @@ def test_best_under_budget_quick_runs_both_stages_and_writes_every_file(data_dir
                    "--out", str(out), "--data-dir", str(data_dir)],
                   env={"PYTHONPATH": str(REPO)}, timeout=600)
     assert "[best] stage 1: 6 configs" in stdout and "[best] done" in stdout
-    names = {p.name for p in out.iterdir()}
-    assert {"stage1.jsonl", "stage2-4ep.jsonl", "results.json", "best-under-8k.json",
-            "best-under-8k.md", "pareto.png"} <= names, names
-    _check_png(out / "pareto.png")
+    assert {"best-under-8k.json", "best-under-8k.md", "best-under-8k"} == \
+        {p.name for p in out.iterdir()}
+    run = out / "best-under-8k"
+    names = {p.name for p in run.iterdir()}
+    assert {"stage1.jsonl", "stage2-4ep.jsonl", "results.json", "pareto.png"} <= names, names
+    _check_png(run / "pareto.png")
 
-    result = json.loads((out / "results.json").read_text())
+    result = json.loads((run / "results.json").read_text())
     _check_machine(result["machine"])
     stage1 = result["stage1"]
     assert stage1["n_configs"] == 6 and stage1["rungs"] == [1, 2, 4]  # halving ran
@@ -264,6 +266,6 @@ def test_best_under_budget_quick_runs_both_stages_and_writes_every_file(data_dir
 
     text = (out / "best-under-8k.md").read_text()
     for needle in ("0.876", "7,890", "0.8511 ± 0.0019", "the same headline config",
-                   "best dendritic found", "best mlp found", "pareto.png",
+                   "best dendritic found", "best mlp found", "(best-under-8k/pareto.png)",
                    "Which hyperparameters mattered", "Stage 1:", "quick smoke run"):
         assert needle in text, needle

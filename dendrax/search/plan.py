@@ -135,7 +135,7 @@ def _assign(shapes: Sequence[ModelShape], pad: Callable[[ModelSizes], ModelSizes
 
 
 def model_seconds(shape: ModelShape, in_dim: int, n_classes: int, cost: CostModel,
-                  lowering: str = "sparse") -> float:
+                  lowering: str = "dense") -> float:
     """Expected run time of one member of this shape per training sample (:class:`CostModel`)."""
     branches = shape.n_branches
     synapses = branches * (in_dim if lowering == "dense" else shape.k)

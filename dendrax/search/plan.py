@@ -252,6 +252,9 @@ def plan_buckets(configs: Sequence[ModelConfig], in_dim: int, policy: str = "aut
                               _pow2(sizes.k, in_dim), _pow2(sizes.hidden))
         return estimate.buckets(_assign(shapes, pow2), shapes)
 
+    if policy == "auto":  # never worse than exact: each merge lowers the estimate
+        return estimate.buckets(_merge(exact_groups, estimate), shapes)
+
     # "padded": a few levels per size, the plan with the least estimated time.
     columns = list(zip(*(s.sizes for s in shapes)))
     options = []
@@ -259,8 +262,6 @@ def plan_buckets(configs: Sequence[ModelConfig], in_dim: int, policy: str = "aut
         present = [v for v in column if v]
         distinct = len(set(present)) or 1
         options.append(range(1, min(distinct, max_levels) + 1) if present else [1])
-    if policy == "auto":  # never worse than exact: each merge lowers the estimate
-        return estimate.buckets(_merge(exact_groups, estimate), shapes)
     best, best_cost = exact, math.inf
     for counts in itertools.product(*options):
         levels = [_levels([v for v in col if v] or [0], n) for col, n in zip(columns, counts)]

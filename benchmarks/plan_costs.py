@@ -32,16 +32,6 @@ SHAPES = {
 }
 
 
-def terms(shape, in_dim: int, n_classes: int, lowering: str) -> list[float]:
-    """The cost model's terms of one member per sample: 1, synapses, branches, linear."""
-    from dendrax.search.config import count_shape_params
-
-    branches = shape.n_branches
-    synapses = branches * (in_dim if lowering == "dense" else shape.k)
-    linear = count_shape_params(shape, n_classes) - branches * (shape.k + 1)
-    return [1.0, float(synapses), float(branches), float(linear)]
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_data_arguments(p)
@@ -56,7 +46,7 @@ def main(argv=None) -> dict:
 
     from dendrax.population.runner import prepare_population, resolve_lowering, run_epochs
     from dendrax.search.config import ModelConfig
-    from dendrax.search.plan import cost_model
+    from dendrax.search.plan import cost_model, cost_terms
     from dendrax.search.trial import TrainSettings
 
     machine = common.machine_record()
@@ -75,8 +65,9 @@ def main(argv=None) -> dict:
             epoch = (time.perf_counter() - t0) / args.epochs
             cells.append({"shape": name, "models": n, "epoch_seconds": epoch,
                           "compile_seconds": prepared.compile_time,
-                          "terms": terms(configs[0].shape(data.in_dim), data.in_dim,
-                                         data.n_classes, lowering)})
+                          # the fit's columns: member, synapses, branches, linear
+                          "terms": [1, *cost_terms(configs[0].shape(data.in_dim),
+                                                   data.in_dim, data.n_classes, lowering)]})
             common.say(f"[plan-costs] {name:14s} {n:3d} models: {epoch:7.3f} s an epoch, "
                        f"compile {prepared.compile_time:.1f} s")
     fit_rows = [c for c in cells if c["models"] >= 8]

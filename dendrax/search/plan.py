@@ -134,12 +134,20 @@ def _assign(shapes: Sequence[ModelShape], pad: Callable[[ModelSizes], ModelSizes
     return groups
 
 
-def model_seconds(shape: ModelShape, in_dim: int, n_classes: int, cost: CostModel,
-                  lowering: str = "dense") -> float:
-    """Expected run time of one member of this shape per training sample (:class:`CostModel`)."""
+def cost_terms(shape: ModelShape, in_dim: int, n_classes: int = 10,
+               lowering: str = "dense") -> tuple[int, int, int]:
+    """What a member's run time scales with (:class:`CostModel`): the synapses the
+    lowering computes, the branches, and the other parameters."""
     branches = shape.n_branches
     synapses = branches * (in_dim if lowering == "dense" else shape.k)
     linear = count_shape_params(shape, n_classes) - branches * (shape.k + 1)
+    return synapses, branches, linear
+
+
+def model_seconds(shape: ModelShape, in_dim: int, n_classes: int, cost: CostModel,
+                  lowering: str = "dense") -> float:
+    """Expected run time of one member of this shape per training sample (:class:`CostModel`)."""
+    synapses, branches, linear = cost_terms(shape, in_dim, n_classes, lowering)
     return (cost.member + cost.connection * synapses + cost.unit * branches
             + cost.linear * linear)
 

@@ -94,7 +94,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def run_row(row: dict, data, settings, seeds: int) -> dict[str, Any]:
-    from dendrax.search.config import ModelConfig, count_params
+    from dendrax.config import ModelConfig, count_params
     from dendrax.population import train_configs
 
     configs = [ModelConfig(**row["config"], seed=s) for s in range(seeds)]
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     common.stop_on_sigterm()
 
     from dendrax.population import resolve_lowering
-    from dendrax.search.trial import TrainSettings
+    from dendrax.spec import TrainSettings
 
     data = common.load_data(args)
     settings = TrainSettings(n_epochs=args.epochs, batch_size=args.batch_size,

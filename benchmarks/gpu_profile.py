@@ -76,10 +76,10 @@ def whole_epochs(args):
     """Epoch time of the real trainer with its parts switched off one at a time."""
     import dataclasses
 
-    from dendrax.search.config import ModelConfig
+    from dendrax.config import ModelConfig
     from dendrax.data import load_dataset
     from dendrax.population import train_population
-    from dendrax.search.trial import TrainSettings
+    from dendrax.spec import TrainSettings
 
     data = load_dataset("fashion-mnist", data_dir=args.data_dir, sources=("dir",))
     small_eval = dataclasses.replace(data, x_val=data.x_val[:256], y_val=data.y_val[:256],

@@ -76,8 +76,8 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def run_dendrax(data, args) -> dict[str, Any]:
     from dendrax.population import train_configs
-    from dendrax.search.config import ModelConfig
-    from dendrax.search.trial import TrainSettings
+    from dendrax.config import ModelConfig
+    from dendrax.spec import TrainSettings
 
     configs = [ModelConfig(**common.HEADLINE, seed=s) for s in range(args.seeds)]
     settings = TrainSettings(n_epochs=args.epochs, batch_size=256,

@@ -1,5 +1,5 @@
 """The bucket planner's CPU cost model, measured: seconds per epoch of a few shapes at a few
-population sizes, and the least-squares fit of ``dendrax.search.plan.CostModel``.
+population sizes, and the least-squares fit of ``dendrax.plan.CostModel``.
 
 Each cell trains one population of one shape (each model its own batch order, as in a
 search) for ``--epochs`` epochs on the full training set and records the run time per
@@ -45,9 +45,9 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from dendrax.population.runner import prepare_population, resolve_lowering, run_epochs
-    from dendrax.search.config import ModelConfig
-    from dendrax.search.plan import cost_model, cost_terms
-    from dendrax.search.trial import TrainSettings
+    from dendrax.config import ModelConfig
+    from dendrax.plan import cost_model, cost_terms
+    from dendrax.spec import TrainSettings
 
     machine = common.machine_record()
     data = common.load_data(args)

@@ -29,7 +29,7 @@ import common  # noqa: E402
 
 
 def sample_configs(n_trials: int, seed: int, in_dim: int):
-    from dendrax.search.config import ModelConfig
+    from dendrax.config import ModelConfig
     from dendrax.examples import thorough_space
     from dendrax.search.spaces import parse_space, sample_space
 
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from dendrax.search.trial import TrainSettings
+    from dendrax.spec import TrainSettings
 
     data = common.load_data(args)
     machine = common.machine_record()

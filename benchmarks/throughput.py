@@ -144,7 +144,7 @@ def _names(parser, text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 # ---- the three measurements ----------------------------------------------------------
 
 def headline_configs(n: int, seed0: int = 0):
-    from dendrax.search.config import ModelConfig
+    from dendrax.config import ModelConfig
     return [ModelConfig(**common.HEADLINE, seed=seed0 + i) for i in range(n)]
 
 
@@ -237,7 +237,7 @@ def measure_baselines(args, data, result: dict, when: str) -> None:
     before and after the population cells; the faster run of each is the one that the
     ratios use, so that a noisy moment on a shared machine never flatters dendrax."""
     from dendrax.population import resolve_lowering
-    from dendrax.search.trial import TrainSettings
+    from dendrax.spec import TrainSettings
 
     for threads in args.numpy_thread_list if args.numpy_epochs > 0 else []:
         what = f"{threads or 'default'} BLAS thread{'s' if threads != 1 else ''}"
@@ -325,7 +325,7 @@ def plan_cell(args, series, n: int, previous: Optional[dict], remaining: Optiona
 
 
 def run_cell(args, data, series, n: int, timed: int) -> dict[str, Any]:
-    from dendrax.search.trial import TrainSettings
+    from dendrax.spec import TrainSettings
 
     lowering, order, dtype = series
     settings = TrainSettings(n_epochs=args.warmup_epochs + timed, batch_size=args.batch_size,
@@ -544,7 +544,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     common.stop_on_sigterm()
 
-    from dendrax.search.config import count_params
+    from dendrax.config import count_params
 
     data = common.load_data(args)
     config = headline_configs(1)[0]

@@ -29,9 +29,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from dendrax.search.plan import POLICIES as PADDINGS
-from dendrax.errors import DendraxError
-from dendrax.search.config import ARCHITECTURES, ConfigError
+from dendrax.spec import ARCHITECTURES, PADDINGS
+from dendrax.errors import ConfigError, DendraxError
 from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher, LogError
 from dendrax.search.callbacks import load_callback
@@ -215,7 +214,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
     """(SearchResults, the last header's spec, the parsed log) of a JSONL search log:
     each configuration's seeds folded into one result, in the order first logged."""
-    from dendrax.search.config import ModelConfig
+    from dendrax.config import ModelConfig
     from dendrax.search.log import config_key, read_log
     from dendrax.search.results import aggregate
 

@@ -6,9 +6,11 @@ This module imports nothing, so every part of dendrax (JAX-free or not) can use 
   value, and what is allowed. The command line prints it as one line and exits 2.
 - ``ModelTooLargeError``: one model alone does not fit in device memory.
 
-The other subclasses live next to what they check: ``ConfigError`` (dendrax.search.config:
-configurations, searcher arguments, search spaces; ``BudgetError`` and the command line's
-``UsageError`` derive from it), ``DataError`` (dendrax.data: data files and arrays) and
+- ``ConfigError``: a configuration, searcher argument, search space or setting is unknown,
+  of the wrong type or out of range (``BudgetError`` and the command line's ``UsageError``
+  derive from it).
+
+The other subclasses live next to what they check: ``DataError`` (dendrax.data: data files and arrays) and
 ``LogError`` (dendrax.search.log: the search log). Anything else that escapes dendrax is a
 bug, and keeps its traceback.
 """
@@ -22,3 +24,7 @@ class DendraxError(Exception):
 
 class ModelTooLargeError(DendraxError, RuntimeError):
     """A single model's estimated device memory exceeds what the device has free."""
+
+
+class ConfigError(DendraxError, ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""

@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from dendrax.search.results import SearchResult, pareto_front, rank_results
+from dendrax.spec import rewiring_rounds
 
 FIGURES = ("accuracy_vs_params", "training_curves", "accuracy_by_hyperparameter",
            "rewiring_swaps", "seed_robustness", "halving")
@@ -326,16 +327,16 @@ def accuracy_by_hyperparameter(results: Sequence[SearchResult], path: str | None
 # ---- (d) rewiring swaps ----------------------------------------------------------------------
 
 def rounds_per_epoch(steps_per_epoch: int, steps_to_resample: int, n_epochs: int) -> np.ndarray:
-    """Resampling rounds in each epoch: the trainer rewires after every step whose global
-    count is a multiple of ``steps_to_resample``, so epoch e (0-based) holds
-    floor((e+1)·S/R) − floor(e·S/R) rounds for S steps per epoch."""
-    ends = (np.arange(n_epochs + 1) * steps_per_epoch) // max(int(steps_to_resample), 1)
-    return np.diff(ends)
+    """Resampling rounds in each epoch under the trainer's schedule
+    (:func:`dendrax.spec.rewiring_rounds`): epoch e (0-based) holds the rounds of steps
+    e·S + 1 … (e+1)·S, for S steps per epoch."""
+    ends = [rewiring_rounds(e * steps_per_epoch, steps_to_resample) for e in range(n_epochs + 1)]
+    return np.diff(np.asarray(ends, dtype=np.int64))
 
 
 def connections(config: Mapping[str, Any], in_dim: int) -> int:
     """Synapses a model can rewire: branches × inputs per branch."""
-    from dendrax.search.config import ModelConfig
+    from dendrax.config import ModelConfig
 
     shape = ModelConfig.from_dict(dict(config)).shape(in_dim)
     return shape.n_branches * shape.k

@@ -1,6 +1,6 @@
 """Shared test support: small generated datasets, a stand-in Dataset and a fake trainer.
 
-The fake trainer honours the Trainer contract (dendrax.search.trial.Trainer: a bucket plan
+The fake trainer honours the Trainer contract (dendrax.spec.Trainer: a bucket plan
 handed to on_plan, one on_bucket_done call per bucket, outcomes in input order) but
 computes accuracies from a hash of the config, so searcher tests run in milliseconds
 without JAX. Test modules import these names from ``conftest``.
@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from dendrax.search import HyperparameterSearcher
-from dendrax.search.config import ModelConfig, count_params
-from dendrax.search.plan import plan_buckets
-from dendrax.search.trial import Progress, TrialOutcome
+from dendrax.config import ModelConfig, count_params
+from dendrax.plan import plan_buckets
+from dendrax.spec import Progress, TrialOutcome
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,6 +5,8 @@ lists every module."""
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
 import subprocess
 import sys
@@ -100,14 +102,90 @@ def test_the_search_side_reaches_the_jax_side_only_lazily_to_train():
                     "executors.py": {"plan_task", "bucket_task", "_prepare_worker"}}
 
 
-def test_importing_the_searcher_and_the_data_loads_no_jax():
-    code = ("import sys, dendrax, dendrax.search, dendrax.data, dendrax.examples; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', "
-            "'optax', 'jaxlib')))")
+def test_the_jax_side_never_imports_the_search_side():
+    """nn/ and population/ speak the shared vocabulary (dendrax.spec, dendrax.config,
+    dendrax.plan), never the searcher's package: the arrows point one way."""
+    offenders = {name: sorted(d for d in deps if d.startswith("dendrax.search"))
+                 for name, deps in GRAPH.items() if name.startswith(JAX_SIDE)}
+    assert {n: d for n, d in offenders.items() if d} == {}
+
+
+def test_the_vocabulary_is_a_leaf():
+    allowed = {"dendrax.errors", "dendrax.checks", "dendrax.spec", "dendrax.config"}
+    for name in ("dendrax.errors", "dendrax.checks", "dendrax.spec", "dendrax.config",
+                 "dendrax.plan"):
+        assert GRAPH[name] <= allowed | {"dendrax"}, (name, GRAPH[name] - allowed)
+
+
+# Entry points that must load neither JAX nor an optional package, each imported in turn
+# in ONE fresh interpreter (the first, dendrax.search.config, also loads none of the
+# searcher, results or log modules); then the two CLI commands that read without training.
+HEAVY = ("jax", "jaxlib", "flax", "optax", "optuna", "matplotlib", "mlflow", "tensorboardX",
+         "pandas", "ray")
+ENTRY_POINTS = ("dendrax.search.config", "dendrax", "dendrax.search", "dendrax.search.searcher",
+                "dendrax.search.spaces", "dendrax.search.budget", "dendrax.search.log",
+                "dendrax.search.results", "dendrax.search.table", "dendrax.search.callbacks",
+                "dendrax.search.progress", "dendrax.search.optuna_bridge",
+                "dendrax.search.executors", "dendrax.export", "dendrax.plots", "dendrax.data",
+                "dendrax.examples", "dendrax.cli", "cli estimate", "cli show", "cli plot")
+_PROBE = """
+import importlib, json, sys
+heavy, log, figures, steps = {heavy!r}, {log!r}, {figures!r}, {steps!r}
+internals = ("dendrax.search.searcher", "dendrax.search.results", "dendrax.search.log")
+seen = {{}}
+for step in steps:
+    if step == "cli estimate":
+        from dendrax.cli import main
+        main(["estimate", "--n-neurons", "12", "--n-dendrites", "25",
+              "--n-dendrite-inputs", "64", "--architecture", "soma_disabled", "--no-soma"])
+    elif step == "cli show":
+        from dendrax.cli import main
+        main(["show", log, "--top", "3"])
+    elif step == "cli plot":  # matplotlib is its business; nothing else heavy is
+        from dendrax.cli import main
+        main(["plot", log, "--out", figures, "--top", "3", "--metric", "test"])
+        heavy = tuple(h for h in heavy if h != "matplotlib")
+    else:
+        importlib.import_module(step)
+    seen[step] = sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy))
+    if step == "dendrax.search.config":  # the first step: nothing loaded before it
+        seen[step] += sorted(m for m in internals if m in sys.modules)
+print("PROBE" + json.dumps(seen))
+"""
+
+
+@pytest.fixture(scope="module")
+def entry_point_probe(tmp_path_factory):
+    from conftest import FakeTrainer, make_searcher
+
+    folder = tmp_path_factory.mktemp("probe")
+    log, figures = str(folder / "run.jsonl"), str(folder / "figures")
+    make_searcher(FakeTrainer(), log_path=log).grid_search({"n_neurons": [8, 10]})
+    code = _PROBE.format(heavy=HEAVY, log=log, figures=figures, steps=ENTRY_POINTS)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+                          cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    line = next(line for line in done.stdout.splitlines() if line.startswith("PROBE"))
+    return json.loads(line[len("PROBE"):]), done.stdout, figures
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_entry_points_load_no_jax_and_no_optional_package(entry_point_probe, entry_point):
+    seen, output, figures = entry_point_probe
+    # A failure names the first entry point (in ENTRY_POINTS order) that loads one.
+    assert seen[entry_point] == [], f"{entry_point} loaded {seen[entry_point]}"
+    if entry_point == "cli estimate":
+        assert "2067" in output.split()
+    if entry_point == "cli show":
+        assert "n_neurons=10" in output and "n_neurons=8" in output
+    if entry_point == "cli plot":
+        from dendrax import plots
+
+        written = sorted(os.listdir(figures))
+        assert written == sorted(f"{name}.png" for name in plots.FIGURES)
+        for name in written:
+            with open(os.path.join(figures, name), "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_readme_tree_lists_every_module():

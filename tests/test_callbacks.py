@@ -11,7 +11,7 @@ import pytest
 from dendrax import cli
 from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import Callback, load_callback
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from conftest import prototype_data
 from conftest import FakeTrainer, make_searcher
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from conftest import prototype_data
 from dendrax.population import runner, train_configs
-from dendrax.search.config import ModelConfig
-from dendrax.search.trial import TrainSettings
+from dendrax.config import ModelConfig
+from dendrax.spec import TrainSettings
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,8 +37,8 @@ monitoring.register_event_duration_secs_listener(on_duration)
 monitoring.register_event_listener(on_event)
 from conftest import prototype_data
 from dendrax.population import train_configs
-from dendrax.search.config import ModelConfig
-from dendrax.search.trial import TrainSettings
+from dendrax.config import ModelConfig
+from dendrax.spec import TrainSettings
 data = prototype_data(n_train=128, n_val=32, n_test=32, in_dim=64, image_shape=(8, 8, 1))
 configs = [ModelConfig(n_neurons=3, n_dendrites=2, n_dendrite_inputs=k, seed=s)
            for k in (6, 8) for s in range(2)]

@@ -7,8 +7,8 @@ import numpy as np
 
 from dendrax import population as train
 from dendrax.population import halving
-from dendrax.search.config import ModelConfig
-from dendrax.search.trial import TrainSettings
+from dendrax.config import ModelConfig
+from dendrax.spec import TrainSettings
 from conftest import prototype_data
 
 DATA = prototype_data(n_train=320, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))

@@ -7,7 +7,7 @@ import pytest
 
 from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu, row_keys,
                                sparse_branch_matmul)
-from dendrax.search.config import ModelShape
+from dendrax.spec import ModelShape
 
 
 
@@ -156,8 +156,8 @@ def test_matmul_dtype_sets_the_precision(matmul_dtype, precision):
 
 
 def test_unknown_matmul_dtype_is_refused():
-    from dendrax.search.config import ConfigError
-    from dendrax.search.trial import TrainSettings
+    from dendrax.errors import ConfigError
+    from dendrax.spec import TrainSettings
 
     x, kernel, index = _random_problem()
     with pytest.raises(ValueError, match="float16"):

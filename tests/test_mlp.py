@@ -8,9 +8,10 @@ import pytest
 
 from dendrax import population as train
 from dendrax.population import runner
-from dendrax.search.config import ConfigError, ModelConfig, count_params
-from dendrax.search.plan import plan_buckets
-from dendrax.search.trial import TrainSettings
+from dendrax.config import ModelConfig, count_params
+from dendrax.errors import ConfigError
+from dendrax.plan import plan_buckets
+from dendrax.spec import TrainSettings
 from conftest import prototype_data
 
 IN_DIM, CLASSES, BATCH = 48, 5, 32

@@ -9,10 +9,10 @@ import pytest
 
 from dendrax import population as train
 from dendrax.population import runner
-from dendrax.search.plan import plan_buckets
-from dendrax.search.config import ModelConfig, count_params
+from dendrax.plan import plan_buckets
+from dendrax.config import ModelConfig, count_params
 from dendrax.nn.layers import branch_coordinates
-from dendrax.search.trial import TrainSettings
+from dendrax.spec import TrainSettings
 from conftest import prototype_data
 
 DATA = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from dendrax.search.config import ARCHITECTURES, STRATEGIES, ModelConfig, count_params
+from dendrax.config import ModelConfig, count_params
+from dendrax.spec import ARCHITECTURES, STRATEGIES
 from dendrax.nn.models import build_model, pytree_size
 
 
@@ -74,7 +75,7 @@ def test_connectivity_is_not_a_parameter():
 
 def test_estimate_params_for_mlp_needs_only_hidden_dim():
     from dendrax.search.searcher import HyperparameterSearcher
-    from dendrax.search.config import ConfigError
+    from dendrax.errors import ConfigError
 
     assert HyperparameterSearcher.estimate_params(784, architecture="mlp", hidden_dim=10) == 7960
     assert HyperparameterSearcher.estimate_params(784, architecture="mlp", hidden_dim=0) == 7850

@@ -13,9 +13,8 @@ import random
 import pytest
 
 from dendrax.population.halving import mean_epochs, rung_schedule
-from dendrax.search.config import ModelConfig
-from dendrax.search.plan import (COST_MODELS, cost_model, estimated_seconds, model_seconds,
-                                 plan_buckets)
+from dendrax.config import ModelConfig
+from dendrax.plan import COST_MODELS, cost_model, estimated_seconds, model_seconds, plan_buckets
 
 IN_DIM, SAMPLES = 784, 12 * 54000
 ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden", "mlp")

@@ -1,7 +1,6 @@
 """Figures (dendrax.plots): each is a real, non-blank PNG, from a searcher and from a log."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -69,21 +68,6 @@ def test_searcher_plot_writes_four_real_pngs(searcher, tmp_path):
     assert sorted(paths) == sorted(plots.FIGURES)
     for name, path in paths.items():
         assert path == str(tmp_path / "figures" / f"{name}.png")
-        assert_real_png(path)
-
-
-def test_dendrax_plot_reads_a_log_without_jax(searcher, tmp_path):
-    out = tmp_path / "img"
-    code = ("import sys; from dendrax.cli import main; "
-            f"status = main(['plot', {searcher.log_path!r}, '--out', {str(out)!r}, "
-            "'--top', '3', '--metric', 'test']); "
-            "print('jax' in sys.modules, status)")
-    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": REPO}, timeout=120)
-    *printed, imported_jax, status = probe.stdout.split()
-    assert (imported_jax, status) == ("False", "0"), probe.stderr
-    assert sorted(printed) == sorted(str(out / f"{name}.png") for name in plots.FIGURES)
-    for path in printed:
         assert_real_png(path)
 
 
@@ -191,7 +175,7 @@ def test_rewiring_swaps_is_a_fraction_of_connections(halved):
         config = result.config
         rounds = plots.rounds_per_epoch(4, config["steps_to_resample"], 6)
         swaps = np.mean([h["swaps"] for h in result.history], axis=0)
-        from dendrax.search.config import ModelConfig
+        from dendrax.config import ModelConfig
         shape = ModelConfig.from_dict(config).shape(784)
         expected = swaps / rounds / (shape.n_branches * shape.k)
         assert line.get_ydata() == pytest.approx(expected, nan_ok=True)

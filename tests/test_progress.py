@@ -6,7 +6,7 @@ import io
 import pytest
 
 from dendrax.search.progress import SweepProgress, plural, progress_bar
-from dendrax.search.trial import Progress
+from dendrax.spec import Progress
 
 
 class Clock:

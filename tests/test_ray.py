@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from dendrax import cli
-from dendrax.search.config import ConfigError, ModelConfig
+from dendrax.config import ModelConfig
+from dendrax.errors import ConfigError
 from dendrax.data import Dataset
 from dendrax.search.executors import RayExecutor, _chunks, bucket_task
 from dendrax.search import HyperparameterSearcher, read_log, trial_key
-from dendrax.search.trial import TrainSettings
+from dendrax.spec import TrainSettings
 from conftest import prototype_data
 
 GRID = {"n_neurons": [4], "n_dendrites": [3], "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}

@@ -30,11 +30,10 @@ import dataclasses
 from dendrax import population as train
 from dendrax.nn.layers import branch_coordinates
 from dendrax.nn.rewire import apply_rewiring, draw_rewiring
-from dendrax.population import program as program_module
-from dendrax.population import runner
+from dendrax.population import program as program_module, runner
 from dendrax.population.runner import device_data
-from dendrax.search.config import ModelConfig
-from dendrax.search.trial import TrainSettings
+from dendrax.config import ModelConfig
+from dendrax.spec import TrainSettings
 from conftest import prototype_data
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))

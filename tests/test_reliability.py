@@ -21,10 +21,10 @@ import pytest
 import dendrax
 from dendrax import cli
 from dendrax.data import DataError, from_arrays, load_dataset
-from dendrax.errors import DendraxError, ModelTooLargeError
+from dendrax.errors import ConfigError, DendraxError, ModelTooLargeError
 from dendrax.search import BudgetError, LogError, SearchLog, read_log, trial_key
-from dendrax.search.config import ConfigError, ModelConfig
-from dendrax.search.trial import TrainSettings
+from dendrax.config import ModelConfig
+from dendrax.spec import TrainSettings
 from test_data import cifar_files, idx_bytes, write_idx_set
 from conftest import CONFIG_7198, FakeTrainer, make_searcher
 

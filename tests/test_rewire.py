@@ -9,7 +9,7 @@ import optax
 from dendrax.nn.layers import init_connectivity
 from dendrax.nn.rewire import (Draws, SynapticResampling, apply_rewiring, draw_rewiring,
                                n_resample_for)
-from dendrax.search.config import ModelShape
+from dendrax.spec import ModelShape, rewires_after, rewiring_rounds
 
 IN_DIM, BRANCHES, K = 100, 16, 24
 
@@ -117,6 +117,22 @@ def test_the_schedule_is_every_interval_steps_and_only_when_on():
     due = rewiring.is_due(steps, jnp.int32(1), jnp.int32(4))
     np.testing.assert_array_equal(np.asarray(due), [s % 4 == 0 for s in range(1, 9)])
     assert not np.any(np.asarray(rewiring.is_due(steps, jnp.int32(0), jnp.int32(4))))
+
+
+def test_the_jax_schedule_is_the_plain_rule_that_plots_and_warnings_use():
+    """SynapticResampling.is_due (traced, per member, under jit and vmap) and
+    dendrax.spec.rewires_after (plain Python: the figures and the never-rewires warning)
+    are one rule; rewiring_rounds counts it."""
+    rule = SynapticResampling(ModelShape("dendritic_simple", True, 2, 2, 3, None, "random"), 8)
+    steps = jnp.arange(1, 400, dtype=jnp.int32)
+    periods = jnp.array([1, 2, 7, 128, 1000, 0], dtype=jnp.int32)
+    due = jax.jit(jax.vmap(lambda period: rule.is_due(steps, jnp.int32(1), period)))(periods)
+    for row, period in zip(np.asarray(due), np.asarray(periods)):
+        expected = [rewires_after(int(s), int(period)) for s in np.asarray(steps)]
+        assert row.tolist() == expected, period
+        assert int(row.sum()) == rewiring_rounds(399, int(period))
+    off = rule.is_due(steps, jnp.int32(0), jnp.int32(1))
+    assert not bool(off.any())  # n_resample 0: resampling off, never due
 
 
 def test_padded_slots_are_never_selected_or_counted_as_connected():

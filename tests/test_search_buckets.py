@@ -1,6 +1,6 @@
 """The searcher's bucket plan: the padding option, labels, the progress count, the log.
 
-A planning fake trainer buckets configs with dendrax.search.plan.plan_buckets exactly as
+A planning fake trainer buckets configs with dendrax.plan.plan_buckets exactly as
 dendrax.population.plan_configs does on a CPU, so the searcher's plan can be compared with
 what "trained"; no JAX.
 """
@@ -11,10 +11,11 @@ import json
 import pytest
 
 from dendrax import cli
-from dendrax.search.plan import plan_buckets
-from dendrax.search.config import ConfigError, count_params
+from dendrax.plan import plan_buckets
+from dendrax.config import count_params
+from dendrax.errors import ConfigError
 from dendrax.search import HyperparameterSearcher
-from dendrax.search.trial import TrialOutcome
+from dendrax.spec import TrialOutcome
 from conftest import FakeData, FakeTrainer, hashed_scores, make_searcher
 
 # Many shapes: with exact buckets nearly one program per draw, padded far fewer.

@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 from dendrax import cli, examples
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from dendrax.search.log import config_key
 from conftest import FakeData, FakeTrainer, make_searcher
 
@@ -97,7 +97,7 @@ def test_n_classes_comes_from_the_data():
 
 def test_devices_beyond_those_that_exist_warn():
     from dendrax.population.runner import device_count
-    from dendrax.search.trial import TrainSettings
+    from dendrax.spec import TrainSettings
 
     with pytest.warns(RuntimeWarning, match="devices=64"):
         assert device_count(TrainSettings(devices=64)) >= 1

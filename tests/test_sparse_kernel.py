@@ -16,8 +16,8 @@ from dendrax import population as train  # noqa: E402
 from dendrax.nn.layers import (DendriticLayer, init_connectivity,  # noqa: E402
                                sparse_branch_matmul)
 from dendrax.nn import sparse_cpu  # noqa: E402
-from dendrax.search.config import ModelConfig, ModelShape, ModelSizes  # noqa: E402
-from dendrax.search.trial import TrainSettings  # noqa: E402
+from dendrax.config import ModelConfig
+from dendrax.spec import ModelShape, ModelSizes, TrainSettings
 from conftest import prototype_data  # noqa: E402
 
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 
 from dendrax import cli
 from dendrax.search import table
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from conftest import FakeTrainer, make_searcher
 
 pd = pytest.importorskip("pandas")

@@ -9,9 +9,9 @@ import pytest
 
 from dendrax import population as train
 from dendrax.population import runner
-from dendrax.search.plan import group_by_shape
-from dendrax.search.config import ModelConfig
-from dendrax.search.trial import TrainSettings
+from dendrax.plan import group_by_shape
+from dendrax.config import ModelConfig
+from dendrax.spec import TrainSettings
 from conftest import prototype_data
 
 DATA = prototype_data(n_train=640, n_val=100, n_test=100, in_dim=64, image_shape=(8, 8, 1))

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from dendrax.search import BudgetError, LogError
 from conftest import CONFIG_7198, FakeTrainer, make_searcher
 

@@ -8,9 +8,6 @@ from typing import Any, Mapping, Sequence
 from dendrax.search.results import SearchResult
 from dendrax.search.table import hyperparameter_names
 
-EPOCH_METRICS = ("val_accuracy", "test_accuracy", "train_accuracy", "train_loss", "val_loss",
-                 "test_loss", "swaps")
-
 
 def require(module: str, extra: str, what: str):
     """Import ``module`` or raise ImportError naming the pip extra."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Sequence
 
-from dendrax.export.common import (EPOCH_METRICS, epoch_means, finite, hyperparameters,
+from dendrax.export.common import (epoch_means, finite, hyperparameters,
                                    require, run_name, searched_names, varying_names)
+from dendrax.spec import METRICS
 from dendrax.search.results import SearchResult, rank_results
 
 
@@ -52,7 +53,7 @@ def to_mlflow(results: Sequence[SearchResult], tracking_uri: str | None = None, 
                                   tags={"mlflow.parentRunId": parent_id})
         params = {**hyperparameters(result, names), "total_params": result.total_params,
                   "n_seeds": result.n_seeds, "seeds": result.seeds, "bucket": result.bucket}
-        metrics = [Metric(m, float(v), now, e) for m in EPOCH_METRICS
+        metrics = [Metric(m, float(v), now, e) for m in METRICS
                    for e, v in enumerate(epoch_means(result, m), 1) if finite(v)]
         finals = {"val_accuracy_mean": result.val_accuracy,
                   "test_accuracy_mean": result.test_accuracy,

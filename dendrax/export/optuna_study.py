@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from dendrax.export.common import epoch_means, finite, hyperparameters, require, searched_names
 import dendrax.search.spaces as spaces
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from dendrax.search.log import canonical, jsonable
 from dendrax.search.results import SearchResult
 

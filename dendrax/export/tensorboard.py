@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-from dendrax.export.common import (EPOCH_METRICS, epoch_means, finite, hyperparameters,
+from dendrax.export.common import (epoch_means, finite, hyperparameters,
                                    require, run_name, searched_names, varying_names)
+from dendrax.spec import METRICS
 from dendrax.search.results import SearchResult
 
 FINAL_METRICS = ("hparams/val_accuracy", "hparams/test_accuracy", "hparams/params")
@@ -43,7 +44,7 @@ def to_tensorboard(results: Sequence[SearchResult], logdir: str, *,
         path = os.path.join(logdir, run_name(index, result, short).replace(" ", "_")
                             .replace("/", "-"))
         with tensorboardx.SummaryWriter(path) as writer:
-            for metric in EPOCH_METRICS:
+            for metric in METRICS:
                 for epoch, value in enumerate(epoch_means(result, metric), 1):
                     if finite(value):
                         writer.add_scalar(metric, value, epoch)

@@ -24,8 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.search.config import ModelShape, ModelSizes
-from dendrax.search.trial import LOWERINGS
+from dendrax.spec import LOWERINGS, ModelShape, ModelSizes
 
 NEGATIVE_SLOPE = 0.1
 # matmul_dtype → (operand dtype, matmul precision). "float32" is true float32 on every
@@ -59,7 +58,7 @@ def leaky_relu(x: jax.Array) -> jax.Array:
 # Every random draw of a row (a branch, a soma, an input unit) comes from a key folded from
 # that row's *logical* coordinates, and each row draws a 1-D vector. With JAX's
 # partitionable threefry (the default) a 1-D draw of length K starts with the draw of
-# length k < K, so a model padded to larger shapes (dendrax.search.plan) gets exactly the same
+# length k < K, so a model padded to larger shapes (dendrax.plan) gets exactly the same
 # numbers as the same model built at its own size.
 
 def branch_coordinates(n_neurons: int, n_dendrites: int, soma: bool) -> np.ndarray:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dendrax.nn.layers import DendriticLayer, leaky_relu, masked_normal_rows, matmul_settings
-from dendrax.search.config import ModelShape, ModelSizes
+from dendrax.spec import ModelShape, ModelSizes
 
 
 class Linear(nn.Module):

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from dendrax.nn.layers import branch_coordinates, padding_masks, row_keys
-from dendrax.search.config import ModelShape, ModelSizes
+from dendrax.spec import ModelShape, ModelSizes
 
 
 class Draws(NamedTuple):

@@ -29,13 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.search.config import ModelConfig, ModelShape
-from dendrax.search.plan import Bucket
-from dendrax.population.program import METRICS
+from dendrax.config import ModelConfig
+from dendrax.spec import METRICS, ModelShape, TrainSettings, TrialOutcome
+from dendrax.plan import Bucket
 from dendrax.population.runner import (device_count, make_outcome, population_layout,
                                        population_shardings, prepare_population,
                                        request_program, run_epochs)
-from dendrax.search.trial import TrainSettings, TrialOutcome
 
 
 def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:

@@ -32,12 +32,9 @@ import optax
 
 from dendrax.nn.models import build_model, init_model
 from dendrax.nn.rewire import SynapticResampling, dendritic_layers
-from dendrax.search.config import ModelSizes
-from dendrax.search.trial import ProgramSpec
+from dendrax.spec import ModelSizes, ProgramSpec
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
-           "test_accuracy", "swaps")
 
 # Stream ids folded into each member's key, so that a member's randomness depends on
 # its own seed only, never on its position in a population.

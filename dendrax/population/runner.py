@@ -1,6 +1,6 @@
 """The runner: compile a population program, place it on devices, run it in chunks.
 
-For one bucket of configs (one shape, or a padded one: dendrax.search.plan) it
+For one bucket of configs (one shape, or a padded one: dendrax.plan) it
 - compiles the program of dendrax.population.program once per population size and
   reuses it (in memory, and across processes through JAX's compilation cache);
 - splits the population across the local devices (its model axis is sharded);
@@ -29,11 +29,11 @@ from dendrax.errors import ModelTooLargeError
 from dendrax.nn import sparse_cpu
 from dendrax.nn.rewire import n_resample_for
 from dendrax.population.compile_cache import ensure_compilation_cache
-from dendrax.population.program import (METRICS, PAD, TEST, VAL, DeviceData, Hyper,
+from dendrax.population.program import (PAD, TEST, VAL, DeviceData, Hyper,
                                         MemberState, make_train)
-from dendrax.search.config import ModelConfig, ModelShape, ModelSizes, count_params, \
-    count_shape_params
-from dendrax.search.trial import Progress, ProgramSpec, TrainSettings, TrialOutcome
+from dendrax.config import ModelConfig, count_params
+from dendrax.spec import (METRICS, ModelShape, ModelSizes, ProgramSpec, Progress, TrainSettings,
+                          TrialOutcome, count_shape_params)
 
 # The lowering "auto" resolves to, per backend. On CPU the sparse Numba kernel
 # (dendrax.nn.sparse_cpu) beat dense at every population size measured, in both batch
@@ -367,7 +367,7 @@ def prepare_population(configs: Sequence[ModelConfig], data, settings: TrainSett
     device(s).
 
     Without ``shape`` all configs must share one shape. With ``shape`` (whose sizes bound
-    every member's, see dendrax.search.plan) the population is padded to it and each
+    every member's, see dendrax.plan) the population is padded to it and each
     member runs at its own sizes.
     """
     members, spec = population_layout(configs, data, settings, shape, lowering)

@@ -1,6 +1,6 @@
 """The sweep: every config of a search trained bucket by bucket, one outcome per config.
 
-``train_configs`` plans the buckets (dendrax.search.plan), then trains each one with the
+``train_configs`` plans the buckets (dendrax.plan), then trains each one with the
 runner (dendrax.population.runner), or, with ``settings.halving_eta``, hands the whole
 sweep to successive halving (dendrax.population.halving).
 """
@@ -14,9 +14,10 @@ import jax
 from dendrax.population.halving import mean_epochs, train_with_halving
 from dendrax.population.runner import (check_models_fit, prefetch_program, resolve_lowering,
                                        train_bucket)
-from dendrax.search.config import ConfigError, ModelConfig
-from dendrax.search.plan import Bucket, plan_buckets
-from dendrax.search.trial import TrainSettings, TrialOutcome
+from dendrax.config import ModelConfig
+from dendrax.errors import ConfigError
+from dendrax.plan import Bucket, plan_buckets
+from dendrax.spec import TrainSettings, TrialOutcome
 
 
 def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) -> list[Bucket]:
@@ -35,7 +36,7 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
                   *, progress=None, on_bucket_done=None, on_plan=None,
                   log=print) -> list[TrialOutcome]:
     """Train every config on ``data``; one outcome per config, in input order (the
-    :class:`dendrax.search.trial.Trainer` contract).
+    :class:`dendrax.spec.Trainer` contract).
 
     Configs are grouped into buckets (:func:`plan_configs`), the plan is handed to
     ``on_plan``, and each bucket trains as one vmapped population;

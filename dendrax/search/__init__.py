@@ -1,28 +1,41 @@
-"""Pure-Python hyperparameter search: spaces, budget, buckets, log, results, searcher.
+"""Pure-Python hyperparameter search: spaces, budget, log, results, searcher.
 
 Nothing in this package imports JAX; the searcher is handed a trainer function (by default
-``dendrax.population.train_configs``, imported only when a search first trains).
+``dendrax.population.train_configs``, imported only when a search first trains). Each name
+below is imported on first use (PEP 562), so importing one module of the package (say
+``dendrax.search.spaces``) does not load the searcher, the log or the results.
 """
 
-from dendrax.search.plan import group_by_shape
-from dendrax.search.budget import Budget, BudgetError, Rejection
-from dendrax.search.log import LogError, SearchLog, read_log, trial_key
-from dendrax.search.results import (SearchResult, SeedStats, format_results, load_results,
-                                    pareto_front, pareto_records, rank_results, save_pareto,
-                                    seed_stats, t_quantile)
-from dendrax.search.searcher import HyperparameterSearcher, replicate_seed
-from dendrax.search.spaces import (Choice, Fixed, GridDraw, IntRange, LogUniform, Uniform,
-                                   expand_grid, grid_combination, grid_size,
-                                   parse_distribution, parse_space, sample_grid, sample_space)
+from __future__ import annotations
 
-__all__ = [
-    "HyperparameterSearcher", "SearchResult", "SeedStats",
-    "Budget", "BudgetError", "Rejection",
-    "LogError", "SearchLog", "read_log", "trial_key",
-    "group_by_shape", "replicate_seed",
-    "format_results", "load_results", "rank_results", "seed_stats", "t_quantile",
-    "pareto_front", "pareto_records", "save_pareto",
-    "Choice", "Fixed", "IntRange", "LogUniform", "Uniform",
-    "GridDraw", "expand_grid", "grid_combination", "grid_size",
-    "parse_distribution", "parse_space", "sample_grid", "sample_space",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "dendrax.search.searcher": ("HyperparameterSearcher", "replicate_seed"),
+    "dendrax.search.results": ("SearchResult", "SeedStats", "format_results", "load_results",
+                               "rank_results", "seed_stats", "t_quantile", "pareto_front",
+                               "pareto_records", "save_pareto"),
+    "dendrax.search.budget": ("Budget", "BudgetError", "Rejection"),
+    "dendrax.search.log": ("LogError", "SearchLog", "read_log", "trial_key"),
+    "dendrax.plan": ("group_by_shape",),
+    "dendrax.search.spaces": ("Choice", "Fixed", "IntRange", "LogUniform", "Uniform",
+                              "GridDraw", "expand_grid", "grid_combination", "grid_size",
+                              "parse_distribution", "parse_space", "sample_grid",
+                              "sample_space"),
+}
+_LAZY = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dendrax.search' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,7 +6,7 @@ import dataclasses
 import numbers
 from typing import Any, Sequence
 
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 
 
 class BudgetError(ConfigError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Iterable, Sequence
 
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 
 
 class Callback:

@@ -19,9 +19,10 @@ import math
 import os
 from typing import Any, Callable, Optional, Sequence
 
-from dendrax.search.plan import Bucket, model_flops
-from dendrax.search.config import ConfigError, ModelConfig, ModelShape
-from dendrax.search.trial import TrainSettings, TrialOutcome
+from dendrax.plan import Bucket, model_flops
+from dendrax.config import ModelConfig
+from dendrax.errors import ConfigError
+from dendrax.spec import ModelShape, TrainSettings, TrialOutcome
 
 
 def plan_task(configs: Sequence[ModelConfig], data: Any, settings: TrainSettings,

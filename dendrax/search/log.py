@@ -23,9 +23,9 @@ import time
 import warnings
 from typing import Any, Iterable, Mapping
 
-from dendrax.errors import DendraxError
-from dendrax.search.config import ConfigError, ModelConfig
-from dendrax.search.trial import TrialOutcome
+from dendrax.errors import ConfigError, DendraxError
+from dendrax.config import ModelConfig
+from dendrax.spec import TrialOutcome
 
 LOG_VERSION = 1
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Mapping
 
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from dendrax.search import spaces
 from dendrax.search.budget import Rejection
 from dendrax.search.log import canonical

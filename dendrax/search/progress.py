@@ -1,6 +1,6 @@
 """The sweep progress display: a progress bar of where a search's training stands.
 
-The trainer reports :class:`dendrax.search.trial.Progress` events (a "compile" event while
+The trainer reports :class:`dendrax.spec.Progress` events (a "compile" event while
 a population waits for its program, a "start" event when it starts training, a "train"
 event after each epoch), and the searcher reports each finished bucket. :class:`SweepProgress` turns
 those into one status line::
@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from dendrax.search.trial import Progress
+from dendrax.spec import Progress
 
 BAR_WIDTH = 20
 

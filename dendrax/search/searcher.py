@@ -23,11 +23,12 @@ import random
 import warnings
 from typing import Any, Mapping, Sequence
 
-from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, check_int, check_number,
-                                   count_params)
+from dendrax.checks import MAX_SEED, check_int, check_number
+from dendrax.config import ModelConfig, count_params
+from dendrax.errors import ConfigError
 from dendrax.search import spaces
 from dendrax.search.budget import Budget, BudgetError, Rejection, no_fit_error
-from dendrax.search.plan import Bucket
+from dendrax.plan import Bucket
 from dendrax.search.log import (SearchLog, canonical, check_writable, config_key,
                                 jsonable, outcome_record, trial_key)
 from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_params,
@@ -35,7 +36,7 @@ from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_p
                                     result_records, save_pareto)
 from dendrax.search.callbacks import as_callbacks, hooks
 from dendrax.search.progress import SweepProgress, plural
-from dendrax.search.trial import Progress, Trainer, TrainSettings, TrialOutcome
+from dendrax.spec import Progress, Trainer, TrainSettings, TrialOutcome, rewiring_rounds
 
 _MAX_REJECTIONS_SHOWN = 20
 MAX_DRAWS_PER_TRIAL = 100  # fill_budget gives up after this many draws per wanted config
@@ -91,7 +92,7 @@ class HyperparameterSearcher:
       log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
-          padding is "auto", "exact", "padded" or "pow2" (dendrax.search.plan).
+          padding is "auto", "exact", "padded" or "pow2" (dendrax.plan).
       matmul_dtype: "float32" (true float32 products on every backend, the default),
           "tf32" or "bfloat16" (faster on GPUs); recorded in the log and the results.
       halving_eta, halving_min_epochs: successive halving (dendrax.population.halving): after
@@ -701,7 +702,8 @@ class HyperparameterSearcher:
         steps = self.n_epochs * per_epoch
         # An "mlp" has no dendritic layer: it never rewires, whatever its resampling field.
         idle = [c for c in candidates if c.config.architecture != "mlp"
-                and c.config.synaptic_resampling and c.config.steps_to_resample > steps]
+                and c.config.synaptic_resampling
+                and rewiring_rounds(steps, c.config.steps_to_resample) == 0]
         if idle:
             shortest = min(c.config.steps_to_resample for c in idle)
             self._warn(f"{len(idle)} of {len(candidates)} configurations have "

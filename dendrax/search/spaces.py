@@ -14,7 +14,8 @@ import numbers
 import random
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from dendrax.search.config import INTEGER_FIELDS, ConfigError
+from dendrax.config import INTEGER_FIELDS
+from dendrax.errors import ConfigError
 
 
 def plain(value: Any) -> Any:

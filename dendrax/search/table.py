@@ -34,7 +34,7 @@ import math
 import numbers
 from typing import Any, Iterable, Mapping, Sequence
 
-from dendrax.search.config import ConfigError
+from dendrax.errors import ConfigError
 from dendrax.search.log import jsonable
 from dendrax.search.results import SearchResult, rank_results
 

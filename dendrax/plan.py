@@ -32,9 +32,8 @@ import itertools
 import math
 from typing import Callable, Sequence
 
-from dendrax.search.config import ModelConfig, ModelShape, ModelSizes, count_shape_params
-
-POLICIES = ("auto", "exact", "padded", "pow2")
+from dendrax.config import ModelConfig
+from dendrax.spec import PADDINGS, ModelShape, ModelSizes, count_shape_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +245,8 @@ def plan_buckets(configs: Sequence[ModelConfig], in_dim: int, policy: str = "aut
     successive halving, the mean over models), ``backend`` and ``lowering`` select the
     :class:`CostModel`.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"padding={policy!r}; choose one of {', '.join(POLICIES)}")
+    if policy not in PADDINGS:
+        raise ValueError(f"padding={policy!r}; choose one of {', '.join(PADDINGS)}")
     estimate = _Estimator(in_dim, n_classes, samples, cost_model(backend, lowering), lowering)
     shapes = [c.shape(in_dim) for c in configs]
     exact_groups = group_by_shape(configs, in_dim)

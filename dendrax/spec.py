@@ -1,24 +1,169 @@
-"""Plain-Python values passed between the searcher and the population trainer.
+"""The shared vocabulary of dendrax: the types and names every layer speaks.
 
-Neither side imports the other: the searcher hands a list of :class:`ModelConfig`
-and a :class:`TrainSettings` to a trainer function, and gets one :class:`TrialOutcome`
-back per config.
+A leaf module (it imports only :mod:`dendrax.errors` and :mod:`dendrax.checks`, and no
+JAX), so the JAX side (``nn/``, ``population/``) and the search side (``search/``) both
+import from here and never from each other:
+
+- names: :data:`ARCHITECTURES`, :data:`STRATEGIES`, :data:`METRICS`, :data:`LOWERINGS`,
+  :data:`MATMUL_DTYPES`, :data:`DATA_ORDERS`, :data:`PADDINGS`;
+- a model's sizes and shape: :class:`ModelSizes`, :class:`ModelShape`,
+  :func:`count_shape_params`;
+- the rewiring schedule as a plain rule: :func:`rewires_after`, :func:`rewiring_rounds`;
+- what passes between the searcher and a trainer: :class:`TrainSettings`,
+  :class:`ProgramSpec`, :class:`TrialOutcome`, :class:`Progress`, :class:`Trainer`.
+
+The searcher hands a list of :class:`dendrax.config.ModelConfig` and a
+:class:`TrainSettings` to a trainer function, and gets one :class:`TrialOutcome` back per
+config.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Sequence
 
-from dendrax.search.config import (MAX_SEED, ConfigError, ModelConfig, ModelShape, check_int,
-                                   check_number)
+from dendrax.checks import MAX_SEED, check_int, check_number
+from dendrax.errors import ConfigError
 
-LOWERINGS = ("gather", "dense", "sparse")  # how the dendritic layer is computed (dendrax.nn.layers)
+if TYPE_CHECKING:
+    from dendrax.config import ModelConfig
+
+ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden", "mlp")
+STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
+# What a trainer records for every model and epoch (TrialOutcome.history), in this order.
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+           "test_accuracy", "swaps")
+# How the dendritic layer is computed (dendrax.nn.layers); "auto" picks one per backend.
+LOWERINGS = ("gather", "dense", "sparse")
 # "float32": true float32 products on every backend; "tf32": float32 at the backend's
 # default matmul precision (TF32 on recent NVIDIA GPUs); "bfloat16": bfloat16 operands.
 MATMUL_DTYPES = ("float32", "tf32", "bfloat16")
 DATA_ORDERS = ("own", "shared")
+# How configs of different shapes share compiled programs (dendrax.plan).
+PADDINGS = ("auto", "exact", "padded", "pow2")
+
+
+class ModelSizes(NamedTuple):
+    """The sizes of a model: plain ints for a shape, or traced int scalars for one member
+    running at its own sizes inside a padded population (dendrax.plan)."""
+
+    n_neurons: Any  # somas; 0 without a soma
+    n_dendrites: Any  # branches per soma, or all the branches without a soma
+    k: Any  # connections per branch
+    hidden: Any  # width of the hidden Linear layer; 0 when there is none
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """Everything that fixes a model's arrays, and so its compiled program.
+
+    Models of equal shape train together as one population. Built once from a config by
+    :meth:`ModelConfig.shape`; layers, models, the population program, the padding masks
+    and the bucket planner all read it by name.
+    """
+
+    architecture: str
+    has_soma: bool
+    n_neurons: int  # somas; 0 without a soma
+    n_dendrites: int  # 0 for "mlp", which has no dendritic layer
+    k: int  # connections per branch (in_dim for "fully-connected", and for "mlp")
+    hidden: int | None  # the hidden Linear's width; None when the architecture has none
+    strategy: str  # "fully-connected" for "mlp" (every unit reads every input)
+
+    @property
+    def has_dendrites(self) -> bool:
+        """Whether the model has a dendritic layer (all but the dense baseline "mlp")."""
+        return self.architecture != "mlp"
+
+    @property
+    def n_branches(self) -> int:
+        """Branches of the dendritic layer: n_neurons × n_dendrites, or n_dendrites without soma."""
+        return self.n_neurons * self.n_dendrites if self.has_soma else self.n_dendrites
+
+    @property
+    def layer_width(self) -> int:
+        """Outputs of the dendritic layer: one per soma, or one per branch without soma."""
+        return self.n_neurons if self.has_soma else self.n_dendrites
+
+    @property
+    def sizes(self) -> ModelSizes:
+        return ModelSizes(self.n_neurons, self.n_dendrites, self.k, self.hidden or 0)
+
+    def with_sizes(self, sizes: ModelSizes) -> "ModelShape":
+        """The same structure with other (e.g. padded) sizes; a hidden width of 0 is none."""
+        return dataclasses.replace(self, n_neurons=int(sizes.n_neurons) if self.has_soma else 0,
+                                   n_dendrites=int(sizes.n_dendrites), k=int(sizes.k),
+                                   hidden=int(sizes.hidden) if self.hidden is not None else None)
+
+    @property
+    def structure(self) -> tuple:
+        """What padding cannot change: architecture, soma, strategy, whether there is a
+        hidden layer. Shapes of one structure can run padded in one population."""
+        return self.architecture, self.has_soma, self.strategy, self.hidden is None
+
+    def fits_in(self, other: "ModelShape") -> bool:
+        """Same structure, and no size larger than ``other``'s (so it can run padded there).
+
+        A shape without a hidden layer never fits in one with (an "mlp" linear classifier
+        is not an "mlp" with a hidden layer of width 0).
+        """
+        return self.structure == other.structure and \
+            all(a <= b for a, b in zip(self.sizes, other.sizes))
+
+    @property
+    def label(self) -> str:
+        """A short readable name, e.g. "dendritic_simple|soma|n12|d6|k96|random", "mlp|h32"."""
+        if not self.has_dendrites:
+            return f"mlp|h{self.hidden}" if self.hidden is not None else "mlp|linear"
+        parts = [self.architecture, "soma" if self.has_soma else "nosoma"]
+        if self.has_soma:
+            parts.append(f"n{self.n_neurons}")
+        parts += [f"d{self.n_dendrites}", f"k{self.k}"]
+        if self.hidden is not None:
+            parts.append(f"h{self.hidden}")
+        parts.append(self.strategy)
+        return "|".join(parts)
+
+
+def count_shape_params(shape: ModelShape, n_classes: int = 10) -> int:
+    """Exact count of trainable parameters of a model of this shape.
+
+    Each branch counts its k connections (never the dense in_dim row), plus one bias;
+    the soma has one weight per branch (block-diagonal) and one bias per neuron; Linear
+    layers count fan_in × fan_out + fan_out. An "mlp" is Linear layers only, from its
+    k = in_dim inputs.
+    """
+    if not shape.has_dendrites:
+        width = shape.k
+        if shape.hidden is not None:
+            width, total = shape.hidden, shape.k * shape.hidden + shape.hidden
+        else:
+            total = 0
+        return total + width * n_classes + n_classes
+    branches = shape.n_branches
+    total = branches * shape.k + branches
+    if shape.has_soma:
+        total += branches + shape.n_neurons
+    width = shape.layer_width
+    if shape.hidden is not None:
+        total += width * shape.hidden + shape.hidden
+        width = shape.hidden
+    return total + width * n_classes + n_classes
+
+
+def rewires_after(step: int, steps_to_resample: int) -> bool:
+    """Whether a member rewires once it has taken ``step`` optimiser steps: after every
+    ``steps_to_resample`` steps (a period below 1 counts as 1). The JAX updater
+    (:meth:`dendrax.nn.rewire.SynapticResampling.is_due`) computes this same rule on traced
+    values; a test pins the two together."""
+    return step > 0 and step % max(int(steps_to_resample), 1) == 0
+
+
+def rewiring_rounds(n_steps: int, steps_to_resample: int) -> int:
+    """Rounds of rewiring in the first ``n_steps`` optimiser steps under
+    :func:`rewires_after`: floor(n_steps / steps_to_resample)."""
+    return max(int(n_steps), 0) // max(int(steps_to_resample), 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +186,7 @@ class TrainSettings:
     padding: "exact" trains only configs of identical shapes together; "padded" (or
         "pow2") rounds sizes up to a few levels so that a random search compiles a handful
         of programs instead of one per trial; "auto" (the default) takes whichever of the
-        two the cost model expects to finish first (see dendrax.search.plan). Masks make
+        two the cost model expects to finish first (see dendrax.plan). Masks make
         the padding an exact no-op.
     devices: how many local devices share each population (its model axis is split
         across them); None uses them all.
@@ -99,8 +244,8 @@ class TrainSettings:
         check_int("halving_min_epochs", self.halving_min_epochs, 1)
         if self.divergence_threshold is not None:
             check_number("divergence_threshold", self.divergence_threshold, 0.0, open_low=True)
-        if self.padding not in ("auto", "exact", "padded", "pow2"):
-            raise ConfigError(f"padding={self.padding!r}; choose auto, exact, padded or pow2")
+        if self.padding not in PADDINGS:
+            raise ConfigError(f"padding={self.padding!r}; choose one of {', '.join(PADDINGS)}")
         if self.matmul_dtype not in MATMUL_DTYPES:
             raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; choose one of "
                               f"{', '.join(MATMUL_DTYPES)}")
@@ -145,7 +290,7 @@ class TrialOutcome:
     padded compute over its members' own compute, minus 1.
     """
 
-    config: ModelConfig
+    config: "ModelConfig"
     total_params: int
     history: dict[str, list[float]]
     diverged: bool = False
@@ -205,7 +350,7 @@ class Trainer(Protocol):
     per config, in input order.
     """
 
-    def __call__(self, configs: Sequence[ModelConfig], data: Any, settings: TrainSettings, *,
+    def __call__(self, configs: Sequence["ModelConfig"], data: Any, settings: TrainSettings, *,
                  progress: Optional[Callable[[Progress], None]] = None,
                  on_bucket_done: Optional[Callable[[list[TrialOutcome]], None]] = None,
                  on_plan: Optional[Callable[[list], None]] = None,

@@ -40,7 +40,7 @@ from common import (HEADLINE, REPO, add_data_arguments, data_record, load_data, 
                     machine_line, machine_record, say, write_json, write_text)
 
 from dendrax.config import ModelConfig
-from dendrax.spec import count_params  # noqa: E402
+from dendrax.config import count_params  # noqa: E402
 from dendrax.search.results import SearchResult, pareto_front, seed_stats  # noqa: E402
 from dendrax.search.searcher import HyperparameterSearcher  # noqa: E402
 

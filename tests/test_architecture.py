@@ -30,7 +30,14 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The dendrax modules ``name`` imports, anywhere in the file (lazy imports too)."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    # Imports under `if TYPE_CHECKING:` never run; they name types for annotations only.
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -160,7 +167,8 @@ def entry_point_probe(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("probe")
     log, figures = str(folder / "run.jsonl"), str(folder / "figures")
-    make_searcher(FakeTrainer(), log_path=log).grid_search({"n_neurons": [8, 10]})
+    make_searcher(FakeTrainer(), log_path=log, max_params=100_000, min_param_ratio=0.01)\
+        .grid_search({"n_neurons": [8, 10], "synaptic_resampling": [False]})
     code = _PROBE.format(heavy=HEAVY, log=log, figures=figures, steps=ENTRY_POINTS)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})

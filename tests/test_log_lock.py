@@ -271,3 +271,39 @@ def test_a_file_system_without_locks_warns_and_writes(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match=r"cannot lock the search log .*No locks available"):
         make_searcher(log_path=str(log)).grid_search(GRID)
     assert len(read_log(str(log)).trials) == 1
+
+
+FORK = textwrap.dedent("""
+    import fcntl, os, sys
+    from dendrax.search import LogError, SearchLog
+    log = SearchLog(sys.argv[1])
+    log.begin(0, {"a": 1})
+    child = os.fork()
+    if child == 0:
+        try:
+            log.finish()
+        except LogError as e:
+            print("CHILD", e, flush=True)
+        sys.exit(0)  # a normal exit: finalizers and atexit run in the child
+    os.waitpid(child, 0)
+    fd = os.open(sys.argv[1], os.O_WRONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("PARENT released")
+    except BlockingIOError:
+        print("PARENT still holds the lock")
+    log.finish()
+""")
+
+
+@needs_flock
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_neither_writes_nor_releases_the_parents_log(tmp_path):
+    log = tmp_path / "search.jsonl"
+    done = subprocess.run([sys.executable, "-c", FORK, str(log)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    child, parent = done.stdout.strip().splitlines()
+    assert child.startswith("CHILD cannot write to the search log") and "forked child" in child
+    assert parent == "PARENT still holds the lock"
+    assert len(read_log(str(log)).headers) == 1  # written once, by the parent

@@ -1,5 +1,7 @@
 """The Ray executor on a local two-CPU Ray instance: same results as the local trainer,
 results streamed to the search log as tasks finish, resume, and a worker killed mid-task.
+One slow test starts a real two-node cluster (``ray start``, token authentication) and
+kills its worker node mid-task.
 
 Every population here has one shape and two members (4 trials in chunks of 2), so each
 worker process compiles one program; the workers share a private compilation cache.
@@ -283,3 +285,160 @@ def test_a_failing_task_fails_the_call_after_the_others_are_logged(ray_cluster, 
         searcher(log, trainer=executor).grid_search(GRID)
     trials = logged_trials(log)
     assert len(trials) == 2 and {t["config"]["lr"] for t in trials} == {5e-4}
+
+
+# ---- a real two-node cluster ----------------------------------------------------------
+
+# The driver of the two-node test: a search with executor="ray" on the cluster at ADDRESS.
+# Its bucket tasks say where they run (the node's DENDRAX_TEST_NODE) in STARTED; a task on
+# the worker node then waits to be killed with its node, and the head's first task holds
+# the head's only CPU until then, so that the other task must go to the worker node.
+CLUSTER_DRIVER = """
+import json, os, sys, time
+sys.path.insert(0, {tests!r})
+from test_ray import GRID, searcher
+from dendrax.search.executors import bucket_task
+
+STARTED = {started!r}
+
+
+def wait_on_the_worker_node(configs, *args):
+    node = os.environ.get("DENDRAX_TEST_NODE", "?")
+    with open(STARTED, "a") as f:
+        f.write(json.dumps({{"node": node, "pid": os.getpid(),
+                            "trials": sorted([c.lr, c.seed] for c in configs)}}) + "\\n")
+    deadline = time.monotonic() + 240
+    if node == "worker":
+        while time.monotonic() < deadline:
+            time.sleep(0.5)  # mid-task: the test kills this node now
+        raise TimeoutError("the worker node was never killed")
+    while '"worker"' not in open(STARTED).read() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return bucket_task(configs, *args)
+
+
+s = searcher({log!r}, executor="ray", ray_address={address!r})
+s.trainer.chunk_models = 2
+s.trainer.max_retries = 2
+s.trainer.bucket_task = wait_on_the_worker_node
+s.grid_search(GRID)
+print("DONE", len(s.results))
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _session_pids(sid: int) -> list[int]:
+    """The processes of session ``sid``: a node started by ``ray start`` in its own
+    session keeps its raylet, agents and worker processes there."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # a zombie is dead, but not reaped
+            pids.append(int(name))
+    return pids
+
+
+def _kill_session(sid: int) -> None:
+    for _ in range(3):  # a second pass for anything spawned while the first one ran
+        for pid in _session_pids(sid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.2)
+
+
+def _start_node(args, env, sessions) -> None:
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    proc = subprocess.Popen([ray_cli, "start", *args], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sessions.append(proc.pid)  # its session id: every process of the node
+    try:
+        out, _ = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"ray start {' '.join(args)} did not return in 180 s")
+    if proc.returncode != 0:
+        pytest.fail(f"ray start {' '.join(args)} failed:\n{out[-3000:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds a node's processes "
+                                                                 "in /proc")
+def test_a_search_survives_a_worker_node_killed_mid_task(tmp_path):
+    """Two nodes of one cluster on this machine (a head and a worker node, each with one
+    CPU, token authentication as docs/cluster.md sets it up); the worker node is killed
+    with SIGKILL, raylet and all, while it runs a task. Ray reruns the task on the head,
+    and the search finishes with every trial logged once."""
+    if not os.path.exists(os.path.join(os.path.dirname(sys.executable), "ray")):
+        pytest.fail("Ray's command-line tool is not installed: pip install 'dendrax[ray]'")
+    import secrets
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="dxray-", dir="/tmp")  # short: Ray's socket paths
+    port, client_port = _free_port(), _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_USAGE_STATS_ENABLED": "0", "JAX_PLATFORMS": "cpu",
+           "JAX_COMPILATION_CACHE_DIR": os.path.join(base, "jax-cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [
+               os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+               os.environ.get("PYTHONPATH")]))}
+    node = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000",
+            "--disable-usage-stats"]
+    started, log = tmp_path / "started.jsonl", tmp_path / "search.jsonl"
+    sessions, driver = [], None
+    try:
+        _start_node(["--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+                     "--include-dashboard=false", f"--temp-dir={base}/head", *node],
+                    {**env, "DENDRAX_TEST_NODE": "head"}, sessions)
+        _start_node([f"--address=127.0.0.1:{port}", f"--temp-dir={base}/worker", *node],
+                    {**env, "DENDRAX_TEST_NODE": "worker"}, sessions)
+        worker_session = sessions[1]
+        script = CLUSTER_DRIVER.format(tests=os.path.dirname(os.path.abspath(__file__)),
+                                       started=str(started), log=str(log),
+                                       address=f"127.0.0.1:{port}")
+        driver = subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 240
+        while not (started.exists() and '"worker"' in started.read_text()):
+            if driver.poll() is not None or time.monotonic() > deadline:
+                out, err = driver.communicate(timeout=30)
+                pytest.fail(f"no task started on the worker node:\n{out}\n{err[-3000:]}")
+            time.sleep(0.2)
+        _kill_session(worker_session)
+        assert not _session_pids(worker_session)
+
+        out, err = driver.communicate(timeout=300)
+        assert driver.returncode == 0, err[-3000:]
+        assert out.strip().splitlines()[-1] == "DONE 2"
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+            driver.communicate(timeout=30)
+        for sid in sessions:
+            _kill_session(sid)
+        shutil.rmtree(base, ignore_errors=True)
+
+    runs = [json.loads(line) for line in started.read_text().splitlines()]
+    on_worker = [r["trials"] for r in runs if r["node"] == "worker"]
+    assert len(on_worker) == 1  # killed mid-task there...
+    assert on_worker[0] in [r["trials"] for r in runs if r["node"] == "head"]  # ...rerun here
+    contents = read_log(str(log))
+    assert contents.torn_line is None and len(contents.headers) == 1
+    assert len(contents.trials) == 4 == len(logged_trials(log))  # each trial logged once
+    assert sorted([t["config"]["lr"], t["config"]["seed"]] for t in contents.trials.values()) \
+        == sorted(trial for r in runs if r["node"] == "head" for trial in r["trials"])

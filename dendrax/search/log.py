@@ -9,6 +9,24 @@ of the same searcher (a second grid_search, say) appends its own header. Trial l
 written per finished bucket, then flushed and fsync'ed, so a killed run loses at most the
 bucket in flight. A trial is identified by its full config including the seed, so resuming
 skips exactly the models that were finished.
+
+One writer per log. A :class:`SearchLog` holds an exclusive advisory lock
+(``fcntl.flock``) on the log file itself for as long as it is open, so a second process
+given the same log is refused with a LogError naming the first (PID, host, command line),
+before anything trains. The lock is taken on the log's own inode, not on a sidecar lock
+file: it then holds whatever path reaches the file (a symlink, another relative path), and
+nothing can delete the lock from under a running search. It belongs to the open file, so
+the kernel drops it when the process exits or is killed, SIGKILL included; a lock never
+outlives its writer. Because the log's own bytes cannot say who holds it, the holder
+writes its PID, host and command line to a sidecar ``LOG.lock`` (next to the real file):
+information only, written after the lock is taken, removed when the log is closed, and
+trusted only while the lock is really held (a stale one left by a kill is overwritten).
+Readers (:func:`read_log`, ``dendrax show``) take no lock and work while a search runs.
+Within one process, a second SearchLog on the same file takes it over: the older object is
+closed, and writing through it raises LogError (a notebook may rebuild a searcher with
+``resume=True`` while the old one is still referenced). Where there is no ``fcntl``
+(Windows), or the file system refuses locks (a warning says so), there is no lock across
+processes; everything else is unchanged.
 """
 
 from __future__ import annotations
@@ -18,13 +36,22 @@ import hashlib
 import json
 import math
 import os
+import socket
 import stat
+import sys
+import threading
 import time
 import warnings
+import weakref
 from typing import Any, Iterable, Mapping
 
-from dendrax.errors import ConfigError, DendraxError
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; see the module docstring
+    fcntl = None
+
 from dendrax.config import ModelConfig
+from dendrax.errors import ConfigError, DendraxError
 from dendrax.spec import TrialOutcome
 
 LOG_VERSION = 1
@@ -268,7 +295,7 @@ def check_regular_file(path: str, action: str = "write") -> None:
                        f"(a FIFO, device or socket); log_path must name a plain file")
 
 
-def check_writable(path: str) -> None:
+def _check_path(path: str) -> None:
     """Raise LogError unless ``path`` is (or can be created as) a regular file that can be
     appended to."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
@@ -286,17 +313,279 @@ def check_writable(path: str) -> None:
                        f"{e.strerror or e}") from None
 
 
+def check_writable(path: str) -> None:
+    """Raise LogError unless ``path`` is (or can be created as) a regular file that can be
+    appended to, and no other process is writing it (see :class:`SearchLog`). A cheap check
+    to make before slow work (loading data); :class:`SearchLog` takes the lock itself."""
+    _check_path(path)
+    path = os.fspath(path)
+    with _registry_lock:
+        if _held.get(_file_key(os.stat(path))) is not None:
+            return  # this process holds it; a new SearchLog takes it over
+    _WriterLock.acquire(path, probe=True).release()
+
+
+# ---- one writer per log --------------------------------------------------------------
+
+_registry_lock = threading.Lock()
+# The locks this process holds, by (device, inode) of the log; weak, so that a SearchLog
+# nobody references any more releases its lock when it is collected.
+_held: "weakref.WeakValueDictionary[tuple[int, int], _WriterLock]" = \
+    weakref.WeakValueDictionary()
+_warned_unlockable: set[str] = set()
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _holder_path(path: str) -> str:
+    """The sidecar naming the writer: beside the real file, whichever path reached it."""
+    return os.path.realpath(path) + ".lock"
+
+
+def _release(fd: int | None, holder_path: str | None, locker: Any) -> None:
+    """Give a lock up: remove our holder file (while still holding the lock, so it cannot
+    be another writer's), then unlock and close. Runs once, from close(), when the lock
+    is garbage-collected, or at interpreter exit; the kernel does it on a kill."""
+    if holder_path is not None:
+        try:
+            os.remove(holder_path)
+        except OSError:
+            pass
+    if fd is not None:
+        try:
+            locker.flock(fd, locker.LOCK_UN)
+        except OSError:
+            pass
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class _WriterLock:
+    """The exclusive lock on one log file, held by one SearchLog at a time (``owner``).
+
+    ``fd`` is None where locking is not possible (no fcntl, or a file system that refuses
+    it); the in-process rules (takeover, ``mutex``) hold all the same."""
+
+    def __init__(self, fd: int | None, key: tuple[int, int], holder_path: str | None):
+        self.fd = fd
+        self.key = key
+        self.mutex = threading.Lock()  # one write, read or takeover at a time
+        self.owner: "weakref.ref[SearchLog] | None" = None
+        self.forked = False
+        # fcntl as it was when the lock was taken (tests replace the module's attribute)
+        self._finalizer = weakref.finalize(self, _release, fd, holder_path, fcntl)
+
+    @classmethod
+    def acquire(cls, path: str, probe: bool = False) -> "_WriterLock":
+        """Lock ``path`` for this process, or raise LogError naming the process that has it.
+        ``probe``: only to check, so the holder file is not written."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # not inherited by exec'd children
+        except OSError as e:
+            raise LogError(f"cannot write the search log (log_path) {path!r}: "
+                           f"{e.strerror or e}") from None
+        key = _file_key(os.fstat(fd))
+        if fcntl is None:
+            os.close(fd)
+            return cls(None, key, None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = _describe_holder(path, os.fstat(fd))
+            finally:
+                os.close(fd)
+            raise LogError(
+                f"the search log {path!r} is being written by another process: {holder}. "
+                f"One process writes a log at a time: wait for that search to finish or stop "
+                f"it, or choose another log_path. (Reading the log, with dendrax show or "
+                f"read_log, is fine meanwhile.)") from None
+        except OSError as e:  # ENOLCK, EOPNOTSUPP...: a file system without locks
+            os.close(fd)
+            if path not in _warned_unlockable:
+                _warned_unlockable.add(path)
+                warnings.warn(f"cannot lock the search log {path!r} ({e.strerror or e}); "
+                              f"nothing stops another process from writing it at the same "
+                              f"time", RuntimeWarning, stacklevel=4)
+            return cls(None, key, None)
+        holder_path = None if probe else _holder_path(path)
+        if holder_path is not None and not _write_holder(holder_path):
+            holder_path = None
+        return cls(fd, key, holder_path)
+
+    @property
+    def alive(self) -> bool:
+        return self._finalizer.alive and not self.forked
+
+    def release(self) -> None:
+        with _registry_lock:
+            if _held.get(self.key) is self:
+                del _held[self.key]
+        self._finalizer()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close our copy of the descriptor without unlocking (the
+        parent keeps the lock) and refuse writes from the child."""
+        self._finalizer.detach()
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = None
+        self.forked = True
+        self.mutex = threading.Lock()
+
+
+def _forget_locks_after_fork() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for lock in list(_held.values()):
+        lock.forget_after_fork()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
+def _write_holder(holder_path: str) -> bool:
+    """Write who holds the lock (atomically: a reader sees the old file or the new one)."""
+    info = {"pid": os.getpid(), "host": socket.gethostname(),
+            "command": _command_of(os.getpid()) or " ".join([sys.executable, *sys.argv])[:300],
+            "since": time.time()}
+    tmp = f"{holder_path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(info, f)
+        os.replace(tmp, holder_path)
+        return True
+    except OSError:  # a read-only directory, say: the lock holds, only its description is lost
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        return False
+
+
+def _flock_pids(st: os.stat_result) -> list[int]:
+    """PIDs holding a flock on this file, from Linux's /proc/locks ([] where unknown)."""
+    pids = []
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+                    continue  # a waiter, or not a flock
+                major, minor, inode = fields[5].split(":")
+                if (int(major, 16), int(minor, 16), int(inode)) == (
+                        os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
+                    if int(fields[4]) > 0:  # 0: a process outside our PID namespace
+                        pids.append(int(fields[4]))
+    except (OSError, ValueError):
+        return []
+    return pids
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _describe_holder(path: str, st: os.stat_result) -> str:
+    """"PID 123 on host 'h' (command: ...), since ..." from the sidecar, checked against
+    the kernel's list of lock holders where there is one."""
+    info = None
+    try:
+        with open(_holder_path(path), encoding="utf-8") as f:
+            info = json.load(f)
+        if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+            info = None
+    except (OSError, ValueError):
+        pass
+    pids = _flock_pids(st)
+    here = socket.gethostname()
+    if info is not None and info.get("host", here) == here:
+        # On this host the sidecar must name a live holder (a killed writer leaves its own).
+        holds = info["pid"] in pids if pids else _pid_alive(info["pid"])
+        if not holds:
+            info = None
+    if info is None and pids:
+        info = {"pid": pids[0], "host": here, "command": _command_of(pids[0])}
+    if info is None:
+        return "a process whose PID is unknown (no holder information beside the log)"
+    text = f"PID {info['pid']} on host {info.get('host', '?')!r}"
+    if info.get("command"):
+        text += f" (command: {info['command']})"
+    if isinstance(info.get("since"), (int, float)):
+        text += time.strftime(", since %Y-%m-%d %H:%M:%S UTC", time.gmtime(info["since"]))
+    return text
+
+
+def _command_of(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().replace(b"\0", b" ").decode("utf-8", "replace").split()
+    except OSError:
+        return None
+    return " ".join(words)[:300] or None
+
+
 class SearchLog:
     """An open, append-only log. ``resume=False`` refuses to touch a non-empty file;
-    ``resume=True`` loads the finished trials (``completed``) and continues the file."""
+    ``resume=True`` loads the finished trials (``completed``) and continues the file.
+
+    It holds the log's writer lock from construction until :meth:`close` (or the end of a
+    ``with`` block, or garbage collection, or the exit of the process); see the module
+    docstring. Opening a log that another process writes raises LogError naming it."""
 
     def __init__(self, path: str, resume: bool = False, verbose: bool = False):
-        self.path = os.fspath(path)
-        check_writable(self.path)
+        self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+        _check_path(self.path)
         self.headers: list[dict] = []
         self.completed: dict[str, TrialOutcome] = {}
         self.torn_line: str | None = None
         self._pending_header: dict | None = None
+        self._lock: _WriterLock | None = None
+        self._closed_because = "it was closed"
+        while True:
+            with _registry_lock:
+                lock = _held.get(_file_key(os.stat(self.path)))
+            taking_over = lock is not None
+            if lock is None:
+                lock = _WriterLock.acquire(self.path)
+            with lock.mutex:  # a takeover waits for the older SearchLog's write in flight
+                if not lock.alive:
+                    continue  # closed by its owner meanwhile: take the lock afresh
+                try:
+                    self._load(resume, verbose)
+                except BaseException:
+                    if not taking_over:
+                        lock.release()
+                    raise
+                previous = lock.owner() if lock.owner is not None else None
+                if previous is not None and previous is not self:
+                    previous._lock = None
+                    previous._closed_because = (
+                        "a newer SearchLog in this process (a new searcher with the same "
+                        "log_path) opened the same file and writes it now; use one searcher "
+                        "per log")
+                lock.owner = weakref.ref(self)
+                self._lock = lock
+                with _registry_lock:
+                    _held[lock.key] = lock
+                return
+
+    def _load(self, resume: bool, verbose: bool) -> None:
         if os.path.getsize(self.path) == 0:
             return
         if not resume:
@@ -308,7 +597,7 @@ class SearchLog:
             message = (f"{self.path}: ignored a torn last line ({len(contents.torn_line)} "
                        f"characters, probably a run killed mid-write); that trial will be "
                        f"trained again")
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
             if verbose:
                 print(f"Warning: {message}")
             # Cut the fragment off so the next append starts on a fresh line.
@@ -318,6 +607,27 @@ class SearchLog:
         self.completed = dict(contents.outcomes)
         if verbose:
             print(f"Resuming from {self.path}: {len(self.completed)} finished models")
+
+    @property
+    def closed(self) -> bool:
+        return self._lock is None
+
+    def close(self) -> None:
+        """Release the writer lock; later writes raise LogError. Safe to call twice. A
+        pending header (a search call that wrote nothing) is dropped, as after a crash."""
+        lock = self._lock
+        if lock is None:
+            return
+        with lock.mutex:
+            if self._lock is lock:
+                self._lock = None
+                lock.release()
+
+    def __enter__(self) -> "SearchLog":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def begin(self, search_index: int, spec: Mapping[str, Any]) -> None:
         """Check the spec of search call ``search_index`` against the log, or record it."""
@@ -354,6 +664,24 @@ class SearchLog:
         text = "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in records)
         if not text:
             return
+        lock = self._lock
+        if lock is None:
+            raise LogError(f"cannot write to the search log {self.path!r}: this SearchLog "
+                           f"can no longer write it, because {self._closed_because}")
+        with lock.mutex:
+            if self._lock is not lock:  # taken over while we waited
+                raise LogError(f"cannot write to the search log {self.path!r}: this "
+                               f"SearchLog can no longer write it, because "
+                               f"{self._closed_because}")
+            if lock.forked:
+                raise LogError(f"cannot write to the search log {self.path!r} from a forked "
+                               f"child process: the parent process is its writer")
+            self._write(text)
+        if header is not None:
+            self.headers.append(header)
+            self._pending_header = None
+
+    def _write(self, text: str) -> None:
         size = os.path.getsize(self.path)
         try:
             with open(self.path, "a", encoding="utf-8") as f:
@@ -370,6 +698,3 @@ class SearchLog:
                            f"{e.strerror or e}. The search stopped; the lines already "
                            f"written are intact, so it can be resumed once the problem is "
                            f"fixed") from None
-        if header is not None:
-            self.headers.append(header)
-            self._pending_header = None

@@ -59,6 +59,16 @@ def check_int(name: str, value: Any, low: int, high: int | None = None, *,
     return value
 
 
+def check_capped_int(name: str, value: Any, low: int, high: int, why: str) -> int:
+    """Like check_int(name, value, low), with a ceiling whose reason ``why`` the error
+    gives: a value that is a plain integer but too large for what uses it."""
+    value = check_int(name, value, low)
+    if value > high:
+        raise ConfigError(f"{name}={shown(value)} is out of range; it must be an integer in "
+                          f"[{low}, {high}] ({why})")
+    return value
+
+
 def check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
                  *, open_low: bool = False, open_high: bool = False) -> float:
     """``value`` as a finite float within the bounds, or ConfigError naming it.

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 from typing import Any, Mapping
 
-from dendrax.checks import INT32_MAX, MAX_SEED, check_int, check_number
+from dendrax.checks import INT32_MAX, MAX_SEED, check_capped_int, check_int, check_number
 from dendrax.errors import ConfigError
 from dendrax.spec import ARCHITECTURES, STRATEGIES, ModelShape, count_shape_params
 
@@ -99,8 +99,8 @@ class ModelConfig:
         _choice("strategy", self.strategy, STRATEGIES)
         for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs"):
             check_int(name, getattr(self, name), 1)
-        # The trainer holds the rewiring period as int32; 2**31 would overflow after this check.
-        check_int("steps_to_resample", self.steps_to_resample, 1, INT32_MAX)
+        check_capped_int("steps_to_resample", self.steps_to_resample, 1, INT32_MAX,
+                         "the trainer holds it as a 32-bit integer")
         if self.architecture == "mlp":
             if self.hidden_dim is None:
                 raise ConfigError("architecture='mlp' needs hidden_dim: the hidden layer's "

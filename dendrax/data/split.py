@@ -146,9 +146,10 @@ def check_classes(name: str, y_train: np.ndarray) -> None:
     scores 1.0 on everything, and the search cannot rank anything."""
     classes = np.unique(y_train)
     if len(classes) < 2:
-        raise DataError(f"{name}: y_train holds a single class ({classes[0] if len(classes) else 'none'}); "
-                        f"a classifier needs at least 2 classes: every model would score 1.0 "
-                        f"and the search could not rank them")
+        held = f"a single class ({classes[0]})" if len(classes) else "no labels"
+        raise DataError(f"{name}: y_train holds {held}; a classifier "
+                        f"needs at least 2 classes: every model would score 1.0 and the "
+                        f"search could not rank them")
 
 
 def assemble(name, x_train, y_train, x_test, y_test, *, image_shape, class_names,

@@ -60,7 +60,7 @@ def load(args):
 
     sources = ("dir", "system") + (("sample",) if args.allow_sample else ())
     data = load_dataset("fashion-mnist", data_dir=args.data_dir, subset_size=args.subset,
-                        validation_fraction=0.0, sources=sources, download=False)
+                        validation_fraction=None, sources=sources, download=False)
     if args.eval_subset:
         import dataclasses
 

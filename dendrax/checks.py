@@ -11,6 +11,12 @@ from dendrax.errors import ConfigError
 
 # JAX's PRNGKey takes a signed 64-bit seed; 2**63 overflows inside it, after a compile.
 MAX_SEED = 2**63 - 1
+# The trainer keeps step counts and rewiring periods as int32 (dendrax.population):
+# a larger value passes Python's checks and then overflows inside numpy or JAX.
+INT32_MAX = 2**31 - 1
+# Far beyond any real run (the original trains 15 epochs), and small enough that a typo
+# such as n_epochs=10**20 is an error instead of a search that never ends.
+MAX_EPOCHS = 100_000
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -50,6 +56,16 @@ def check_int(name: str, value: Any, low: int, high: int | None = None, *,
     value = int(value)
     if value < low or (high is not None and value > high):
         raise ConfigError(f"{name}={shown(value)} is out of range; it must be {wanted}")
+    return value
+
+
+def check_capped_int(name: str, value: Any, low: int, high: int, why: str) -> int:
+    """Like check_int(name, value, low), with a ceiling whose reason ``why`` the error
+    gives: a value that is a plain integer but too large for what uses it."""
+    value = check_int(name, value, low)
+    if value > high:
+        raise ConfigError(f"{name}={shown(value)} is out of range; it must be an integer in "
+                          f"[{low}, {high}] ({why})")
     return value
 
 

@@ -11,12 +11,13 @@ import dataclasses
 import difflib
 from typing import Any, Mapping
 
-from dendrax.checks import MAX_SEED, check_int, check_number
+from dendrax.checks import INT32_MAX, MAX_SEED, check_capped_int, check_int, check_number
 from dendrax.errors import ConfigError
 from dendrax.spec import ARCHITECTURES, STRATEGIES, ModelShape, count_shape_params
 
 INTEGER_FIELDS = ("n_neurons", "n_dendrites", "n_dendrite_inputs", "hidden_dim",
                   "steps_to_resample", "seed")
+FLOAT_FIELDS = ("percentage_resample", "lr", "weight_decay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,9 @@ class ModelConfig:
     It needs ``hidden_dim`` and has no dendritic layer, so it ignores n_neurons,
     n_dendrites, n_dendrite_inputs, soma_enabled, strategy and the resampling fields
     (they are still validated, so that one search space can mix architectures).
+
+    A float field of -0.0 is stored as 0.0: the two train the same model, so they are one
+    config (one key, one row), not two.
     """
 
     architecture: str = "dendritic_simple"
@@ -47,6 +51,12 @@ class ModelConfig:
     lr: float = 5e-4
     weight_decay: float = 0.01
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, float) and value == 0.0:  # -0.0 == 0.0
+                object.__setattr__(self, name, 0.0)
 
     def shape(self, in_dim: int) -> "ModelShape":
         """The model's shape for inputs of ``in_dim`` features (see :class:`ModelShape`)."""
@@ -87,8 +97,10 @@ class ModelConfig:
         """Raise :class:`ConfigError` naming the parameter, its value and what is allowed."""
         _choice("architecture", self.architecture, ARCHITECTURES)
         _choice("strategy", self.strategy, STRATEGIES)
-        for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs", "steps_to_resample"):
+        for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs"):
             check_int(name, getattr(self, name), 1)
+        check_capped_int("steps_to_resample", self.steps_to_resample, 1, INT32_MAX,
+                         "the trainer holds it as a 32-bit integer")
         if self.architecture == "mlp":
             if self.hidden_dim is None:
                 raise ConfigError("architecture='mlp' needs hidden_dim: the hidden layer's "
@@ -115,7 +127,7 @@ def _coerce(name: str, value: Any) -> Any:
         value = value.item()
     if name in INTEGER_FIELDS and isinstance(value, float) and value.is_integer():
         value = int(value)
-    if name in ("percentage_resample", "lr", "weight_decay") and isinstance(value, int) \
+    if name in FLOAT_FIELDS and isinstance(value, int) \
             and not isinstance(value, bool):
         value = float(value)
     return value

@@ -23,7 +23,7 @@ import dataclasses
 import numbers
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Sequence
 
-from dendrax.checks import MAX_SEED, check_int, check_number
+from dendrax.checks import MAX_EPOCHS, MAX_SEED, check_capped_int, check_int, check_number
 from dendrax.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class TrainSettings:
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
     """
 
-    n_epochs: int = 15
+    n_epochs: int = 15  # at most MAX_EPOCHS (100,000)
     batch_size: int = 256
     data_order: str = "own"
     data_seed: int = 0
@@ -228,7 +228,8 @@ class TrainSettings:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting out of range (bools are not integers)."""
-        check_int("n_epochs", self.n_epochs, 1)
+        check_capped_int("n_epochs", self.n_epochs, 1, MAX_EPOCHS,
+                         "a larger value is a typo that would train for ever")
         check_int("batch_size", self.batch_size, 1)
         check_int("data_seed", self.data_seed, 0, MAX_SEED)
         check_int("eval_batch_size", self.eval_batch_size, 1)

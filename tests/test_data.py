@@ -697,7 +697,7 @@ def test_from_arrays_takes_channels_last_images_and_feature_rows():
     assert (ds.image_shape, ds.n_classes, ds.class_names[-1]) == ((4, 4, 3), 4, "d")
     rows = np.linspace(-5, 5, 40, dtype=np.float64).reshape(20, 2)
     plain = from_arrays(rows, np.arange(20) % 2, rows, np.arange(20) % 2, normalise=False,
-                        validation_fraction=0)
+                        validation_fraction=None)
     assert plain.image_shape == (1, 2, 1)
     np.testing.assert_array_equal(plain.x_train, rows.astype(np.float32))
     assert from_arrays(rows.reshape(20, 2), np.arange(20) % 2, rows, np.arange(20) % 2,
@@ -735,9 +735,13 @@ def test_auto_normalise_scales_pixels_and_standardises_other_features():
                                         np.arange(40) % 2).source
 
 
-def test_zero_validation_fraction_gives_empty_arrays_of_the_right_shape():
+def test_no_validation_split_gives_empty_arrays_of_the_right_shape():
+    # validation_fraction=None asks for no split on purpose; 0 is refused (issue 29, cause 3:
+    # a search would rank on NaN), see tests/test_reliability_data.py.
     x = np.zeros((20, 6), np.uint8)
-    ds = from_arrays(x, np.arange(20) % 2, x, np.arange(20) % 2, validation_fraction=0)
+    with pytest.raises(DataError, match="validation_fraction=0 holds out no validation"):
+        from_arrays(x, np.arange(20) % 2, x, np.arange(20) % 2, validation_fraction=0)
+    ds = from_arrays(x, np.arange(20) % 2, x, np.arange(20) % 2, validation_fraction=None)
     assert ds.x_val.shape == (0, 6) and ds.x_val.dtype == np.float32
     assert ds.y_val.shape == (0,) and ds.y_val.dtype == np.int32
     assert len(ds.x_train) == 20

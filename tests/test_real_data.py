@@ -24,7 +24,7 @@ def test_two_epochs_of_the_headline_config_reach_078_test_accuracy():
 
 
 def test_training_without_a_validation_split():
-    data = load_dataset("fashion-mnist", sources=("system",), validation_fraction=0.0,
+    data = load_dataset("fashion-mnist", sources=("system",), validation_fraction=None,
                         subset_size=2048)
     config = ModelConfig(n_neurons=4, n_dendrites=3, n_dendrite_inputs=32, lr=5e-3)
     (outcome,) = train_configs([config], data, TrainSettings(n_epochs=3, batch_size=64),

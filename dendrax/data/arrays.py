@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from dendrax.data.dataset import DataError, Dataset
-from dendrax.data.split import assemble, check_split_args
+from dendrax.data.split import FLOAT32_MAX, assemble, check_split_args
 
 
 NORMALISE = ("auto", "pixels", "standardise", "none")
@@ -24,6 +24,14 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
     taken as grey images, 4-D (n, H, W, C) as channels-last images; for 2-D input pass
     ``image_shape`` (otherwise (1, in_dim, 1), a row of features). y: integer classes
     0..K-1; n_classes is K = max label + 1 (or len(class_names)), in_dim is inferred.
+    Without class_names, every class 0..K-1 must have an example in y_train or y_test:
+    labels such as {0, 5, 100} (101 outputs, 98 of them never used) are refused with the
+    remapping that fixes them; pass class_names to keep empty classes on purpose. The
+    training labels must hold at least 2 classes, and x_test at least one example.
+
+    validation_fraction: the share of the training arrays held out, stratified; it must
+    hold out at least one example (a search ranks on it). None: no validation split at
+    all, for training outside a search.
 
     normalise:
       "auto" (default): integer arrays within 0..255 are pixels ("pixels"); anything else
@@ -35,8 +43,10 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
       "standardise": each feature becomes (x − mean) / std, with the mean and std (ddof=0)
           of the training split only (after the validation examples and the subset are
           taken out), so no validation or test statistic leaks in; a constant feature
-          is only centred.
-      "none" (or False): features are used as given (cast to float32).
+          is only centred. The statistics are computed on features scaled by a power of
+          two, so values near the float64 limit (1e300) standardise correctly.
+      "none" (or False): features are used as given (cast to float32); values beyond
+          float32's range (about 3.4e38) are refused.
     """
     check_split_args(validation_fraction, subset_size, seed)
     mode = {True: "pixels", False: "none"}.get(normalise, normalise) \
@@ -59,20 +69,56 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
     y_train, y_test = _as_labels("y_train", y_train, x_train), _as_labels("y_test", y_test, x_test)
     n_classes = int(max(y_train.max(), y_test.max(initial=0))) + 1
     if class_names is None:
+        _check_contiguous(y_train, y_test, n_classes)
         class_names = tuple(str(k) for k in range(n_classes))
     elif len(class_names) < n_classes:
         raise DataError(f"{len(class_names)} class_names for labels up to {n_classes - 1}")
-    flat_train = x_train.reshape(len(x_train), -1)
-    flat_test = x_test.reshape(len(x_test), -1)
+    in_dim = int(np.prod(x_train.shape[1:]))
+    flat_train = x_train.reshape(len(x_train), in_dim)
+    flat_test = x_test.reshape(len(x_test), in_dim)  # -1 cannot be inferred for 0 rows
     if mode == "auto":
         mode = "pixels" if _are_pixels(flat_train, flat_test) else "standardise"
     if mode == "pixels":
         flat_train, flat_test = _as_pixels(flat_train, flat_test)
+    elif mode == "none":
+        _check_float32_range(("x_train", flat_train), ("x_test", flat_test))
     return assemble(name, flat_train, y_train, flat_test, y_test, image_shape=shape,
                      class_names=tuple(str(c) for c in class_names),
                      validation_fraction=validation_fraction, subset_size=subset_size,
                      seed=seed, source=f"arrays given to from_arrays ({name}; {mode})",
                      normalise={"pixels": True, "none": False}.get(mode, mode))
+
+
+def _check_contiguous(y_train: np.ndarray, y_test: np.ndarray, n_classes: int) -> None:
+    """Every class 0..K-1 has an example (K = max label + 1); else a DataError naming the
+    labels in use and the remapping, since each empty class is one more output."""
+    used = np.union1d(np.unique(y_train), np.unique(y_test))
+    if len(used) == n_classes:
+        return
+    shown = ", ".join(str(v) for v in used[:10]) + (", ..." if len(used) > 10 else "")
+    missing = np.setdiff1d(np.arange(min(n_classes, 10 ** 6)), used)[:5]
+    raise DataError(
+        f"y_train and y_test use {len(used)} distinct labels ({shown}) but classes are "
+        f"0..K-1 with K = max label + 1 = {n_classes:,}, so {n_classes - len(used):,} "
+        f"outputs (classes {', '.join(str(v) for v in missing)}"
+        f"{', ...' if n_classes - len(used) > len(missing) else ''}) would never see an "
+        f"example and would count against the parameter budget. Remap the labels to "
+        f"0..{len(used) - 1} first: classes, y = np.unique(y, return_inverse=True) over "
+        f"y_train and y_test together; or pass class_names with {n_classes:,} names to "
+        f"keep the empty classes on purpose")
+
+
+def _check_float32_range(*arrays: tuple[str, np.ndarray]) -> None:
+    """Features used as given must fit float32, which dendrax trains in."""
+    for label, x in arrays:
+        if x.size and x.dtype.kind == "f":
+            peak = float(np.abs(x).max())
+            if peak > FLOAT32_MAX:
+                raise DataError(
+                    f"{label} holds values beyond float32's range (largest |x| = {peak:.4g}, "
+                    f"float32 holds up to {FLOAT32_MAX:.4g}); dendrax trains in float32, so "
+                    f"they would become inf and every model would be reported as diverged. "
+                    f"Rescale the features, or pass normalise='standardise'")
 
 
 def _are_pixels(*arrays: np.ndarray) -> bool:

@@ -183,8 +183,10 @@ def load_dataset(name: str = "fashion-mnist", *, data_dir: str | os.PathLike | N
         missing or unreadable there raise at once rather than falling back.
       subset_size: keep this many training examples (stratified, seeded), chosen after
         the validation set is carved out; all of them if there are fewer.
-      validation_fraction: share of the training file held out, stratified; 0 gives empty
-        validation arrays.
+      validation_fraction: share of the training file held out, stratified; it must hold
+        out at least one example (0, or a fraction that rounds to 0 examples, is a
+        DataError: a search would rank on NaN). None: no validation split at all (empty
+        validation arrays), for training outside a search.
       seed: fixes the validation split and the subset.
       sources: the sources to try, in order; default SOURCES.
       download: allow the "tfds" and "download" sources to fetch from the internet.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import numbers
 import random
@@ -19,9 +20,12 @@ from dendrax.errors import ConfigError
 
 
 def plain(value: Any) -> Any:
-    """numpy scalars/arrays -> Python values, tuples -> lists (so specs are JSON-able)."""
+    """numpy scalars/arrays -> Python values, tuples -> lists (so specs are JSON-able),
+    -0.0 -> 0.0 (the same value to every model: one config, one spec)."""
     if hasattr(value, "tolist") and callable(value.tolist):
-        return value.tolist()
+        value = value.tolist()
+    if isinstance(value, float) and value == 0.0:
+        return 0.0
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -207,10 +211,64 @@ def space_spec(space: Mapping[str, Distribution]) -> dict:
     return {name: dist.to_spec() for name, dist in space.items()}
 
 
-def sample_space(space: Mapping[str, Distribution], n_trials: int,
-                 rng: random.Random) -> list[dict[str, Any]]:
-    """Draw ``n_trials`` parameter dicts; each draws its parameters in the space's order."""
-    return [{name: dist.sample(rng) for name, dist in space.items()} for _ in range(n_trials)]
+def _value_key(value: Any) -> str:
+    """A hashable identity of one drawn value (values may be lists)."""
+    try:
+        return json.dumps(plain(value), sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def distinct_values(dist: Distribution) -> int | None:
+    """How many distinct values ``dist`` can draw; None for a continuous range."""
+    if isinstance(dist, Fixed):
+        return 1
+    if isinstance(dist, Choice):
+        return len({_value_key(v) for v in dist.values})
+    if isinstance(dist, IntRange):
+        return dist.high - dist.low + 1
+    return 1 if dist.low == dist.high else None  # Uniform, LogUniform
+
+
+def space_size(space: Mapping[str, Distribution]) -> int | None:
+    """How many distinct parameter dicts ``space`` can draw (the product of each
+    distribution's distinct values), or None when one of them is continuous (a uniform or
+    loguniform range with low < high). Distinct dicts may still be one config (8 and 8.0
+    for an integer parameter), so this bounds the distinct configs from above."""
+    size = 1
+    for dist in space.values():
+        count = distinct_values(dist)
+        if count is None:
+            return None
+        size *= count
+    return size
+
+
+def params_key(params: Mapping[str, Any]) -> tuple:
+    """A hashable identity of one drawn parameter dict (see :func:`space_size`)."""
+    return tuple((name, _value_key(value)) for name, value in params.items())
+
+
+def sample_space(space: Mapping[str, Distribution], n_trials: int, rng: random.Random,
+                 *, stop_when_exhausted: bool = False) -> list[dict[str, Any]]:
+    """Draw ``n_trials`` parameter dicts; each draws its parameters in the space's order.
+
+    ``stop_when_exhausted``: for a finite space (:func:`space_size`) of fewer points than
+    ``n_trials``, stop as soon as every distinct dict has been drawn. Every later draw
+    would repeat one, and repeated draws train once, so the result is a prefix of the
+    full draw that holds the same configs in the same order of first appearance; a space
+    of 5 points and ``n_trials=10**6`` then takes a few dozen draws, not a million."""
+    size = space_size(space) if stop_when_exhausted else None
+    if size is None or size >= n_trials:
+        return [{name: dist.sample(rng) for name, dist in space.items()}
+                for _ in range(n_trials)]
+    drawn: list[dict[str, Any]] = []
+    seen: set[tuple] = set()
+    while len(drawn) < n_trials and len(seen) < size:
+        params = {name: dist.sample(rng) for name, dist in space.items()}
+        drawn.append(params)
+        seen.add(params_key(params))
+    return drawn
 
 
 # ---- grids ----------------------------------------------------------------------------

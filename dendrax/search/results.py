@@ -16,70 +16,22 @@ from dendrax.search.log import LogError, jsonable
 RANK_BY = ("val_mean", "val_lcb")
 
 
-# ---- Student's t quantile (no scipy) -------------------------------------------------
-
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta, by the modified Lentz method."""
-    tiny = 1e-300
-
-    def clamp(v: float) -> float:
-        return v if abs(v) > tiny else tiny
-
-    c = 1.0
-    d = 1.0 / clamp(1.0 - (a + b) * x / (a + 1.0))
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)),
-                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))):
-            d = 1.0 / clamp(1.0 + num * d)
-            c = clamp(1.0 + num / c)
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularised incomplete beta function."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
-    # The continued fraction converges fast only on this side of the mean; use symmetry.
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T ≤ t) for Student's t with ``df`` degrees of freedom."""
-    tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
+# ---- Student's t quantile -------------------------------------------------------------
 
 def t_quantile(p: float, df: float) -> float:
-    """The t with P(T ≤ t) = p, found by bisection on :func:`t_cdf` (monotone)."""
+    """The t with P(T ≤ t) = p for Student's t with ``df`` degrees of freedom.
+
+    SciPy's ``stdtrit``, which is what ``scipy.stats.t.ppf`` computes; imported on the
+    first call, since importing SciPy costs a quarter of a second (scipy.stats more than
+    half) and importing the results must stay cheap.
+    """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p={p!r} must lie in (0, 1)")
     if df <= 0:
         raise ValueError(f"df={df!r} must be > 0")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * hi:
-            break
-    return 0.5 * (lo + hi)
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
 
 
 # ---- per-seed statistics -------------------------------------------------------------

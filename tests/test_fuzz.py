@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from dendrax import cli  # noqa: E402
 from dendrax.errors import DendraxError  # noqa: E402
 from dendrax.search import BudgetError, HyperparameterSearcher, SearchLog, read_log  # noqa: E402
-from dendrax.spec import ModelConfig  # noqa: E402
+from dendrax.config import ModelConfig  # noqa: E402
 from conftest import CONFIG_7198, FakeData, FakeTrainer  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("DENDRAX_FUZZ_EXAMPLES", "150"))

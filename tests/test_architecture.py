@@ -124,7 +124,8 @@ HEAVY = ("jax", "jaxlib", "flax", "optax", "optuna", "matplotlib", "mlflow", "te
          "pandas", "ray")
 ENTRY_POINTS = ("dendrax.search.config", "dendrax", "dendrax.search", "dendrax.search.searcher",
                 "dendrax.search.spaces", "dendrax.search.budget", "dendrax.search.log",
-                "dendrax.search.results", "dendrax.search.table", "dendrax.search.callbacks",
+                "dendrax.search.results", "dendrax.search.record", "dendrax.search.pipeline",
+                "dendrax.search.table", "dendrax.search.callbacks",
                 "dendrax.search.progress", "dendrax.search.optuna_bridge",
                 "dendrax.search.executors", "dendrax.export", "dendrax.plots", "dendrax.data",
                 "dendrax.examples", "dendrax.cli", "cli estimate", "cli show", "cli plot")
@@ -160,7 +161,9 @@ def entry_point_probe(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("probe")
     log, figures = str(folder / "run.jsonl"), str(folder / "figures")
-    make_searcher(FakeTrainer(), log_path=log).grid_search({"n_neurons": [8, 10]})
+    # Both configs inside the budget (8 neurons is below the default 80% floor).
+    make_searcher(FakeTrainer(), log_path=log, min_param_ratio=0.5).grid_search(
+        {"n_neurons": [8, 10]})
     code = _PROBE.format(heavy=HEAVY, log=log, figures=figures, steps=ENTRY_POINTS)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -163,11 +163,12 @@ def test_scenario_passes_its_options(fake_searcher, capsys, tmp_path, monkeypatc
 
 def test_quickstart_says_which_data_it_used(capsys):
     trainer = FakeTrainer()
-    searcher = cli.quickstart(verbose=False, data=FakeData(is_sample=True), trainer=trainer)
+    searcher = examples.quickstart(verbose=False, data=FakeData(is_sample=True),
+                                   trainer=trainer)
     out = capsys.readouterr().out
     assert "EMBEDDED SAMPLE" in out and "apt-get install dataset-fashion-mnist" in out
     assert "TOP 5 OF 8 CONFIGURATIONS" in out and "Data used:" in out
-    assert len(trainer.trained) == 8 * cli.QUICKSTART["seeds_per_config"]
+    assert len(trainer.trained) == 8 * examples.QUICKSTART["seeds_per_config"]
     assert searcher.max_params == 8000
 
 

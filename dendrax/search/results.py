@@ -1,4 +1,5 @@
-"""Search results: per-config aggregation over seeds, ranking by validation, the table.
+"""Search results: per-config aggregation over seeds, ranking by validation, the Pareto
+front, the results files, and the value formatting the table, plots and exporters share.
 
 Test accuracy is carried and reported but never used to choose or order configurations:
 choosing on test would leak the selection into the number that is reported.
@@ -6,9 +7,12 @@ choosing on test would leak the selection into the number that is reported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
+import secrets
 from typing import Any, Iterable, Mapping, Sequence
 
 from dendrax.search.log import LogError, jsonable
@@ -297,12 +301,13 @@ def pareto_records(results: Iterable[SearchResult]) -> list[dict[str, Any]]:
     return [pareto_record(r) for r in pareto_front(results)]
 
 
-def save_pareto(path: str, front: Sequence[Mapping[str, Any]], n_configurations: int,
-                settings: Mapping[str, Any] | None = None) -> None:
-    """Write a front (:func:`pareto_records`, possibly with extra fields) found among
-    ``n_configurations`` configs as strict JSON: {"version": 1, "objectives": ...,
-    "settings": ..., "n_configurations": ..., "front": [...]}."""
-    document = {
+def pareto_document(front: Sequence[Mapping[str, Any]], n_configurations: int,
+                    settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Pareto file: {"version": 1, "objectives": ..., "settings": ...,
+    "n_configurations": ..., "front": [...]} for a front (:func:`pareto_records`, possibly
+    with extra fields) found among ``n_configurations`` configs; write it with
+    :func:`write_json`."""
+    return {
         "version": 1,
         "objectives": {"total_params": "minimise",
                        "val_accuracy": "maximise (mean over seeds; test is never used)"},
@@ -310,77 +315,62 @@ def save_pareto(path: str, front: Sequence[Mapping[str, Any]], n_configurations:
         "n_configurations": int(n_configurations),
         "front": list(front),
     }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(jsonable(document), f, indent=2, allow_nan=False)
-        f.write("\n")
 
 
-# ---- the table ----------------------------------------------------------------------
+def write_json(path: str, value: Any) -> None:
+    """Write ``value`` as strict JSON (NaN and infinity as null, see ``jsonable``), whole or
+    not at all: into a new file beside ``path``, flushed to disk, then renamed over it, so
+    a crash or a full disk never leaves a half-written results file behind."""
+    text = json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n"
+    folder, name = os.path.split(os.path.abspath(path))
+    # open(..., "x") rather than tempfile.mkstemp: the file gets the usual permissions
+    # (0o666 less the umask), not mkstemp's owner-only 0o600.
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    # The rename survives a crash once the folder is synced too (not every OS allows it).
+    with contextlib.suppress(OSError):
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
-def _acc(mean: float, stats: SeedStats | None) -> str:
-    if mean is None or math.isnan(mean):
-        return "-"
-    return f"{mean:.4f} ± {stats.std:.4f}" if stats is not None else f"{mean:.4f}"
 
+# ---- text and per-epoch values shared by the table, the plots and the exporters ----------
 
-def _value(value: Any) -> str:
-    """Floats to 3 significant digits (0.2652429 → 0.265, 0.0005 → 0.0005)."""
+def format_value(value: Any) -> str:
+    """A parameter value as text: floats to 3 significant digits (0.2652429 → 0.265,
+    0.0005 → 0.0005), anything else as ``str``."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def describe_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in params.items() if k != "seed") \
+def describe_params(params: Mapping[str, Any]) -> str:
+    """"n_neurons=12, lr=0.0005": a config's params (seed excepted), or "(defaults)"."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in params.items() if k != "seed") \
         or "(defaults)"
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-def format_results(results: Sequence[SearchResult], n: int, max_params: int,
-                   rank_by: str = "val_mean") -> str:
-    """The top ``n`` ranked results as a table, then every diverged config (unranked).
-
-    Columns: rank, validation and test accuracy (mean ± std over seeds), the lower bound of
-    the validation interval when ranking by it, training accuracy, parameters (of the
-    budget), seeds, epochs trained (the most any seed trained; fewer under halving),
-    training time (summed over seeds) and the configuration, floats to 3 digits."""
-    ranked = rank_results(results, rank_by)
-    diverged = [r for r in results if r.diverged]
-    top = ranked[:n]
-    lcb = rank_by == "val_lcb"
-    basis = ("lower 95% confidence bound of validation accuracy" if lcb
-             else "mean validation accuracy")
-    lines = ["=" * 100,
-             f"TOP {len(top)} OF {_plural(len(ranked), 'CONFIGURATION').upper()} (ranked by "
-             f"{basis}; test accuracy is reported, never used for ranking)",
-             "=" * 100]
-    multi = any(r.n_seeds > 1 for r in top)
-    header = (f"{'rank':>4}  {'val acc':<17} " + (f"{'val lcb':>7}  " if lcb else "")
-              + f"{'test acc':<17} {'train acc':<9}  {'params':>13}  {'seeds':>5}  "
-              f"{'epochs':>6}  {'time':>7}  configuration")
-    lines.append(header)
-    for i, r in enumerate(top, 1):
-        bound = (f"{r.val_stats.ci_low:>7.4f}  " if r.val_stats is not None else
-                 f"{'-':>7}  ") if lcb else ""
-        stopped = "*" if r.stopped_by_halving else " "
-        lines.append(
-            f"{i:>4}  {_acc(r.val_accuracy, r.val_stats):<17} {bound}"
-            f"{_acc(r.test_accuracy, r.test_stats):<17} {r.train_accuracy:<9.4f}  "
-            f"{f'{r.total_params:,}/{max_params:,}':>13}  {r.n_seeds:>5}  "
-            f"{r.epochs_trained:>5}{stopped}  {r.train_time:>6.1f}s  "
-            f"{describe_params(r.params)}")
-    if multi:
-        lines.append("(mean ± std over seeds; std uses ddof=1)")
-    if any(r.stopped_by_halving for r in top):
-        lines.append("(* successive halving stopped at least one seed before the last epoch)")
-    if not top:
-        lines.append("  no trained configuration to rank")
-    if diverged:
-        lines.append("")
-        lines.append(f"DIVERGED, NOT RANKED ({len(diverged)}):")
-        for r in diverged:
-            where = ", ".join(f"seed {d['seed']} at epoch {d['epoch']}" for d in r.diverged_seeds)
-            lines.append(f"  {r.total_params:,} params, {len(r.diverged_seeds)}/{r.n_seeds} "
-                         f"seeds diverged ({where}): {describe_params(r.params)}")
-    return "\n".join(lines)
+def epoch_stats(result: SearchResult, metric: str) -> tuple[list[float], list[float]]:
+    """(mean, std) of one history metric at each epoch, over the seeds that reached that
+    epoch with a finite value: NaN mean where none did, std (ddof=0, the spread drawn as a
+    band) 0 with fewer than two values. Seeds stopped early by halving have shorter
+    histories, so later epochs average fewer seeds."""
+    rows = [h.get(metric) or [] for h in result.history]
+    means, stds = [], []
+    for epoch in range(max((len(r) for r in rows), default=0)):
+        values = [float(r[epoch]) for r in rows if epoch < len(r) and r[epoch] is not None
+                  and math.isfinite(float(r[epoch]))]
+        mean = math.fsum(values) / len(values) if values else math.nan
+        means.append(mean)
+        stds.append(math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+                    if len(values) > 1 else 0.0)
+    return means, stds

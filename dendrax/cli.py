@@ -11,8 +11,8 @@ Bad input (a config, the spec, the log, the budget, a data file: any DendraxErro
 error line and exits 2, with no traceback unless ``dendrax --debug``; a dataset that cannot
 be found also lists where it was looked for and how to get it. Any other exception is a bug
 and keeps its traceback.
-Commands that train turn on JAX's persistent compilation cache, so reruns skip most of the
-compile time; ``estimate``, ``show`` and ``plot`` never import JAX.
+Training turns on JAX's persistent compilation cache (dendrax.population.compile_cache), so
+reruns skip most of the compile time; ``estimate``, ``show`` and ``plot`` never import JAX.
 The commands parse and print; what they run lives in the library (the searcher, the search
 record, the scenarios of dendrax.examples).
 """
@@ -84,9 +84,7 @@ def load_spec(path: str) -> dict[str, Any]:
 
 def searcher_options() -> list[str]:
     """Constructor arguments a spec may set (all but verbose, data and trainer)."""
-    from dendrax import search  # the class itself, even where tests wrap the name above
-
-    names = inspect.signature(search.HyperparameterSearcher.__init__).parameters
+    names = inspect.signature(HyperparameterSearcher).parameters
     return [n for n in names if n not in _SPEC_EXCLUDED]
 
 
@@ -160,10 +158,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
         raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
                          f"it, or choose another --log")
-    if options.get("executor") != "ray":  # Ray workers turn on the cache on their nodes
-        from dendrax.population.compile_cache import enable_compilation_cache
-
-        enable_compilation_cache()
     searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
     if strategy == "grid":
         searcher.grid_search(space, **call)
@@ -283,9 +277,6 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             raise UsageError(f"scenario {args.name!r} searches a fixed grid; --n-trials "
                              f"applies to budget, thorough and pareto")
         budget["n_trials"] = args.n_trials
-    from dendrax.population.compile_cache import enable_compilation_cache
-
-    enable_compilation_cache()
     run = {"quick": examples.quick_prototype_search, "budget": examples.optimize_for_budget,
            "compare": examples.compare_architectures,
            "thorough": examples.thorough_optimization,
@@ -308,9 +299,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from dendrax import examples
-    from dendrax.population.compile_cache import enable_compilation_cache
 
-    enable_compilation_cache()
     examples.quickstart(verbose=not args.quiet)
     return 0
 
@@ -335,6 +324,18 @@ CALLBACK_HELP = ("a callback importable as MODULE:NAME: a class or object with o
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The flags several commands share, declared once (argparse "parents").
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--quiet", action="store_true", help="no progress output")
+    output.add_argument("--verbose", action="store_true",
+                        help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
+    callbacks = argparse.ArgumentParser(add_help=False)
+    callbacks.add_argument("--callback", action="append", metavar="MODULE:NAME",
+                           help=CALLBACK_HELP)
+    padding_help = ("bucket plan: auto (the default: merges shape buckets while that lowers "
+                    "the estimated compile plus run time), exact (identical shapes only), "
+                    "padded (a few size levels chosen for this sweep) or pow2")
+
     parser = argparse.ArgumentParser(
         prog="dendrax", description="Population-parallel hyperparameter search for "
         "dendritic neural networks.")
@@ -344,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="run a search described by a JSON/YAML spec",
                        description="Run a search described by a spec file.", epilog=SPEC_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       parents=[output, callbacks])
     p.add_argument("spec", help="JSON or YAML (.yaml/.yml, needs pyyaml) spec file")
     p.add_argument("--log", metavar="PATH", help="JSONL log of every finished model")
     p.add_argument("--resume", action="store_true",
@@ -354,10 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="PATH", help="write settings, budget, results and "
                    "rejected configs as one JSON document (save_report)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="rows to print (5)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--padding", choices=PADDINGS,
-                   help="bucket plan: exact shapes (the default), padded (a few size levels "
-                   "chosen for this sweep) or pow2; overrides the spec's 'padding'")
+                   help=padding_help + "; overrides the spec's 'padding'")
     p.add_argument("--halving", type=int, metavar="ETA",
                    help="successive halving: keep the best 1/ETA of the models at each rung "
                    "(after --halving-min-epochs epochs, then ETA× as many, ...)")
@@ -369,9 +369,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray (default: a local Ray "
                    "instance, or $RAY_ADDRESS)")
-    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
-    p.add_argument("--verbose", action="store_true",
-                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("show", help="print the results table of a search log",
@@ -446,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_estimate)
 
     p = sub.add_parser("scenario", help="run a ready-made scenario (dendrax.examples)",
+                       parents=[output, callbacks],
                        description="Run one of the original toolkit's example scenarios: "
                        "quick (quick_prototype_search), budget (optimize_for_budget), "
                        "compare (compare_architectures), thorough (thorough_optimization), "
@@ -458,23 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset-size", type=int, help="training examples to use")
     p.add_argument("--seeds-per-config", type=int)
     p.add_argument("--n-trials", type=int, help="random draws (budget, thorough, pareto)")
-    p.add_argument("--padding", choices=PADDINGS, help="bucket plan (exact, padded, pow2)")
+    p.add_argument("--padding", choices=PADDINGS, help=padding_help)
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
-    p.add_argument("--verbose", action="store_true",
-                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
+                       parents=[output],
                        description="Search the original README's Quick Start grid within "
                        "8,000 parameters on real Fashion-MNIST: a few minutes on a laptop "
                        "CPU.")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--verbose", action="store_true",
-                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_quickstart)
     return parser
 

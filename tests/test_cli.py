@@ -228,15 +228,13 @@ def test_format_duration():
 def test_the_readme_spec_runs(tmp_path, monkeypatch):
     """The spec under "Your first real search" in the README, as written, with the fake
     trainer: it parses, fills its budget and trains n_trials configs."""
-    from conftest import FakeData, FakeTrainer, make_searcher
-
     readme = (Path(REPO) / "README.md").read_text()
     text = readme.split("## Your first real search")[1].split("```json")[1].split("```")[0]
     spec = tmp_path / "search.json"
     spec.write_text(text)
     trainer = FakeTrainer()
-    monkeypatch.setattr(cli, "HyperparameterSearcher", lambda **kw: make_searcher(
-        trainer, **{**kw, "data": FakeData(), "verbose": False}))
+    monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
+        HyperparameterSearcher, data=FakeData(), trainer=trainer))
     assert cli.main(["search", str(spec), "--quiet", "--log", str(tmp_path / "run.jsonl")]) == 0
     options = json.loads(text)
     assert len({c.to_dict()["n_neurons"] for c in trainer.trained}) > 1

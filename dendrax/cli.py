@@ -11,8 +11,10 @@ Bad input (a config, the spec, the log, the budget, a data file: any DendraxErro
 error line and exits 2, with no traceback unless ``dendrax --debug``; a dataset that cannot
 be found also lists where it was looked for and how to get it. Any other exception is a bug
 and keeps its traceback.
-Commands that train turn on JAX's persistent compilation cache, so reruns skip most of the
-compile time; ``estimate``, ``show`` and ``plot`` never import JAX.
+Training turns on JAX's persistent compilation cache (dendrax.population.compile_cache), so
+reruns skip most of the compile time; ``estimate``, ``show`` and ``plot`` never import JAX.
+The commands parse and print; what they run lives in the library (the searcher, the search
+record, the scenarios of dendrax.examples).
 """
 
 from __future__ import annotations
@@ -23,17 +25,15 @@ import inspect
 import json
 import os
 import sys
-import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from dendrax.spec import ARCHITECTURES, PADDINGS
 from dendrax.errors import ConfigError, DendraxError
-from dendrax.search.progress import format_duration
-from dendrax.search import HyperparameterSearcher, LogError
+from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import load_callback
+from dendrax.search.record import SearchRecord, read_search
 from dendrax.search.results import RANK_BY
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
@@ -41,40 +41,12 @@ SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
 SCENARIO_DATASETS = {"quick": "mnist", "budget": "fashion-mnist", "compare": "fashion-mnist",
                      "thorough": "fashion-mnist", "pareto": "fashion-mnist"}
 
-# dendrax quickstart: the original README's Quick Start grid, 8,000-parameter budget.
-QUICKSTART_GRID = {
-    "n_neurons": [8, 10, 12],
-    "n_dendrites": [4, 6, 8],
-    "n_dendrite_inputs": [64, 96, 128],
-    "soma_enabled": [True, False],
-    "architecture": ["dendritic_simple"],
-    "synaptic_resampling": [True, False],
-}
-QUICKSTART = {"max_params": 8000, "n_epochs": 8, "seeds_per_config": 3, "max_trials": 20}
-
 _SPEC_EXCLUDED = {"self", "verbose", "data", "trainer", "callbacks"}
 _SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials", "fill_budget"}
 
 
 class UsageError(ConfigError):
     """A command-line or spec-file problem."""
-
-
-# ---- shared helpers ------------------------------------------------------------------
-
-SAMPLE_NOTE = """\
-  This is the small EMBEDDED SAMPLE of Fashion-MNIST shipped with dendrax, not the full
-  dataset; accuracies are lower than with the full 60,000 training images. For the full
-  set, any one of:
-    sudo apt-get install dataset-fashion-mnist
-    pip install 'dendrax[tfds]'
-    export DENDRAX_DATA_DIR=/folder/holding/the/fashion-mnist/idx/files"""
-
-
-def _describe_data(data: Any) -> str:
-    """Which data a run used, and, for the embedded sample, how to get the full set."""
-    text = f"Data: {data.summary()}" if hasattr(data, "summary") else f"Data: {data}"
-    return text + ("\n" + SAMPLE_NOTE if getattr(data, "is_sample", False) else "")
 
 
 # ---- dendrax search -------------------------------------------------------------------
@@ -112,9 +84,7 @@ def load_spec(path: str) -> dict[str, Any]:
 
 def searcher_options() -> list[str]:
     """Constructor arguments a spec may set (all but verbose, data and trainer)."""
-    from dendrax import search  # the class itself, even where tests wrap the name above
-
-    names = inspect.signature(search.HyperparameterSearcher.__init__).parameters
+    names = inspect.signature(HyperparameterSearcher).parameters
     return [n for n in names if n not in _SPEC_EXCLUDED]
 
 
@@ -188,10 +158,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
         raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
                          f"it, or choose another --log")
-    if options.get("executor") != "ray":  # Ray workers turn on the cache on their nodes
-        from dendrax.population.compile_cache import enable_compilation_cache
-
-        enable_compilation_cache()
     searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
     if strategy == "grid":
         searcher.grid_search(space, **call)
@@ -211,96 +177,48 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 # ---- dendrax show ---------------------------------------------------------------------
 
-def results_from_log(path: str) -> tuple[list, dict[str, Any], Any]:
-    """(SearchResults, the last header's spec, the parsed log) of a JSONL search log:
-    each configuration's seeds folded into one result, in the order first logged."""
-    from dendrax.config import ModelConfig
-    from dendrax.search.log import config_key, read_log
-    from dendrax.search.results import aggregate
-
-    if not os.path.isfile(path):
-        raise LogError(f"no search log at {path!r}")
-    contents = read_log(path)
-    if not contents.headers:
-        raise LogError(f"{path}: empty, or not a dendrax search log (no header line)")
-    groups: dict[str, list] = {}
-    for outcome in contents.outcomes.values():
-        groups.setdefault(config_key(outcome.config), []).append(outcome)
-    defaults = ModelConfig().to_dict()
-    shape = ("architecture", "n_neurons", "n_dendrites", "n_dendrite_inputs")
-    results = []
-    for outcomes in groups.values():
-        config = outcomes[0].config.to_dict()
-        # The log holds full configs; show the shape and whatever differs from the defaults.
-        params = {k: v for k, v in config.items()
-                  if k != "seed" and (k in shape or v != defaults[k])}
-        results.append(aggregate(params, outcomes))
-    return results, contents.headers[-1].get("spec", {}), contents
-
-
-def _spec_int(spec: dict, *path: str) -> int | None:
-    """An integer read from a logged spec, or None when it is absent or not an integer."""
-    value: Any = spec
-    for name in path:
-        value = value.get(name) if isinstance(value, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
-        else None
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    from dendrax.search.results import format_results
     from dendrax.search import table
 
     _check_top(args.top)
-    results, spec, contents = results_from_log(args.log)
+    record = read_search(args.log, args.rank_by)
     if args.to_optuna or args.to_tensorboard or args.to_mlflow:
-        return export_log(args, results, contents)
+        return _export(args, record)
     if args.format != "summary" or args.per_seed or args.sort or args.filter:
         fmt = "table" if args.format == "summary" else args.format
-        rows = table.result_rows(results, per_seed=args.per_seed, rank_by=args.rank_by)
+        rows = table.result_rows(record.results, per_seed=args.per_seed,
+                                 rank_by=record.rank_by)
         rows = table.filter_rows(rows, args.filter or [])
         if args.sort:
             rows = table.sort_rows(rows, args.sort)
         print(table.render(rows, fmt))
         return 0
-    max_params = _spec_int(spec, "budget", "max_params") or max(
-        (r.total_params for r in results), default=0)
-    n_models = sum(r.n_seeds for r in results)
-    print(f"{args.log}: {n_models} models, {len(results)} configurations, "
-          f"{len(contents.headers)} search call(s); dataset {spec.get('dataset', '?')}, "
-          f"{spec.get('n_epochs', '?')} epochs")
-    if contents.torn_line is not None:
+    settings = record.settings
+    print(f"{args.log}: {record.n_models} models, {len(record.results)} configurations, "
+          f"{len(record.calls)} search call(s); dataset {settings.get('dataset', '?')}, "
+          f"{settings.get('n_epochs', '?')} epochs")
+    if record.torn_line is not None:
         print("(the last line was cut short by an interrupted run and is ignored)")
-    print(format_results(results, args.top, int(max_params), args.rank_by))
+    print(table.format_results(record, args.top))
     return 0
 
 
-def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
+def _export(args: argparse.Namespace, record: SearchRecord) -> int:
     """dendrax show LOG --to-optuna URL / --to-tensorboard DIR / --to-mlflow URI."""
     from dendrax import export
-    from dendrax.search.results import rank_results
 
-    spec = contents.headers[-1].get("spec", {})
-    settings = export.export_settings(spec)
-    space = next((h["spec"]["space"] for h in contents.headers
-                  if isinstance((h.get("spec") or {}).get("space"), dict)
-                  and {"param_distributions", "param_grid"} & set(h["spec"]["space"])), None)
-    ordered = rank_results(results, args.rank_by) + [r for r in results if r.diverged]
     try:
         if args.to_optuna:
-            # Trials in the order they were searched, as an Optuna study numbers them.
-            study = export.to_optuna(results, args.to_optuna, args.study_name, space=space,
-                                     settings=settings)
-            print(f"Optuna: {len(results)} trials in study {study.study_name!r} at "
+            study = export.to_optuna(record, args.to_optuna, args.study_name)
+            print(f"Optuna: {len(record.results)} trials in study {study.study_name!r} at "
                   f"{args.to_optuna} (optuna-dashboard {args.to_optuna})")
         if args.to_tensorboard:
-            runs = export.to_tensorboard(ordered, args.to_tensorboard, settings=settings)
+            runs = export.to_tensorboard(record, args.to_tensorboard)
             print(f"TensorBoard: {len(runs)} runs in {args.to_tensorboard} "
                   f"(tensorboard --logdir {args.to_tensorboard})")
         if args.to_mlflow:
-            run_id = export.to_mlflow(ordered, args.to_mlflow, settings=settings,
-                                      experiment=args.experiment)
-            print(f"MLflow: parent run {run_id} with {len(ordered)} nested runs at "
+            run_id = export.to_mlflow(record, args.to_mlflow, experiment=args.experiment)
+            print(f"MLflow: parent run {run_id} with {len(record.results)} nested runs at "
                   f"{args.to_mlflow} (mlflow ui --backend-store-uri {args.to_mlflow})")
     except ImportError as error:  # the exporter's extra is missing: one line
         raise UsageError(str(error)) from None
@@ -311,17 +229,12 @@ def export_log(args: argparse.Namespace, results: list, contents: Any) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     _check_top(args.top)
-    from dendrax.plots import caption_line, plot_search  # matplotlib only when drawing
+    from dendrax.plots import plot_search  # matplotlib only when drawing
 
-    results, spec, _ = results_from_log(args.log)
-    n_train, batch_size = _spec_int(spec, "data", "n_train"), _spec_int(spec, "batch_size")
+    record = read_search(args.log, args.rank_by)
     try:
-        paths = plot_search(results, args.out, top=args.top, metric=args.metric,
-                            rank_by=args.rank_by,
-                            steps_per_epoch=n_train // batch_size if n_train and batch_size
-                            else None, in_dim=(spec.get("data") or {}).get("in_dim"),
-                            fmt=args.format,
-                            caption=None if args.no_caption else caption_line(spec, results))
+        paths = plot_search(record, args.out, top=args.top, metric=args.metric,
+                            fmt=args.format, caption=not args.no_caption)
     except ImportError as error:  # no matplotlib: say how to get it, in one line
         raise UsageError(str(error)) from None
     for path in paths.values():
@@ -364,9 +277,6 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             raise UsageError(f"scenario {args.name!r} searches a fixed grid; --n-trials "
                              f"applies to budget, thorough and pareto")
         budget["n_trials"] = args.n_trials
-    from dendrax.population.compile_cache import enable_compilation_cache
-
-    enable_compilation_cache()
     run = {"quick": examples.quick_prototype_search, "budget": examples.optimize_for_budget,
            "compare": examples.compare_architectures,
            "thorough": examples.thorough_optimization,
@@ -387,49 +297,10 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 # ---- dendrax quickstart -----------------------------------------------------------------
 
-def quickstart(*, verbose: bool = True, data: Any = None, trainer: Any = None,
-               **overrides: Any) -> HyperparameterSearcher:
-    """The README's first run: the original's Quick Start grid in an 8,000-parameter
-    budget (its 8 fitting configs), 8 epochs, 3 seeds each, on whichever Fashion-MNIST is
-    at hand. About two minutes on a 2-core CPU with the full dataset.
-
-    Data: $DENDRAX_DATA_DIR, Debian's dataset-fashion-mnist, tensorflow-datasets, an
-    earlier download, or the embedded sample, the first that exists (nothing is
-    downloaded). ``overrides`` replace QUICKSTART's settings (and may add searcher
-    arguments). Returns the searcher; its results are printed.
-    """
-    settings = {**QUICKSTART, **overrides}
-    max_trials = settings.pop("max_trials")
-    if data is None:
-        from dendrax.data import load_dataset
-
-        with warnings.catch_warnings():  # the sample is announced below, in plain words
-            warnings.simplefilter("ignore")
-            data = load_dataset("fashion-mnist", download=False,
-                                subset_size=settings.pop("subset_size", None))
-    if not verbose or getattr(data, "is_sample", False):  # verbose: the searcher says it too
-        print(_describe_data(data))
-    start = time.perf_counter()
-    searcher = HyperparameterSearcher(dataset="fashion-mnist", data=data, trainer=trainer,
-                                      verbose=verbose, **settings)
-    if not verbose:
-        print(f"Training the Quick Start grid's configurations within {searcher.max_params:,} "
-              f"parameters ({searcher.n_epochs} epochs, {searcher.seeds_per_config} seeds "
-              f"each)...")
-    searcher.grid_search(QUICKSTART_GRID, max_trials=max_trials)
-    searcher.print_results(5)
-    print(f"\nDone in {format_duration(time.perf_counter() - start)}. "
-          + _describe_data(data).replace("Data: ", "Data used: ", 1))
-    print("Next: `dendrax search SPEC.json` for your own search space, "
-          "`dendrax scenario budget` for the original's budget optimisation.")
-    return searcher
-
-
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from dendrax.population.compile_cache import enable_compilation_cache
+    from dendrax import examples
 
-    enable_compilation_cache()
-    quickstart(verbose=not args.quiet)
+    examples.quickstart(verbose=not args.quiet)
     return 0
 
 
@@ -453,6 +324,18 @@ CALLBACK_HELP = ("a callback importable as MODULE:NAME: a class or object with o
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The flags several commands share, declared once (argparse "parents").
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--quiet", action="store_true", help="no progress output")
+    output.add_argument("--verbose", action="store_true",
+                        help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
+    callbacks = argparse.ArgumentParser(add_help=False)
+    callbacks.add_argument("--callback", action="append", metavar="MODULE:NAME",
+                           help=CALLBACK_HELP)
+    padding_help = ("bucket plan: auto (the default: merges shape buckets while that lowers "
+                    "the estimated compile plus run time), exact (identical shapes only), "
+                    "padded (a few size levels chosen for this sweep) or pow2")
+
     parser = argparse.ArgumentParser(
         prog="dendrax", description="Population-parallel hyperparameter search for "
         "dendritic neural networks.")
@@ -462,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="run a search described by a JSON/YAML spec",
                        description="Run a search described by a spec file.", epilog=SPEC_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       parents=[output, callbacks])
     p.add_argument("spec", help="JSON or YAML (.yaml/.yml, needs pyyaml) spec file")
     p.add_argument("--log", metavar="PATH", help="JSONL log of every finished model")
     p.add_argument("--resume", action="store_true",
@@ -472,10 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="PATH", help="write settings, budget, results and "
                    "rejected configs as one JSON document (save_report)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="rows to print (5)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--padding", choices=PADDINGS,
-                   help="bucket plan: exact shapes (the default), padded (a few size levels "
-                   "chosen for this sweep) or pow2; overrides the spec's 'padding'")
+                   help=padding_help + "; overrides the spec's 'padding'")
     p.add_argument("--halving", type=int, metavar="ETA",
                    help="successive halving: keep the best 1/ETA of the models at each rung "
                    "(after --halving-min-epochs epochs, then ETA× as many, ...)")
@@ -487,9 +369,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray (default: a local Ray "
                    "instance, or $RAY_ADDRESS)")
-    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
-    p.add_argument("--verbose", action="store_true",
-                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("show", help="print the results table of a search log",
@@ -509,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="order the rows by a column (ascending; COLUMN:desc descending)")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE",
                    help="keep rows whose column KEY equals VALUE (repeatable)")
-    p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
-                   help="how configurations are ranked (val_mean)")
+    p.add_argument("--rank-by", choices=RANK_BY,
+                   help="how configurations are ranked (default: as the search ranked them, "
+                   "else val_mean)")
     p.add_argument("--to-optuna", metavar="STORAGE_URL",
                    help="write the search into a new Optuna study, e.g. sqlite:///search.db "
                    "(needs 'dendrax[optuna]'; view with optuna-dashboard)")
@@ -537,8 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="configurations in the training-curve and swap figures (5)")
     p.add_argument("--metric", choices=("val", "test"), default="val",
                    help="accuracy of the parameter and hyperparameter figures (val)")
-    p.add_argument("--rank-by", choices=RANK_BY, default="val_mean",
-                   help="how the top N are chosen (val_mean)")
+    p.add_argument("--rank-by", choices=RANK_BY,
+                   help="how the top N are chosen (default: as the search ranked them, else "
+                   "val_mean)")
     p.add_argument("--format", choices=("png", "pdf", "svg"), default="png",
                    help="file format (png); pdf and svg are vector graphics for papers")
     p.add_argument("--no-caption", action="store_true",
@@ -562,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_estimate)
 
     p = sub.add_parser("scenario", help="run a ready-made scenario (dendrax.examples)",
+                       parents=[output, callbacks],
                        description="Run one of the original toolkit's example scenarios: "
                        "quick (quick_prototype_search), budget (optimize_for_budget), "
                        "compare (compare_architectures), thorough (thorough_optimization), "
@@ -574,23 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset-size", type=int, help="training examples to use")
     p.add_argument("--seeds-per-config", type=int)
     p.add_argument("--n-trials", type=int, help="random draws (budget, thorough, pareto)")
-    p.add_argument("--padding", choices=PADDINGS, help="bucket plan (exact, padded, pow2)")
+    p.add_argument("--padding", choices=PADDINGS, help=padding_help)
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--callback", action="append", metavar="MODULE:NAME", help=CALLBACK_HELP)
-    p.add_argument("--verbose", action="store_true",
-                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
+                       parents=[output],
                        description="Search the original README's Quick Start grid within "
                        "8,000 parameters on real Fashion-MNIST: a few minutes on a laptop "
                        "CPU.")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--verbose", action="store_true",
-                   help="keep the start-up warnings of absl, TensorFlow, JAX and Ray")
     p.set_defaults(run=cmd_quickstart)
     return parser
 

@@ -1,10 +1,9 @@
 """Figures of a search for papers: PNG, PDF or SVG (needs matplotlib:
 ``pip install 'dendrax[plot]'``).
 
-Each figure is a function of a list of :class:`~dendrax.search.SearchResult` (a searcher's
-``results``, or a log read back by ``dendrax plot``) that returns a
-``matplotlib.figure.Figure`` and, given a ``path``, saves it (the format follows the
-extension: .png, .pdf, .svg):
+Each figure is a function of a list of :class:`~dendrax.search.SearchResult` (a search
+record's ``results``) that returns a ``matplotlib.figure.Figure`` and, given a ``path``,
+saves it (the format follows the extension: .png, .pdf, .svg):
 
   accuracy_vs_params           accuracy (mean ± std over seeds) against parameter count, the
                                Pareto front highlighted
@@ -17,8 +16,10 @@ extension: .png, .pdf, .svg):
   halving                      validation accuracy per epoch of every model (config and
                                seed), and the rung at which successive halving stopped it
 
-:func:`plot_search` writes all of them into a folder. The top n are ranked as the searcher
-ranks (validation accuracy, never test). Legends name only the hyperparameters that vary
+:func:`plot_search` writes all of them into a folder for a
+:class:`~dendrax.search.record.SearchRecord` (``searcher.record()``, or a log read back by
+``read_search``, as ``dendrax plot`` does). The top n are ranked as the search ranks
+(validation accuracy, never test). Legends name only the hyperparameters that vary
 among the configs shown, wrap rather than cut, and sit outside the axes. ``caption`` (see
 :func:`caption_line`: dataset, epochs, subset, seeds) is printed under every figure.
 Figures are drawn on ``Figure`` objects, never through pyplot, so no display or global state
@@ -35,7 +36,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from dendrax.search.results import SearchResult, pareto_front, rank_results
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import (SearchResult, epoch_stats, format_value, pareto_front,
+                                    rank_results)
+from dendrax.search.table import parameter_value, varying_parameters
 from dendrax.spec import rewiring_rounds
 
 FIGURES = ("accuracy_vs_params", "training_curves", "accuracy_by_hyperparameter",
@@ -110,17 +114,10 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"metric={metric!r}; choose val or test")
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
 def _label(rank: int, result: SearchResult, names: Sequence[str]) -> str:
     """"#1 7,198 p: n_neurons=12, ..." with the hyperparameters ``names`` (those that vary
     among the configs shown), wrapped onto several lines rather than cut."""
-    values = result.config or result.params
-    text = ", ".join(f"{k}={_format(values[k])}" for k in names if k in values)
+    text = ", ".join(f"{k}={format_value(parameter_value(result, k))}" for k in names)
     text = f"#{rank} {result.total_params:,} p" + (f": {text}" if text else "")
     return "\n".join(textwrap.wrap(text, _LABEL_WIDTH, subsequent_indent="   ")) or text
 
@@ -132,24 +129,10 @@ def _legend(figure, ax) -> None:
         figure.legend(handles, labels, loc="outside right upper", fontsize=7)
 
 
-def _per_epoch(result: SearchResult, metric: str) -> np.ndarray:
-    """(seeds, epochs) array of one history metric; NaN where a seed's history is shorter."""
-    rows = [h.get(metric) or [] for h in result.history]
-    width = max((len(r) for r in rows), default=0)
-    out = np.full((len(rows), width), np.nan)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = np.asarray(row, dtype=float)
-    return out
-
-
-def _nan_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (ddof=0 for the band; NaN-aware) over seeds, without warnings."""
-    count = np.sum(np.isfinite(values), 0)
-    total = np.nansum(values, 0)
-    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    squares = np.nansum((values - mean) ** 2, 0)
-    std = np.where(count > 1, np.sqrt(squares / np.maximum(count, 1)), 0.0)
-    return mean, std
+def _per_epoch(result: SearchResult, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (ddof=0, the band) over seeds of one metric per epoch (epoch_stats)."""
+    mean, std = epoch_stats(result, metric)
+    return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
 
 
 def _empty(ax, message: str) -> None:
@@ -220,10 +203,10 @@ def training_curves(results: Sequence[SearchResult], path: str | None = None, to
         for ax, _, name in panels:
             _empty(ax, f"{name}: no trained configuration")
         return _finish(figure, path, caption)
-    names = searched_parameters(best)
+    names = varying_parameters(best)
     for ax, metric, name in panels:
         for rank, result in enumerate(best, 1):
-            mean, std = _nan_stats(_per_epoch(result, metric))
+            mean, std = _per_epoch(result, metric)
             epochs = np.arange(1, len(mean) + 1)
             line, = ax.plot(epochs, mean, "-", marker="." if len(mean) < 30 else None,
                             label=_label(rank, result, names))
@@ -240,16 +223,6 @@ def training_curves(results: Sequence[SearchResult], path: str | None = None, to
 
 
 # ---- (c) accuracy by hyperparameter value ---------------------------------------------------
-
-def searched_parameters(results: Sequence[SearchResult]) -> list[str]:
-    """Parameters whose value differs between results (the seed excepted), in the order of
-    the results' configs."""
-    names: dict[str, set] = {}
-    for r in results:
-        for k, v in (r.config or r.params).items():
-            names.setdefault(k, set()).add(repr(v))
-    return [k for k, values in names.items() if k != "seed" and len(values) > 1]
-
 
 def _is_numeric(values: Sequence[Any]) -> bool:
     return bool(values) and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
@@ -281,7 +254,7 @@ def _value_panel(ax, name: str, values: list[Any], accuracy: list[float],
             ax.set_xscale("log")
         distinct = np.unique(xs)
         if len(distinct) <= _MAX_TICKS:  # few values: tick exactly those, jitter is visible
-            ax.set_xticks(distinct, [_format(float(v)) if not float(v).is_integer()
+            ax.set_xticks(distinct, [format_value(float(v)) if not float(v).is_integer()
                                      else f"{int(v)}" for v in distinct], fontsize=8)
     else:
         distinct = sorted(set(values), key=lambda v: (str(type(v)), str(v)))
@@ -290,7 +263,7 @@ def _value_panel(ax, name: str, values: list[Any], accuracy: list[float],
         for i, group in enumerate(groups, 1):
             ax.scatter(i + rng.uniform(-0.12, 0.12, len(group)), group, s=12, alpha=0.7,
                        color="tab:blue", zorder=3)
-        ax.set_xticks(range(1, len(distinct) + 1), [_format(d) for d in distinct],
+        ax.set_xticks(range(1, len(distinct) + 1), [format_value(d) for d in distinct],
                       rotation=30 if len(distinct) > 4 else 0, fontsize=8)
     ax.set_title(name, fontsize=9)
     ax.grid(alpha=0.3)
@@ -303,7 +276,7 @@ def accuracy_by_hyperparameter(results: Sequence[SearchResult], path: str | None
     categorical one. Diverged configs are left out. Returns the figure."""
     _check_metric(metric)
     alive = _alive(results, metric)
-    names = searched_parameters(alive)
+    names = varying_parameters(alive)
     ncols = min(3, max(1, len(names)))
     nrows = max(1, math.ceil(len(names) / ncols))
     figure, axes = _figure(nrows, ncols, size=(3.8 * ncols, 3.0 * nrows + 0.8))
@@ -313,7 +286,7 @@ def accuracy_by_hyperparameter(results: Sequence[SearchResult], path: str | None
     rng = np.random.default_rng(0)  # the jitter, fixed so that reruns draw the same image
     accuracy = [_accuracy(r, metric) for r in alive]
     for ax, name in zip(axes.flat, names):
-        values = [(r.config or r.params).get(name) for r in alive]
+        values = [parameter_value(r, name) for r in alive]
         _value_panel(ax, name, values, accuracy, rng)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
@@ -358,10 +331,10 @@ def rewiring_swaps(results: Sequence[SearchResult], path: str | None = None, top
     if not best:
         _empty(ax, "no rewiring swap counts in these results")
         return _finish(figure, path, caption)
-    names = searched_parameters(best)
+    names = varying_parameters(best)
     highest = 0.0
     for rank, result in enumerate(best, 1):
-        swaps, _ = _nan_stats(_per_epoch(result, "swaps"))
+        swaps, _ = _per_epoch(result, "swaps")
         label = _label(rank, result, names)
         if not result.config.get("synaptic_resampling", True):
             label += " (no resampling)"
@@ -405,7 +378,7 @@ def seed_robustness(results: Sequence[SearchResult], path: str | None = None, to
         return _finish(figure, path, caption)
     key = "val_accuracy" if metric == "val" else "test_accuracy"
     rng = np.random.default_rng(0)
-    names = searched_parameters(best)
+    names = varying_parameters(best)
     for rank, result in enumerate(best, 1):
         finals = np.array([h[key][-1] for h in result.history if h.get(key)], dtype=float)
         finals = finals[np.isfinite(finals)]
@@ -474,28 +447,28 @@ def halving(results: Sequence[SearchResult], path: str | None = None,
 
 # ---- all of them ------------------------------------------------------------------------------
 
-def plot_search(results: Sequence[SearchResult], out_dir: str, *, top: int = 5,
-                metric: str = "val", rank_by: str = "val_mean",
-                steps_per_epoch: int | None = None, in_dim: int | None = None,
-                fmt: str = "png", caption: str | None = None) -> dict[str, str]:
-    """Write every figure of :data:`FIGURES` as ``<out_dir>/<name>.<fmt>`` (png, pdf or
-    svg; the folder is created). ``metric`` ("val" or "test") is the accuracy of the
-    parameter, hyperparameter and seed figures; the top ``top`` by ``rank_by`` fill the
-    curves, swaps and seeds. ``in_dim`` turns swaps into a fraction of the connections;
-    ``caption`` goes under every figure. Returns {name: path}."""
+def plot_search(record: SearchRecord, out_dir: str, *, top: int = 5, metric: str = "val",
+                fmt: str = "png", caption: bool = True) -> dict[str, str]:
+    """Write every figure of :data:`FIGURES` for a search ``record`` as
+    ``<out_dir>/<name>.<fmt>`` (png, pdf or svg; the folder is created). ``metric`` ("val"
+    or "test") is the accuracy of the parameter, hyperparameter and seed figures; the top
+    ``top`` by the record's ranking fill the curves, swaps and seeds. The record's steps
+    per epoch and input size turn swaps into a fraction of the connections per round;
+    ``caption`` puts :func:`caption_line` under every figure. Returns {name: path}."""
     _check_metric(metric)
     if not isinstance(top, int) or top < 1:
         raise ValueError(f"top={top!r} must be an integer >= 1")
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r}; choose one of {', '.join(FORMATS)}")
-    results = list(results)
+    results, rank_by = list(record.results), record.rank_by
+    text = caption_line(record.settings, results) if caption else None
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.{fmt}") for name in FIGURES}
-    accuracy_vs_params(results, paths["accuracy_vs_params"], metric, caption)
-    training_curves(results, paths["training_curves"], top, rank_by, caption)
-    accuracy_by_hyperparameter(results, paths["accuracy_by_hyperparameter"], metric, caption)
-    rewiring_swaps(results, paths["rewiring_swaps"], top, rank_by, steps_per_epoch, in_dim,
-                   caption)
-    seed_robustness(results, paths["seed_robustness"], top, rank_by, metric, caption)
-    halving(results, paths["halving"], caption)
+    accuracy_vs_params(results, paths["accuracy_vs_params"], metric, text)
+    training_curves(results, paths["training_curves"], top, rank_by, text)
+    accuracy_by_hyperparameter(results, paths["accuracy_by_hyperparameter"], metric, text)
+    rewiring_swaps(results, paths["rewiring_swaps"], top, rank_by, record.steps_per_epoch,
+                   record.in_dim, text)
+    seed_robustness(results, paths["seed_robustness"], top, rank_by, metric, text)
+    halving(results, paths["halving"], text)
     return paths

@@ -131,7 +131,8 @@ HEAVY = ("jax", "jaxlib", "flax", "optax", "optuna", "matplotlib", "mlflow", "te
          "pandas", "ray")
 ENTRY_POINTS = ("dendrax.search.config", "dendrax", "dendrax.search", "dendrax.search.searcher",
                 "dendrax.search.spaces", "dendrax.search.budget", "dendrax.search.log",
-                "dendrax.search.results", "dendrax.search.table", "dendrax.search.callbacks",
+                "dendrax.search.results", "dendrax.search.record", "dendrax.search.pipeline",
+                "dendrax.search.arguments", "dendrax.search.table", "dendrax.search.callbacks",
                 "dendrax.search.progress", "dendrax.search.optuna_bridge",
                 "dendrax.search.executors", "dendrax.export", "dendrax.plots", "dendrax.data",
                 "dendrax.examples", "dendrax.cli", "cli estimate", "cli show", "cli plot")

@@ -1,6 +1,7 @@
 """Callbacks: on_epoch(bucket, epoch, members) and on_result(result), from Python and from
 `dendrax search --callback module:name`; the trainer's progress events carry them."""
 
+import functools
 import json
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import Callback, load_callback
 from dendrax.errors import ConfigError
 from conftest import prototype_data
-from conftest import FakeTrainer, make_searcher
+from conftest import FakeData, FakeTrainer, make_searcher
 
 GRID = {"n_neurons": [8, 12], "n_dendrites": [4], "n_dendrite_inputs": [16]}
 
@@ -96,8 +97,8 @@ def test_cli_callback_module_name(tmp_path, monkeypatch, capsys):
     spec.write_text(json.dumps({"max_params": 100_000, "min_param_ratio": 0.001,
                                 "n_epochs": 1, "grid": GRID}))
     trainer = FakeTrainer()
-    monkeypatch.setattr(cli, "HyperparameterSearcher",
-                        lambda **kw: make_searcher(trainer, **{**kw, "verbose": False}))
+    monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
+        HyperparameterSearcher, data=FakeData(), trainer=trainer))
     assert cli.main(["search", str(spec), "--quiet", "--callback", "mytracker:record",
                      "--callback", "mytracker:Epochs"]) == 0
     tracker = sys.modules["mytracker"]

@@ -163,11 +163,12 @@ def test_scenario_passes_its_options(fake_searcher, capsys, tmp_path, monkeypatc
 
 def test_quickstart_says_which_data_it_used(capsys):
     trainer = FakeTrainer()
-    searcher = cli.quickstart(verbose=False, data=FakeData(is_sample=True), trainer=trainer)
+    searcher = examples.quickstart(verbose=False, data=FakeData(is_sample=True),
+                                   trainer=trainer)
     out = capsys.readouterr().out
     assert "EMBEDDED SAMPLE" in out and "apt-get install dataset-fashion-mnist" in out
     assert "TOP 5 OF 8 CONFIGURATIONS" in out and "Data used:" in out
-    assert len(trainer.trained) == 8 * cli.QUICKSTART["seeds_per_config"]
+    assert len(trainer.trained) == 8 * examples.QUICKSTART["seeds_per_config"]
     assert searcher.max_params == 8000
 
 
@@ -227,15 +228,13 @@ def test_format_duration():
 def test_the_readme_spec_runs(tmp_path, monkeypatch):
     """The spec under "Your first real search" in the README, as written, with the fake
     trainer: it parses, fills its budget and trains n_trials configs."""
-    from conftest import FakeData, FakeTrainer, make_searcher
-
     readme = (Path(REPO) / "README.md").read_text()
     text = readme.split("## Your first real search")[1].split("```json")[1].split("```")[0]
     spec = tmp_path / "search.json"
     spec.write_text(text)
     trainer = FakeTrainer()
-    monkeypatch.setattr(cli, "HyperparameterSearcher", lambda **kw: make_searcher(
-        trainer, **{**kw, "data": FakeData(), "verbose": False}))
+    monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
+        HyperparameterSearcher, data=FakeData(), trainer=trainer))
     assert cli.main(["search", str(spec), "--quiet", "--log", str(tmp_path / "run.jsonl")]) == 0
     options = json.loads(text)
     assert len({c.to_dict()["n_neurons"] for c in trainer.trained}) > 1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dendrax import cli
-from dendrax.export.common import epoch_means
+from dendrax.search.results import epoch_stats
 from dendrax.errors import ConfigError
 from conftest import FakeTrainer, make_searcher
 
@@ -88,7 +88,7 @@ def test_tensorboard_runs_read_back(searcher, tmp_path, monkeypatch):
     reader.Reload()
     values = [s.value for s in reader.Scalars("val_accuracy")]
     assert [s.step for s in reader.Scalars("val_accuracy")] == [1, 2, 3]
-    assert values == pytest.approx(epoch_means(best, "val_accuracy"), rel=1e-6)
+    assert values == pytest.approx(epoch_stats(best, "val_accuracy")[0], rel=1e-6)
     assert reader.Scalars("hparams/val_accuracy")[-1].value == pytest.approx(best.val_accuracy)
     content = reader.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(
@@ -128,7 +128,7 @@ def test_mlflow_parent_and_nested_runs_read_back(searcher, tmp_path, monkeypatch
     assert child.data.metrics["val_accuracy_mean"] == pytest.approx(best.val_accuracy)
     history = client.get_metric_history(child.info.run_id, "val_accuracy")
     assert [m.step for m in history] == [1, 2, 3]
-    assert [m.value for m in history] == pytest.approx(epoch_means(best, "val_accuracy"))
+    assert [m.value for m in history] == pytest.approx(epoch_stats(best, "val_accuracy")[0])
 
 
 def test_missing_extras_are_named(searcher, tmp_path, monkeypatch):

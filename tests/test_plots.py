@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from dendrax import cli, plots
+from dendrax.search.record import read_search
+from dendrax.search.results import format_value
+from dendrax.search.table import varying_parameters
 from conftest import FakeTrainer, make_searcher
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
@@ -74,15 +77,15 @@ def test_searcher_plot_writes_four_real_pngs(searcher, tmp_path):
 def test_figures_of_edge_cases_are_still_drawn(tmp_path):
     s = make_searcher(FakeTrainer(diverges=lambda c: True))
     s.grid_search({"n_neurons": [12], "n_dendrites": [6], "n_dendrite_inputs": [96]})
-    paths = plots.plot_search(s.results, str(tmp_path))  # everything diverged
+    paths = plots.plot_search(s.record(), str(tmp_path))  # everything diverged
     for path in paths.values():
         assert os.path.getsize(path) > 3_000
     with pytest.raises(ValueError, match="metric"):
-        plots.plot_search(s.results, str(tmp_path), metric="train")
+        plots.plot_search(s.record(), str(tmp_path), metric="train")
 
 
 def test_searched_parameters_and_rounds_per_epoch(searcher):
-    assert set(plots.searched_parameters(searcher.results)) == set(SPACE)
+    assert set(varying_parameters(searcher.results)) == set(SPACE)
     # 64 samples / batch 16 = 4 steps per epoch; a round every 3 steps: 12 steps, 4 rounds.
     rounds = plots.rounds_per_epoch(4, 3, 3)
     assert rounds.tolist() == [1, 1, 2] and rounds.sum() == 12 // 3
@@ -131,12 +134,12 @@ def test_training_curves_legend_names_only_what_varies_and_is_not_cut(halved):
     labels = legend_texts(figure)
     assert len(labels) == 3 and all(label.startswith(f"#{i}") for i, label in
                                     enumerate(labels, 1))
-    varying = plots.searched_parameters(best)
+    varying = varying_parameters(best)
     for label, result in zip(labels, best):
         flat = label.replace("\n   ", " ")
         assert "…" not in flat
         for name in varying:  # every varying parameter, with its value
-            assert f"{name}={plots._format(result.config[name])}" in flat
+            assert f"{name}={format_value(result.config[name])}" in flat
         for name in set(result.config) - set(varying):
             assert f"{name}=" not in flat  # nothing that is the same for all three
     assert figure._supxlabel.get_text() == "fashion-mnist · 6 epochs"
@@ -233,13 +236,14 @@ def test_every_figure_from_a_real_fashion_mnist_log(tmp_path):
     """tests/data/fashion-mnist-search.jsonl: docs/img/search-spec.json run for real (10
     configs, 2 seeds, 6 epochs, halving η=2, 6,000 training images)."""
     log = os.path.join(REPO, "tests", "data", "fashion-mnist-search.jsonl")
-    results, spec, _ = cli.results_from_log(log)
-    assert len(results) == 10 and spec["dataset"] == "fashion-mnist"
-    caption = plots.caption_line(spec, results)
+    record = read_search(log)
+    results = list(record.results)
+    assert len(results) == 10 and record.settings["dataset"] == "fashion-mnist"
+    assert record.steps_per_epoch == 6000 // 256 and record.in_dim == 784
+    caption = plots.caption_line(record.settings, results)
     assert caption == ("fashion-mnist · 6 epochs · subset of 6,000 training examples · "
                        "2 seeds per config · 10 configs")
-    paths = plots.plot_search(results, str(tmp_path), top=5, steps_per_epoch=6000 // 256,
-                              in_dim=784, caption=caption)
+    paths = plots.plot_search(record, str(tmp_path), top=5)
     for path in paths.values():
         assert_real_png(path)
     swaps = plots.rewiring_swaps(results, top=5, steps_per_epoch=6000 // 256, in_dim=784)

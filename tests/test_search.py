@@ -393,3 +393,22 @@ def test_train_and_evaluate_returns_none_outside_the_budget():
     assert trainer.calls == [] and s.rejected[0].reason == "7,198 > max 7,000"
     result = s.train_and_evaluate({**CONFIG_7198, "n_neurons": 11})
     assert result.total_params == 6599 and s.results == []
+
+
+@pytest.mark.parametrize("name, value", [("n_epochs", 3), ("batch_size", 64),
+                                         ("max_params", 5000), ("min_param_ratio", 0.5),
+                                         ("min_params", 100)])
+def test_settings_held_elsewhere_cannot_be_set_after_construction(name, value):
+    """The original's users set ``searcher.n_epochs = 3`` after building it; that once
+    reached the log but not the trainer. Now each is read from the one place it is held
+    (settings or budget), and assigning it says to pass it to the constructor."""
+    s = make_searcher(FakeTrainer(), n_epochs=2, batch_size=32, max_params=9000,
+                      min_param_ratio=0.5)
+    before = getattr(s, name)
+    assert before == {"n_epochs": 2, "batch_size": 32, "max_params": 9000,
+                      "min_param_ratio": 0.5, "min_params": 4500}[name]
+    with pytest.raises(AttributeError, match=rf"pass {name}={value!r} to HyperparameterSearcher"):
+        setattr(s, name, value)
+    assert getattr(s, name) == before
+    assert (s.settings.n_epochs, s.settings.batch_size) == (2, 32)
+    assert (s.budget.max_params, s.budget.min_param_ratio) == (9000, 0.5)

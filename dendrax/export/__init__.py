@@ -1,13 +1,14 @@
 """Finished searches into the trackers researchers already use (each an optional extra):
 
-  to_optuna(results, storage)      an Optuna study (``pip install 'dendrax[optuna]'``)
-  to_tensorboard(results, logdir)  TensorBoard runs with the HParams plugin's summaries
-                                   (``pip install 'dendrax[tensorboard]'``)
-  to_mlflow(results, tracking_uri) an MLflow parent run with a nested run per config
-                                   (``pip install 'dendrax[mlflow]'``)
+  to_optuna(record, storage)      an Optuna study (``pip install 'dendrax[optuna]'``)
+  to_tensorboard(record, logdir)  TensorBoard runs with the HParams plugin's summaries
+                                  (``pip install 'dendrax[tensorboard]'``)
+  to_mlflow(record, tracking_uri) an MLflow parent run with a nested run per config
+                                  (``pip install 'dendrax[mlflow]'``)
 
-Each takes a list of :class:`~dendrax.search.SearchResult` (a searcher's ``results``, or a
-log read back by ``dendrax show``) and the search's settings, and never imports JAX.
+Each takes a :class:`~dendrax.search.record.SearchRecord` (``searcher.record()``, or a log
+read back by ``read_search``, as ``dendrax show`` does), so a search exports the same
+from either, and never imports JAX.
 """
 
 from dendrax.export.common import export_settings

@@ -1,12 +1,13 @@
-"""What every exporter needs: a config's hyperparameters, its per-epoch means, a name."""
+"""What every exporter needs: a config's hyperparameters, a run name, the search's settings."""
 
 from __future__ import annotations
 
 import math
 from typing import Any, Mapping, Sequence
 
-from dendrax.search.results import SearchResult
-from dendrax.search.table import hyperparameter_names
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import SearchResult, format_value
+from dendrax.search.table import parameter_value
 
 
 def require(module: str, extra: str, what: str):
@@ -22,24 +23,7 @@ def require(module: str, extra: str, what: str):
 
 def hyperparameters(result: SearchResult, names: Sequence[str]) -> dict[str, Any]:
     """The searched parameters of a result: its params, else its full config's value."""
-    return {n: result.params[n] if n in result.params else result.config.get(n)
-            for n in names}
-
-
-def searched_names(results: Sequence[SearchResult]) -> list[str]:
-    return hyperparameter_names(results)
-
-
-def epoch_means(result: SearchResult, metric: str) -> list[float]:
-    """Mean over the seeds that reached each epoch (NaN where none has a finite value)."""
-    rows = [h.get(metric) or [] for h in result.history]
-    width = max((len(r) for r in rows), default=0)
-    out = []
-    for e in range(width):
-        values = [float(r[e]) for r in rows if e < len(r) and r[e] is not None
-                  and math.isfinite(float(r[e]))]
-        out.append(math.fsum(values) / len(values) if values else math.nan)
-    return out
+    return {n: parameter_value(result, n) for n in names}
 
 
 def finite(value: Any) -> bool:
@@ -47,32 +31,24 @@ def finite(value: Any) -> bool:
         and math.isfinite(value)
 
 
-def varying_names(results: Sequence[SearchResult]) -> list[str]:
-    """The searched parameters whose value differs between results (for run names)."""
-    names = searched_names(results)
-    return [n for n in names
-            if len({repr(hyperparameters(r, [n])[n]) for r in results}) > 1]
-
-
 def run_name(index: int, result: SearchResult, names: Sequence[str]) -> str:
     """"003 n_neurons=12 n_dendrites=6": a sortable, readable run name from ``names`` (the
-    parameters that vary, see varying_names)."""
+    parameters that vary, see dendrax.search.table.varying_parameters)."""
     values = hyperparameters(result, names)
-    text = " ".join(f"{k}={_short(v)}" for k, v in values.items())
+    text = " ".join(f"{k}={format_value(v)}" for k, v in values.items())
     return f"{index:03d} {text}".strip()[:200]
 
 
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def export_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat settings every exporter records: dataset, epochs, subset, budget, seed."""
-    budget = spec.get("budget") or {}
+def export_settings(record: SearchRecord) -> dict[str, Any]:
+    """The flat settings every exporter records: dataset, epochs, subset, batch size,
+    budget, seed, validation fraction, halving and seeds per config (those known)."""
+    settings = record.settings
+    budget = settings.get("budget") if isinstance(settings.get("budget"), Mapping) else {}
     return {k: v for k, v in {
-        "dataset": spec.get("dataset"), "n_epochs": spec.get("n_epochs"),
-        "subset_size": spec.get("subset_size"), "batch_size": spec.get("batch_size"),
+        "dataset": settings.get("dataset"), "n_epochs": settings.get("n_epochs"),
+        "subset_size": settings.get("subset_size"), "batch_size": settings.get("batch_size"),
         "max_params": budget.get("max_params"),
-        "min_param_ratio": budget.get("min_param_ratio"), "seed": spec.get("seed"),
-        "validation_fraction": spec.get("validation_fraction"),
-        "halving": spec.get("halving")}.items() if v is not None}
+        "min_param_ratio": budget.get("min_param_ratio"), "seed": settings.get("seed"),
+        "validation_fraction": settings.get("validation_fraction"),
+        "halving": settings.get("halving"),
+        "seeds_per_config": record.seeds_per_config}.items() if v is not None}

@@ -12,20 +12,20 @@ global MLflow state (active run, tracking URI) is touched.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
 
-from dendrax.export.common import (epoch_means, finite, hyperparameters,
-                                   require, run_name, searched_names, varying_names)
+from dendrax.export.common import export_settings, finite, hyperparameters, require, run_name
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import epoch_stats
+from dendrax.search.table import hyperparameter_names, varying_parameters
 from dendrax.spec import METRICS
-from dendrax.search.results import SearchResult, rank_results
 
 
-def to_mlflow(results: Sequence[SearchResult], tracking_uri: str | None = None, *,
-              experiment: str = "dendrax", run_name_prefix: str = "dendrax search",
-              settings: Mapping[str, Any] | None = None) -> str:
-    """Log ``results`` to MLflow at ``tracking_uri`` (e.g. ``"file:///tmp/mlruns"``, a
-    database or a server; None: MLflow's default) under ``experiment`` (created if
-    missing). Returns the parent run's id."""
+def to_mlflow(record: SearchRecord, tracking_uri: str | None = None, *,
+              experiment: str = "dendrax", run_name_prefix: str = "dendrax search") -> str:
+    """Log a search ``record`` to MLflow at ``tracking_uri`` (e.g.
+    ``"file:///tmp/mlruns"``, a database or a server; None: MLflow's default) under
+    ``experiment`` (created if missing): its settings on the parent run, its results in
+    search order as nested runs. Returns the parent run's id."""
     require("mlflow", "mlflow", "to_mlflow")
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
@@ -34,11 +34,12 @@ def to_mlflow(results: Sequence[SearchResult], tracking_uri: str | None = None, 
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     now = int(time.time() * 1000)
-    settings = dict(settings or {})
+    settings = export_settings(record)
+    results = list(record.results)
     parent = client.create_run(experiment_id, run_name=f"{run_name_prefix} "
                                f"({settings.get('dataset', '')}, {len(results)} configs)")
     parent_id = parent.info.run_id
-    best = rank_results(results)
+    best = record.ranked
     summary = [Metric("n_configs", len(results), now, 0)]
     if best:
         summary += [Metric("best_val_accuracy", float(best[0].val_accuracy), now, 0)]
@@ -46,15 +47,15 @@ def to_mlflow(results: Sequence[SearchResult], tracking_uri: str | None = None, 
             summary += [Metric("best_test_accuracy", float(best[0].test_accuracy), now, 0)]
     client.log_batch(parent_id, metrics=summary,
                      params=[Param(k, str(v)) for k, v in settings.items()])
-    names = searched_names(results)
-    short = varying_names(results)
+    names = hyperparameter_names(results)
+    short = varying_parameters(results)
     for index, result in enumerate(results, 1):
         child = client.create_run(experiment_id, run_name=run_name(index, result, short),
                                   tags={"mlflow.parentRunId": parent_id})
         params = {**hyperparameters(result, names), "total_params": result.total_params,
                   "n_seeds": result.n_seeds, "seeds": result.seeds, "bucket": result.bucket}
         metrics = [Metric(m, float(v), now, e) for m in METRICS
-                   for e, v in enumerate(epoch_means(result, m), 1) if finite(v)]
+                   for e, v in enumerate(epoch_stats(result, m)[0], 1) if finite(v)]
         finals = {"val_accuracy_mean": result.val_accuracy,
                   "test_accuracy_mean": result.test_accuracy,
                   "val_accuracy_std": result.val_stats.std if result.val_stats else None,

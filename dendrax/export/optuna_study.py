@@ -20,11 +20,13 @@ import hashlib
 import numbers
 from typing import Any, Mapping, Sequence
 
-from dendrax.export.common import epoch_means, finite, hyperparameters, require, searched_names
+from dendrax.export.common import export_settings, finite, hyperparameters, require
 import dendrax.search.spaces as spaces
 from dendrax.errors import ConfigError
 from dendrax.search.log import canonical, jsonable
-from dendrax.search.results import SearchResult
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import SearchResult, epoch_stats
+from dendrax.search.table import hyperparameter_names
 
 
 def _space_distributions(space: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def study_distributions(results: Sequence[SearchResult],
     optuna = require("optuna", "optuna", "to_optuna")
     known = _space_distributions(space)
     out = {}
-    for name in searched_names(results):
+    for name in hyperparameter_names(results):
         values = [hyperparameters(r, [name])[name] for r in results]
         out[name] = _distribution(optuna, name, values, known.get(name))
     return out
@@ -85,7 +87,7 @@ def trial_of(result: SearchResult, distributions: Mapping[str, Any]):
     """One FrozenTrial for one configuration (see the module doc)."""
     optuna = require("optuna", "optuna", "to_optuna")
     ok = not result.diverged and finite(result.val_accuracy)
-    curve = epoch_means(result, "val_accuracy")
+    curve = epoch_stats(result, "val_accuracy")[0]
     attrs = {
         "seeds": result.seeds, "n_seeds": result.n_seeds,
         "test_accuracy": result.test_accuracy, "total_params": result.total_params,
@@ -105,30 +107,30 @@ def trial_of(result: SearchResult, distributions: Mapping[str, Any]):
         intermediate_values={e: v for e, v in enumerate(curve, 1) if finite(v)})
 
 
-def to_optuna(results: Sequence[SearchResult], storage: Any, study_name: str | None = None,
-              *, space: Mapping[str, Any] | None = None,
-              settings: Mapping[str, Any] | None = None):
-    """Write ``results`` into a new Optuna study (direction "maximize") in ``storage`` (a
-    URL such as ``"sqlite:///search.db"``, or an Optuna storage object) and return it.
-    ``space`` is the log spec's space; ``settings`` become the study's user attributes.
-    Without ``study_name`` the study is named after the results, so exporting the same
-    search twice finds the existing study and is refused (ConfigError) instead of
+def to_optuna(record: SearchRecord, storage: Any, study_name: str | None = None):
+    """Write a search ``record``'s results, in search order, into a new Optuna study
+    (direction "maximize") in ``storage`` (a URL such as ``"sqlite:///search.db"``, or an
+    Optuna storage object) and return it. The record's space gives the distributions and
+    its settings (:func:`~dendrax.export.common.export_settings`) become the study's user
+    attributes. Without ``study_name`` the study is named after the results, so exporting
+    the same search twice finds the existing study and is refused (ConfigError) instead of
     duplicating its trials."""
     optuna = require("optuna", "optuna", "to_optuna")
-    results = list(results)
+    results = list(record.results)
     if not results:
         raise ConfigError("to_optuna: there are no results to export")
+    settings = export_settings(record)
     if study_name is None:
         digest = hashlib.sha256(canonical([r.config for r in results]).encode()).hexdigest()
-        study_name = f"dendrax-{(settings or {}).get('dataset', 'search')}-{digest[:10]}"
+        study_name = f"dendrax-{settings.get('dataset', 'search')}-{digest[:10]}"
     try:
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize")
     except optuna.exceptions.DuplicatedStudyError:
         raise ConfigError(f"to_optuna: the storage already holds a study named "
                           f"{study_name!r}; pass another study_name") from None
-    for key, value in (settings or {}).items():
+    for key, value in settings.items():
         study.set_user_attr(key, jsonable(value))
-    distributions = study_distributions(results, space)
+    distributions = study_distributions(results, record.space)
     study.add_trials([trial_of(r, distributions) for r in results])
     return study

@@ -12,12 +12,13 @@ One run (a subfolder of ``logdir``) per configuration, holding
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from dendrax.export.common import (epoch_means, finite, hyperparameters,
-                                   require, run_name, searched_names, varying_names)
+from dendrax.export.common import export_settings, finite, hyperparameters, require, run_name
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import epoch_stats
+from dendrax.search.table import hyperparameter_names, varying_parameters
 from dendrax.spec import METRICS
-from dendrax.search.results import SearchResult
 
 FINAL_METRICS = ("hparams/val_accuracy", "hparams/test_accuracy", "hparams/params")
 
@@ -27,17 +28,18 @@ def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def to_tensorboard(results: Sequence[SearchResult], logdir: str, *,
-                   settings: Mapping[str, Any] | None = None) -> list[str]:
-    """Write one TensorBoard run per configuration into ``logdir`` (created); returns the
-    run folders, best-ranked first as in ``results``. ``settings`` are recorded as
-    hyperparameters of every run (the search's dataset, epochs, budget...)."""
+def to_tensorboard(record: SearchRecord, logdir: str) -> list[str]:
+    """Write one TensorBoard run per configuration of a search ``record`` into ``logdir``
+    (created); returns the run folders, ranked first (best first), then diverged. The
+    search's settings (dataset, epochs, budget...) are recorded as hyperparameters of
+    every run."""
     tensorboardx = require("tensorboardX", "tensorboard", "to_tensorboard")
     from tensorboardX.summary import hparams
 
-    names = searched_names(results)
-    short = varying_names(results)
-    extra = {f"search/{k}": _hparam_value(v) for k, v in (settings or {}).items()}
+    results = record.ordered
+    names = hyperparameter_names(results)
+    short = varying_parameters(results)
+    extra = {f"search/{k}": _hparam_value(v) for k, v in export_settings(record).items()}
     os.makedirs(logdir, exist_ok=True)
     runs = []
     for index, result in enumerate(results, 1):
@@ -45,7 +47,7 @@ def to_tensorboard(results: Sequence[SearchResult], logdir: str, *,
                             .replace("/", "-"))
         with tensorboardx.SummaryWriter(path) as writer:
             for metric in METRICS:
-                for epoch, value in enumerate(epoch_means(result, metric), 1):
+                for epoch, value in enumerate(epoch_stats(result, metric)[0], 1):
                     if finite(value):
                         writer.add_scalar(metric, value, epoch)
             finals = {"hparams/val_accuracy": result.val_accuracy,

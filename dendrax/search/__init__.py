@@ -1,4 +1,5 @@
-"""Pure-Python hyperparameter search: spaces, budget, log, results, searcher.
+"""Pure-Python hyperparameter search: spaces, budget, log, results, the record of a search,
+the search call's pipeline, the searcher.
 
 Nothing in this package imports JAX; the searcher is handed a trainer function (by default
 ``dendrax.population.train_configs``, imported only when a search first trains). Each name
@@ -12,10 +13,13 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "dendrax.search.searcher": ("HyperparameterSearcher", "replicate_seed"),
-    "dendrax.search.results": ("SearchResult", "SeedStats", "format_results", "load_results",
-                               "rank_results", "seed_stats", "t_quantile", "pareto_front",
-                               "pareto_records", "save_pareto"),
+    "dendrax.search.searcher": ("HyperparameterSearcher",),
+    "dendrax.search.pipeline": ("SearchCall", "replicate_seed"),
+    "dendrax.search.record": ("SearchRecord", "read_search"),
+    "dendrax.search.results": ("SearchResult", "SeedStats", "load_results", "rank_results",
+                               "seed_stats", "t_quantile", "pareto_front", "pareto_records",
+                               "pareto_document", "write_json"),
+    "dendrax.search.table": ("format_results",),
     "dendrax.search.budget": ("Budget", "BudgetError", "Rejection"),
     "dendrax.search.log": ("LogError", "SearchLog", "read_log", "trial_key"),
     "dendrax.plan": ("group_by_shape",),

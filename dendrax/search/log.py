@@ -629,8 +629,11 @@ class SearchLog:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def begin(self, search_index: int, spec: Mapping[str, Any]) -> None:
-        """Check the spec of search call ``search_index`` against the log, or record it."""
+    def begin(self, search_index: int, spec: Mapping[str, Any],
+              about: Mapping[str, Any] | None = None) -> None:
+        """Check the spec of search call ``search_index`` against the log, or record it.
+        ``about`` adds fields to a new header that describe the call without being part of
+        its spec (not hashed, never compared on resume)."""
         digest = spec_hash(spec)
         if search_index < len(self.headers):
             logged = self.headers[search_index]
@@ -646,7 +649,8 @@ class SearchLog:
         # a call that fails before any model finished leaves the log as it was.
         self._pending_header = {"type": "header", "version": LOG_VERSION,
                                 "search_index": search_index, "spec_hash": digest,
-                                "spec": jsonable(spec), "created": time.time()}
+                                "spec": jsonable(spec), **jsonable(dict(about or {})),
+                                "created": time.time()}
 
     def finish(self) -> None:
         """Write the current call's header if nothing has written it yet (a call that had

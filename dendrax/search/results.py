@@ -1,4 +1,5 @@
-"""Search results: per-config aggregation over seeds, ranking by validation, the table.
+"""Search results: per-config aggregation over seeds, ranking by validation, the Pareto
+front, the results files, and the value formatting the table, plots and exporters share.
 
 Test accuracy is carried and reported but never used to choose or order configurations:
 choosing on test would leak the selection into the number that is reported.
@@ -6,9 +7,12 @@ choosing on test would leak the selection into the number that is reported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
+import secrets
 from typing import Any, Iterable, Mapping, Sequence
 
 from dendrax.search.log import LogError, jsonable
@@ -16,70 +20,22 @@ from dendrax.search.log import LogError, jsonable
 RANK_BY = ("val_mean", "val_lcb")
 
 
-# ---- Student's t quantile (no scipy) -------------------------------------------------
-
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta, by the modified Lentz method."""
-    tiny = 1e-300
-
-    def clamp(v: float) -> float:
-        return v if abs(v) > tiny else tiny
-
-    c = 1.0
-    d = 1.0 / clamp(1.0 - (a + b) * x / (a + 1.0))
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)),
-                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))):
-            d = 1.0 / clamp(1.0 + num * d)
-            c = clamp(1.0 + num / c)
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularised incomplete beta function."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
-    # The continued fraction converges fast only on this side of the mean; use symmetry.
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T ≤ t) for Student's t with ``df`` degrees of freedom."""
-    tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
+# ---- Student's t quantile -------------------------------------------------------------
 
 def t_quantile(p: float, df: float) -> float:
-    """The t with P(T ≤ t) = p, found by bisection on :func:`t_cdf` (monotone)."""
+    """The t with P(T ≤ t) = p for Student's t with ``df`` degrees of freedom.
+
+    SciPy's ``stdtrit``, which is what ``scipy.stats.t.ppf`` computes; imported on the
+    first call, since importing SciPy costs a quarter of a second (scipy.stats more than
+    half) and importing the results must stay cheap.
+    """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p={p!r} must lie in (0, 1)")
     if df <= 0:
         raise ValueError(f"df={df!r} must be > 0")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * hi:
-            break
-    return 0.5 * (lo + hi)
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
 
 
 # ---- per-seed statistics -------------------------------------------------------------
@@ -345,12 +301,13 @@ def pareto_records(results: Iterable[SearchResult]) -> list[dict[str, Any]]:
     return [pareto_record(r) for r in pareto_front(results)]
 
 
-def save_pareto(path: str, front: Sequence[Mapping[str, Any]], n_configurations: int,
-                settings: Mapping[str, Any] | None = None) -> None:
-    """Write a front (:func:`pareto_records`, possibly with extra fields) found among
-    ``n_configurations`` configs as strict JSON: {"version": 1, "objectives": ...,
-    "settings": ..., "n_configurations": ..., "front": [...]}."""
-    document = {
+def pareto_document(front: Sequence[Mapping[str, Any]], n_configurations: int,
+                    settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Pareto file: {"version": 1, "objectives": ..., "settings": ...,
+    "n_configurations": ..., "front": [...]} for a front (:func:`pareto_records`, possibly
+    with extra fields) found among ``n_configurations`` configs; write it with
+    :func:`write_json`."""
+    return {
         "version": 1,
         "objectives": {"total_params": "minimise",
                        "val_accuracy": "maximise (mean over seeds; test is never used)"},
@@ -358,77 +315,62 @@ def save_pareto(path: str, front: Sequence[Mapping[str, Any]], n_configurations:
         "n_configurations": int(n_configurations),
         "front": list(front),
     }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(jsonable(document), f, indent=2, allow_nan=False)
-        f.write("\n")
 
 
-# ---- the table ----------------------------------------------------------------------
+def write_json(path: str, value: Any) -> None:
+    """Write ``value`` as strict JSON (NaN and infinity as null, see ``jsonable``), whole or
+    not at all: into a new file beside ``path``, flushed to disk, then renamed over it, so
+    a crash or a full disk never leaves a half-written results file behind."""
+    text = json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n"
+    folder, name = os.path.split(os.path.abspath(path))
+    # open(..., "x") rather than tempfile.mkstemp: the file gets the usual permissions
+    # (0o666 less the umask), not mkstemp's owner-only 0o600.
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    # The rename survives a crash once the folder is synced too (not every OS allows it).
+    with contextlib.suppress(OSError):
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
-def _acc(mean: float, stats: SeedStats | None) -> str:
-    if mean is None or math.isnan(mean):
-        return "-"
-    return f"{mean:.4f} ± {stats.std:.4f}" if stats is not None else f"{mean:.4f}"
 
+# ---- text and per-epoch values shared by the table, the plots and the exporters ----------
 
-def _value(value: Any) -> str:
-    """Floats to 3 significant digits (0.2652429 → 0.265, 0.0005 → 0.0005)."""
+def format_value(value: Any) -> str:
+    """A parameter value as text: floats to 3 significant digits (0.2652429 → 0.265,
+    0.0005 → 0.0005), anything else as ``str``."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def describe_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in params.items() if k != "seed") \
+def describe_params(params: Mapping[str, Any]) -> str:
+    """"n_neurons=12, lr=0.0005": a config's params (seed excepted), or "(defaults)"."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in params.items() if k != "seed") \
         or "(defaults)"
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-def format_results(results: Sequence[SearchResult], n: int, max_params: int,
-                   rank_by: str = "val_mean") -> str:
-    """The top ``n`` ranked results as a table, then every diverged config (unranked).
-
-    Columns: rank, validation and test accuracy (mean ± std over seeds), the lower bound of
-    the validation interval when ranking by it, training accuracy, parameters (of the
-    budget), seeds, epochs trained (the most any seed trained; fewer under halving),
-    training time (summed over seeds) and the configuration, floats to 3 digits."""
-    ranked = rank_results(results, rank_by)
-    diverged = [r for r in results if r.diverged]
-    top = ranked[:n]
-    lcb = rank_by == "val_lcb"
-    basis = ("lower 95% confidence bound of validation accuracy" if lcb
-             else "mean validation accuracy")
-    lines = ["=" * 100,
-             f"TOP {len(top)} OF {_plural(len(ranked), 'CONFIGURATION').upper()} (ranked by "
-             f"{basis}; test accuracy is reported, never used for ranking)",
-             "=" * 100]
-    multi = any(r.n_seeds > 1 for r in top)
-    header = (f"{'rank':>4}  {'val acc':<17} " + (f"{'val lcb':>7}  " if lcb else "")
-              + f"{'test acc':<17} {'train acc':<9}  {'params':>13}  {'seeds':>5}  "
-              f"{'epochs':>6}  {'time':>7}  configuration")
-    lines.append(header)
-    for i, r in enumerate(top, 1):
-        bound = (f"{r.val_stats.ci_low:>7.4f}  " if r.val_stats is not None else
-                 f"{'-':>7}  ") if lcb else ""
-        stopped = "*" if r.stopped_by_halving else " "
-        lines.append(
-            f"{i:>4}  {_acc(r.val_accuracy, r.val_stats):<17} {bound}"
-            f"{_acc(r.test_accuracy, r.test_stats):<17} {r.train_accuracy:<9.4f}  "
-            f"{f'{r.total_params:,}/{max_params:,}':>13}  {r.n_seeds:>5}  "
-            f"{r.epochs_trained:>5}{stopped}  {r.train_time:>6.1f}s  "
-            f"{describe_params(r.params)}")
-    if multi:
-        lines.append("(mean ± std over seeds; std uses ddof=1)")
-    if any(r.stopped_by_halving for r in top):
-        lines.append("(* successive halving stopped at least one seed before the last epoch)")
-    if not top:
-        lines.append("  no trained configuration to rank")
-    if diverged:
-        lines.append("")
-        lines.append(f"DIVERGED, NOT RANKED ({len(diverged)}):")
-        for r in diverged:
-            where = ", ".join(f"seed {d['seed']} at epoch {d['epoch']}" for d in r.diverged_seeds)
-            lines.append(f"  {r.total_params:,} params, {len(r.diverged_seeds)}/{r.n_seeds} "
-                         f"seeds diverged ({where}): {describe_params(r.params)}")
-    return "\n".join(lines)
+def epoch_stats(result: SearchResult, metric: str) -> tuple[list[float], list[float]]:
+    """(mean, std) of one history metric at each epoch, over the seeds that reached that
+    epoch with a finite value: NaN mean where none did, std (ddof=0, the spread drawn as a
+    band) 0 with fewer than two values. Seeds stopped early by halving have shorter
+    histories, so later epochs average fewer seeds."""
+    rows = [h.get(metric) or [] for h in result.history]
+    means, stds = [], []
+    for epoch in range(max((len(r) for r in rows), default=0)):
+        values = [float(r[epoch]) for r in rows if epoch < len(r) and r[epoch] is not None
+                  and math.isfinite(float(r[epoch]))]
+        mean = math.fsum(values) / len(values) if values else math.nan
+        means.append(mean)
+        stds.append(math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+                    if len(values) > 1 else 0.0)
+    return means, stds

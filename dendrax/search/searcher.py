@@ -1,82 +1,54 @@
 """HyperparameterSearcher: the original toolkit's API over a population trainer.
 
-A search call runs in this order, and everything before training is pure and fast:
-  1. expand the grid / draw the samples (seeded by the master seed and the call's number);
-  2. validate every config (ConfigError naming the parameter; nothing has trained yet);
-  3. check the parameter budget; configs outside it are kept in ``rejected`` with reasons;
-  4. expand each config into ``seeds_per_config`` seeds;
-  5. check the spec against the log, skip models the log already holds;
-  6. hand all remaining models to the trainer in ONE call (it trains them bucket by bucket);
-  7. log each bucket as it finishes (the call's header goes in with the first one, so a
-     call that fails before any model finished leaves the log as it was); aggregate seeds
-     into one SearchResult per config.
-This module never imports JAX: the trainer is a function passed in (or imported lazily).
+The searcher holds what a search needs (the data, the settings, the budget, the log, the
+finished models) and draws each call's configurations: a grid, a random space, Optuna's
+proposals or an explicit list. :class:`dendrax.search.pipeline.SearchCall` then runs the
+call: validate, budget-check, train what the log does not hold in one trainer call, log
+each bucket, aggregate seeds. Its outputs (the table, the files, the figures, the
+exporters) all read one :class:`dendrax.search.record.SearchRecord`, the same value a log
+reads back as. This module never imports JAX: the trainer is a function passed in (or
+imported lazily).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import os
+import functools
 import random
 import warnings
 from typing import Any, Mapping, Sequence
 
-from dendrax.checks import MAX_SEED, check_int, check_number
+from dendrax.checks import check_int
 from dendrax.config import ModelConfig, count_params
 from dendrax.errors import ConfigError
 from dendrax.search import spaces
-from dendrax.search.budget import Budget, BudgetError, Rejection, no_fit_error
-from dendrax.plan import Bucket
-from dendrax.search.log import (SearchLog, canonical, check_writable, config_key,
-                                jsonable, outcome_record, trial_key)
-from dendrax.search.results import (RANK_BY, SearchResult, aggregate, describe_params,
-                                    format_results, pareto_records, rank_results,
-                                    result_records, save_pareto)
-from dendrax.search.callbacks import as_callbacks, hooks
-from dendrax.search.progress import SweepProgress, plural
-from dendrax.spec import Progress, Trainer, TrainSettings, TrialOutcome, rewiring_rounds
-
-_MAX_REJECTIONS_SHOWN = 20
-MAX_DRAWS_PER_TRIAL = 100  # fill_budget gives up after this many draws per wanted config
+from dendrax.search.arguments import (MAX_DRAWS_PER_TRIAL, MAX_FULL_GRID, MAX_RANDOM_TRIALS,
+                                      check_arguments)
+from dendrax.search.budget import Budget, BudgetError, Rejection
+from dendrax.search.callbacks import as_callbacks
+from dendrax.search.log import SearchLog, canonical, check_writable, config_key, jsonable, \
+    trial_key
+from dendrax.search.pipeline import SearchCall
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import SearchResult, aggregate, rank_results
+from dendrax.search.table import format_results
+from dendrax.spec import Trainer, TrainSettings, TrialOutcome
 
 
-@dataclasses.dataclass
-class _Candidate:
-    """A config that fits the budget: the params as the user gave them (without seed), the
-    validated config, and its models keyed by trial key, in seed order."""
+def _fixed(owner: str, name: str, doc: str) -> property:
+    """A read-only attribute over ``self.<owner>.<name>``. Setting it raises: the value is
+    already in the trainer's settings, the budget and the log's spec, and a later
+    assignment would reach some of them but not the others."""
 
-    params: dict[str, Any]
-    config: ModelConfig
-    trials: dict[str, ModelConfig] = dataclasses.field(default_factory=dict)
+    def get(self: Any) -> Any:
+        return getattr(getattr(self, owner), name)
 
+    def refuse(self: Any, value: Any) -> None:
+        raise AttributeError(
+            f"HyperparameterSearcher.{name} cannot be changed after the searcher is built "
+            f"(training, the budget and the log would disagree about it); pass "
+            f"{name}={value!r} to HyperparameterSearcher(...) instead")
 
-def _write_json(filename: str, value: Any) -> None:
-    with open(filename, "w", encoding="utf-8") as f:
-        json.dump(jsonable(value), f, indent=2, allow_nan=False)
-        f.write("\n")
-
-
-def replicate_seed(base: int, replicate: int) -> int:
-    """Seed of replicate ``replicate`` of a config whose base seed is ``base``.
-
-    Replicate 0 uses the base itself; later ones a hash of (base, replicate), so seeds do
-    not depend on which other configs are in the search. Every config gets the same seeds,
-    which makes comparisons between configs paired (same batch orders with data_order="own").
-    """
-    if replicate == 0:
-        return int(base)
-    digest = hashlib.sha256(f"dendrax-seed:{int(base)}:{replicate}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-# Upper bounds that keep a typo from hanging the pure-Python planning: every seed and every
-# random draw becomes a model to validate, plan and train.
-MAX_SEEDS_PER_CONFIG = 10_000
-MAX_RANDOM_TRIALS = 1_000_000
-# A grid search without max_trials trains every combination; beyond this many it refuses.
-MAX_FULL_GRID = 1_000_000
+    return property(get, refuse, doc=doc)
 
 
 class HyperparameterSearcher:
@@ -146,80 +118,29 @@ class HyperparameterSearcher:
         callbacks: Sequence[Any] | None = None,
     ):
         # Every argument is checked before anything slow (data, log, training) happens.
-        if not isinstance(dataset, str) or not dataset:
-            raise ConfigError(f"dataset={dataset!r} must be a dataset name")
-        subset_size = check_int("subset_size", subset_size, 1, allow_none=True)
-        self.budget = Budget(max_params, min_param_ratio)
-        # lr, weight_decay, seed: the defaults of every trial, so ModelConfig's own checks.
-        seed = check_int("seed", seed, 0, MAX_SEED)
-        ModelConfig(lr=lr, weight_decay=weight_decay, seed=seed).validate()
-        n_classes = check_int("n_classes", n_classes, 2, allow_none=True)
-        seeds_per_config = check_int("seeds_per_config", seeds_per_config, 1,
-                                     MAX_SEEDS_PER_CONFIG)
-        validation_fraction = check_number("validation_fraction", validation_fraction, 0.0,
-                                           1.0, open_low=True, open_high=True)
-        if not isinstance(verbose, bool):
-            raise ConfigError(f"verbose={verbose!r} must be True or False")
-        if not isinstance(resume, bool):
-            raise ConfigError(f"resume={resume!r} must be True or False")
-        for name, value in (("data_dir", data_dir), ("log_path", log_path),
-                            ("ray_address", ray_address)):
-            if value is not None and not isinstance(value, (str, os.PathLike)):
-                raise ConfigError(f"{name}={value!r} must be None or a path string")
-        # n_epochs, batch_size, data_order, lowering, chunk_size: the trainer's own checks.
-        self.settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size,
-                                      data_order=data_order, data_seed=seed,
-                                      lowering=lowering, chunk_size=chunk_size,
-                                      matmul_dtype=matmul_dtype, padding=padding,
-                                      halving_eta=halving_eta,
-                                      halving_min_epochs=halving_min_epochs,
-                                      devices=devices)
-        self.settings.validate()
-        if rank_by not in RANK_BY:
-            raise ConfigError(f"rank_by={rank_by!r}; choose one of {', '.join(RANK_BY)}")
-        if resume and log_path is None:
-            raise ConfigError("resume=True needs a log_path to resume from")
-        if trainer is not None and not callable(trainer):
-            raise ConfigError(f"trainer={trainer!r} must be a function like "
-                              f"dendrax.population.train_configs")
-        if executor not in ("local", "ray"):
-            raise ConfigError(f"executor={executor!r}; choose local or ray")
-        if executor == "ray" and trainer is not None:
-            raise ConfigError("pass either trainer= or executor='ray', not both")
-        if ray_address is not None and executor != "ray":
-            raise ConfigError(f"ray_address={ray_address!r} needs executor='ray'")
-        if executor == "ray":
-            from dendrax.search.executors import RayExecutor, ray_missing  # neither Ray nor JAX yet
-
-            if ray_missing():
-                raise ConfigError("executor='ray' needs Ray: pip install 'dendrax[ray]'")
-            trainer = RayExecutor(address=ray_address)
-
+        checked = check_arguments(locals())  # the arguments by name
+        self.budget: Budget = checked["budget"]
+        self.settings: TrainSettings = checked["settings"]
+        self._trainer = checked["trainer"]
         self.dataset = dataset
-        self.subset_size = subset_size
-        self.max_params = max_params
-        self.min_param_ratio = min_param_ratio
-        self.min_params = self.budget.min_params
-        self.n_epochs = n_epochs
+        self.subset_size = checked["subset_size"]
         self.lr = lr
         self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.n_classes = n_classes
+        self.n_classes = checked["n_classes"]
         self.verbose = verbose
-        self.seeds_per_config = seeds_per_config
-        self.seed = seed
+        self.seeds_per_config = checked["seeds_per_config"]
+        self.seed = checked["seed"]
         self.data_dir = data_dir
-        self.validation_fraction = validation_fraction
+        self.validation_fraction = checked["validation_fraction"]
         self.log_path = log_path
         self.resume = resume
         self.rank_by = rank_by
-        self._trainer = trainer
         self.callbacks = as_callbacks(callbacks)
 
         self.results: list[SearchResult] = []
         self.rejected: list[Rejection] = []
         self._n_searches = 0
-        self._spaces: list[dict[str, Any]] = []  # each search call's space, for exporters
+        self._calls: list[dict[str, Any]] = []  # each call's strategy, space and parameters
         self._completed: dict[str, TrialOutcome] = {}
         self._log: SearchLog | None = None
         if log_path is not None:
@@ -231,27 +152,46 @@ class HyperparameterSearcher:
             print(data.summary())
         self.data = data
         self.in_dim = int(self.data.in_dim)
-        data_classes = getattr(self.data, "n_classes", None)
-        if n_classes is None:  # taken from the data (10 for a dataset that does not say)
-            self.n_classes = n_classes = int(data_classes or 10)
-        elif data_classes is not None and data_classes != n_classes:
-            raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
-                              f"classes; parameter counts would be wrong (leave n_classes "
-                              f"out to take it from the data)")
+        self.n_classes = self._check_classes(self.n_classes)
         n_train = len(self.data.x_train)
-        if self.settings.batch_size > n_train:
+        if self.batch_size > n_train:
             # Checked here, before the log is opened: the trainer could only fail later.
             raise ConfigError(
-                f"batch_size={self.settings.batch_size} is larger than the {n_train:,} "
-                f"training examples left after the validation split (validation_fraction="
-                f"{validation_fraction}, subset_size={subset_size}); choose batch_size <= "
-                f"{n_train}")
+                f"batch_size={self.batch_size} is larger than the {n_train:,} training "
+                f"examples left after the validation split (validation_fraction="
+                f"{self.validation_fraction}, subset_size={self.subset_size}); choose "
+                f"batch_size <= {n_train}")
         if verbose:
             print(f"Parameter budget: {self.budget.describe()}")
-
         if log_path is not None:
             self._log = SearchLog(log_path, resume=resume, verbose=verbose)
             self._completed.update(self._log.completed)
+
+    # The original's attributes, read-only: each is stored once, in settings or budget.
+    n_epochs = _fixed("settings", "n_epochs", "Epochs each model trains.")
+    batch_size = _fixed("settings", "batch_size", "Examples per training step.")
+    max_params = _fixed("budget", "max_params", "The most parameters a config may have.")
+    min_param_ratio = _fixed("budget", "min_param_ratio",
+                             "The share of max_params a config must use at least.")
+    min_params = _fixed("budget", "min_params", "floor(min_param_ratio × max_params).")
+
+    @property
+    def n_train(self) -> int | None:
+        """Training examples after the validation split (None for data without labels)."""
+        labels = getattr(self.data, "y_train", None)
+        return None if labels is None else int(len(labels))
+
+    def _check_classes(self, n_classes: int | None) -> int:
+        """``n_classes`` as given, else the data's (10 for a dataset that does not say); a
+        number the data contradicts is refused: every parameter count would be wrong."""
+        data_classes = getattr(self.data, "n_classes", None)
+        if n_classes is None:
+            return int(data_classes or 10)
+        if data_classes is not None and data_classes != n_classes:
+            raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
+                              f"classes; parameter counts would be wrong (leave n_classes "
+                              f"out to take it from the data)")
+        return n_classes
 
     # ---- data and trainer ------------------------------------------------------------
     def _load_data(self) -> Any:
@@ -323,14 +263,11 @@ class HyperparameterSearcher:
             for value in values[1:]:
                 self._config({**base, name: value})
 
-    def _fits(self, params: Mapping[str, Any]) -> bool:
-        config = self._config(params)
-        return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
-
-    def _fits_checked(self, params: Mapping[str, Any]) -> bool:
-        """_fits for a combination whose values :meth:`_check_values` has validated: it
-        only counts (validating again costs 6× as much, and a huge grid may need 10^5)."""
-        config = ModelConfig(**params)
+    def _fits(self, params: Mapping[str, Any], checked: bool = False) -> bool:
+        """Whether ``params`` fit the budget. ``checked``: the combination's values were
+        validated by :meth:`_check_values`, so only count (validating again costs 6× as
+        much, and a huge grid may need 10^5 of these)."""
+        config = ModelConfig(**params) if checked else self._config(params)
         return self.budget.reason(count_params(config, self.in_dim, self.n_classes)) is None
 
     def create_model(self, params: Mapping[str, Any]) -> tuple[ModelConfig, int]:
@@ -382,7 +319,7 @@ class HyperparameterSearcher:
         if max_trials is None or max_trials >= size:
             draw = spaces.GridDraw(spaces.expand_grid(grid), size, size)
         else:
-            draw = spaces.sample_grid(grid, max_trials, rng, accept=self._fits_checked)
+            draw = spaces.sample_grid(grid, max_trials, rng, accept=functools.partial(self._fits, checked=True))
             if not draw.combinations:  # nothing fits: draw again to name the closest
                 draw = spaces.sample_grid(grid, max_trials, self._rng(self._n_searches))
                 if not draw.exhausted:
@@ -502,21 +439,18 @@ class HyperparameterSearcher:
         results = self.evaluate([params])
         return results[0] if results else None
 
-    # ---- the pipeline -------------------------------------------------------------------
-    def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:
-        """What a search's results depend on; its hash guards resume. Excludes verbose,
-        log_path, and knobs that only change speed (lowering, chunk_size, padding: a
-        padded bucket computes each member's own model exactly, so results
-        differ from unpadded ones by float rounding at most). Also excludes
-        n_trials/max_trials and seeds_per_config, so a resumed search may be extended:
-        trials are keyed by full config and seed, so nothing trained is ever mismatched."""
+    # ---- the search call ----------------------------------------------------------------
+    def search_settings(self) -> dict[str, Any]:
+        """What every search's results depend on, as the log records it (see :meth:`spec`):
+        dataset, data sizes, epochs, batch size, data order, matmul precision, halving, lr,
+        weight decay, budget and seed."""
         data = self.data
         return jsonable({
             "dataset": self.dataset,
             "subset_size": self.subset_size,
             "validation_fraction": self.validation_fraction,
             "data": {"in_dim": self.in_dim, "n_classes": self.n_classes,
-                     "n_train": _length(getattr(data, "y_train", None)),
+                     "n_train": self.n_train,
                      "n_val": _length(getattr(data, "y_val", None)),
                      "n_test": _length(getattr(data, "y_test", None)),
                      "is_sample": getattr(data, "is_sample", None)},
@@ -530,199 +464,39 @@ class HyperparameterSearcher:
             "weight_decay": self.weight_decay,
             "budget": {"max_params": self.max_params, "min_param_ratio": self.min_param_ratio},
             "seed": self.seed,
-            "strategy": strategy,
-            "space": space,
         })
 
-    def _plan(self, sampled: Sequence[Mapping[str, Any]]
-              ) -> tuple[list[_Candidate], list[Rejection]]:
-        """Validate and budget-check ``sampled``; group the configs that fit with their seeds.
+    def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:
+        """What a search call's results depend on, its hash guarding resume: the
+        :meth:`search_settings`, the call's strategy and its space. Excludes verbose,
+        log_path, and knobs that only change speed (lowering, chunk_size, padding: a
+        padded bucket computes each member's own model exactly, so results differ from
+        unpadded ones by float rounding at most). Also excludes n_trials/max_trials and
+        seeds_per_config, so a resumed search may be extended: trials are keyed by full
+        config and seed, so nothing trained is ever mismatched."""
+        return {**self.search_settings(), "strategy": strategy, "space": jsonable(space)}
 
-        A 'seed' in the params is that config's base seed, so configs that differ only in
-        seed become one candidate with several seeds; each base seed is expanded into
-        ``seeds_per_config`` replicates. Repeated draws collapse into one.
-        """
-        configs = [self._config(p) for p in sampled]  # every config validated first
-        candidates: dict[str, _Candidate] = {}
-        rejections: dict[str, Rejection] = {}
-        for params, config in zip(sampled, configs):
-            key = config_key(config)
-            user_params = {k: v for k, v in params.items() if k != "seed"}
-            total = count_params(config, in_dim=self.in_dim, n_classes=self.n_classes)
-            reason = self.budget.reason(total)
-            if reason is not None:
-                rejections.setdefault(key, Rejection(user_params, total, reason))
-                continue
-            candidate = candidates.setdefault(key, _Candidate(user_params, config))
-            for r in range(self.seeds_per_config):
-                trial = config.replace(seed=replicate_seed(config.seed, r))
-                candidate.trials.setdefault(trial_key(trial), trial)
-        return list(candidates.values()), list(rejections.values())
+    def options(self) -> dict[str, Any]:
+        """How the searcher trains without changing what it computes: seeds per config,
+        lowering, chunk size and padding (the log's headers record them beside the spec)."""
+        return {"seeds_per_config": self.seeds_per_config, "lowering": self.settings.lowering,
+                "chunk_size": self.settings.chunk_size, "padding": self.settings.padding}
 
     def _search(self, strategy: str, space: Mapping[str, Any],
                 sampled: Sequence[Mapping[str, Any]],
                 require_fit: bool = True) -> list[SearchResult]:
-        index = self._n_searches
-        self._spaces.append(dict(space))
-        candidates, rejections = self._plan(sampled)
-        self.rejected.extend(rejections)
-        self._report_rejections(rejections, n_configs=len(sampled))
-        if not candidates:
-            if require_fit:
-                raise no_fit_error(self.budget, rejections)
-            return []
+        call = SearchCall(self, self._n_searches, strategy, space, sampled)
+        self._calls.append({"strategy": strategy, "space": jsonable(space),
+                            "parameters": call.parameters})
+        return call.run(require_fit)
 
-        self._warn_no_rewiring(candidates)
-        trials = [t for c in candidates for t in c.trials.values()]
-        if self._log is not None:
-            self._log.begin(index, self.spec(strategy, space))  # refuses a foreign log
-        todo = [t for t in trials if trial_key(t) not in self._completed]
-        labels: dict[str, str] = {}
-        finished: dict[int, SearchResult] = {}  # candidate index -> its result, once whole
-        if todo:
-            self._train(todo, index, labels, candidates, finished,
-                        n_done=len(trials) - len(todo))
-        if self._log is not None:
-            self._log.finish()  # the header of a call that had nothing left to train
-        # Counted only once trained: a call that failed (a crash in the trainer) and is
-        # retried in the same process redraws the same samples and reuses the same header.
-        self._n_searches += 1
-        self._finish_candidates(candidates, finished)
-        results = [finished[i] for i in range(len(candidates))]
-        if self.verbose:
-            n_div = sum(r.diverged for r in results)
-            print(f"Search completed: {len(results)} of {len(sampled)} configurations trained"
-                  + (f", {n_div} diverged" if n_div else "")
-                  + (f", {len(rejections)} outside the budget" if rejections else ""))
-        return results
-
-    def _finish_candidates(self, candidates: Sequence[_Candidate],
-                           finished: dict[int, SearchResult]) -> None:
-        """Aggregate every candidate whose seeds have all finished and is not yet in
-        ``finished``, and hand each new result to the callbacks' on_result."""
-        on_result = hooks(self.callbacks, "on_result")
-        for i, c in enumerate(candidates):
-            if i in finished or any(k not in self._completed for k in c.trials):
-                continue
-            # Each config carries the bucket label its trainer reported (resumed ones too).
-            finished[i] = aggregate(c.params, [self._completed[k] for k in c.trials],
-                                    bucket=self._completed[next(iter(c.trials))].bucket)
-            for hook in on_result:
-                hook(finished[i])
-
-    def _epoch_callback(self, candidates: Sequence[_Candidate]):
-        """The trainer's per-epoch events as on_epoch(bucket, epoch, members), or None."""
-        on_epoch = hooks(self.callbacks, "on_epoch")
-        if not on_epoch:
-            return None
-        params = {k: c.params for c in candidates for k in c.trials}
-
-        def forward(event: Progress) -> None:
-            if event.phase != "train" or not event.metrics or not event.members:
-                return
-            members = [{"params": params.get(trial_key(config), {}), "seed": int(config.seed),
-                        **{m: values[i] for m, values in event.metrics.items()}}
-                       for i, config in enumerate(event.members)]
-            for hook in on_epoch:
-                hook(event.bucket, event.epoch, members)
-        return forward
-
-    def _train(self, todo: list[ModelConfig], index: int, labels: dict[str, str],
-               candidates: Sequence[_Candidate], finished: dict[int, SearchResult],
-               n_done: int) -> None:
-        """One trainer call for every model in ``todo``; the trainer's bucket plan is
-        shown and recorded (``labels``: trial key → bucket), each bucket is logged as it
-        ends, and each config whose seeds are all done goes to the on_result callbacks."""
-        logged: set[str] = set()
-
-        def plan_made(buckets: Sequence[Bucket]) -> None:
-            labels.update({trial_key(todo[i]): b.label for b in buckets for i in b.members})
-            if display is not None:
-                display.set_plan([b.label for b in buckets])
-            if self.verbose:
-                kind = "shape" if self.settings.padding == "exact" else self.settings.padding
-                say = display.message if display is not None else print
-                say(f"Training {plural(len(todo), 'model')} for "
-                    f"{plural(len(candidates), 'configuration')} in "
-                    f"{plural(len(buckets), kind + ' bucket')}"
-                    + (f" ({n_done} more already finished)" if n_done else ""))
-
-        def record(outcomes: Sequence[TrialOutcome]) -> None:
-            fresh = [o for o in outcomes if trial_key(o.config) not in logged]
-            for o in fresh:
-                key = trial_key(o.config)
-                logged.add(key)
-                self._completed[key] = o
-                expected = count_params(o.config, in_dim=self.in_dim, n_classes=self.n_classes)
-                if int(o.total_params) != expected:
-                    warnings.warn(f"trainer counted {o.total_params} parameters for "
-                                  f"{o.config}, count_params says {expected}", RuntimeWarning)
-            if self._log is not None:
-                self._log.append(outcome_record(o, index) for o in fresh)
-            if display is not None and fresh:
-                display.bucket_done(fresh, fresh[0].bucket
-                                    or labels.get(trial_key(fresh[0].config), ""))
-            if fresh:
-                self._finish_candidates(candidates, finished)
-
-        display = SweepProgress(0, len(todo), self.n_epochs) if self.verbose else None
-        epoch_callback = self._epoch_callback(candidates)
-
-        def progress(event: Progress) -> None:
-            if display is not None:
-                display.update(event)
-            if epoch_callback is not None:
-                epoch_callback(event)
-
-        try:
-            outcomes = self.trainer(todo, self.data, self.settings,
-                                    progress=progress if (display is not None
-                                                          or epoch_callback is not None)
-                                    else None,
-                                    on_bucket_done=record, on_plan=plan_made,
-                                    log=display.message if display is not None else None)
-        finally:
-            if display is not None:
-                display.close()
-        if len(outcomes) != len(todo):
-            raise RuntimeError(f"trainer returned {len(outcomes)} outcomes for {len(todo)} "
-                               f"configs; it must return one per config, in input order")
-        for i, (config, outcome) in enumerate(zip(todo, outcomes)):
-            if trial_key(config) != trial_key(outcome.config):
-                raise RuntimeError(f"trainer outcome {i} is for {outcome.config}, expected "
-                                   f"{config}; outcomes must come back in input order")
-        record(outcomes)  # a trainer that never called on_bucket_done still gets logged
-
-    def _warn_no_rewiring(self, candidates: Sequence[_Candidate]) -> None:
-        """Warn when resampling is on but the run ends before its first round: the trainer
-        rewires after every ``steps_to_resample`` steps, and a run of n_epochs × (train
-        examples // batch_size) steps shorter than that never rewires, so resampling on and
-        off train identical models."""
-        per_epoch = (_length(getattr(self.data, "y_train", None)) or 0) // self.batch_size
-        steps = self.n_epochs * per_epoch
-        # An "mlp" has no dendritic layer: it never rewires, whatever its resampling field.
-        idle = [c for c in candidates if c.config.architecture != "mlp"
-                and c.config.synaptic_resampling
-                and rewiring_rounds(steps, c.config.steps_to_resample) == 0]
-        if idle:
-            shortest = min(c.config.steps_to_resample for c in idle)
-            self._warn(f"{len(idle)} of {len(candidates)} configurations have "
-                       f"synaptic_resampling=True but the run has only {steps} steps "
-                       f"({self.n_epochs} epochs of {per_epoch}), fewer "
-                       f"than steps_to_resample (>= {shortest}): they never rewire and train "
-                       f"exactly as without resampling. Train longer, on more data, or "
-                       f"lower steps_to_resample")
-
-    def _report_rejections(self, rejections: Sequence[Rejection], n_configs: int) -> None:
-        if not self.verbose or not rejections:
-            return
-        print(f"{len(rejections)} of {n_configs} configurations are outside the budget of "
-              f"{self.budget.describe()} and will not be trained:")
-        for r in rejections[:_MAX_REJECTIONS_SHOWN]:
-            print(f"  {r.reason}: {describe_params(r.params)}")
-        if len(rejections) > _MAX_REJECTIONS_SHOWN:
-            print(f"  ... and {len(rejections) - _MAX_REJECTIONS_SHOWN} more "
-                  f"(all are listed by save_report)")
+    def record(self) -> SearchRecord:
+        """The search so far as a :class:`~dendrax.search.record.SearchRecord`: the value
+        every output reads, and what :func:`~dendrax.search.record.read_search` reads back
+        from the log."""
+        return SearchRecord(results=tuple(self.results), settings=self.search_settings(),
+                            calls=tuple(self._calls), rank_by=self.rank_by,
+                            options=self.options(), rejected=tuple(self.rejected))
 
     # ---- results ------------------------------------------------------------------------
     def merge_seeds(self) -> list[SearchResult]:
@@ -754,7 +528,7 @@ class HyperparameterSearcher:
 
     def print_results(self, n: int = 5) -> None:
         """Print the top ``n`` as a table, then any diverged configs."""
-        print(format_results(self.results, n, self.max_params, self.rank_by))
+        print(format_results(self.record(), n))
         if self.rejected:
             print(f"\n{len(self.rejected)} configurations were outside the budget of "
                   f"{self.budget.describe()}; save_report lists them.")
@@ -767,9 +541,7 @@ class HyperparameterSearcher:
         over seeds, history, bucket, matmul_dtype). ``pd.read_json(filename)`` gives one row
         per configuration; :func:`dendrax.search.load_results` reads it back. Settings,
         budget and rejected configs go to :meth:`save_report`."""
-        records = result_records(self.results, self.rank_by,
-                                 matmul_dtype=self.settings.matmul_dtype)
-        _write_json(filename, records)
+        self.record().save_results(filename)
         if self.verbose:
             print(f"Results saved to {filename}")
 
@@ -777,24 +549,20 @@ class HyperparameterSearcher:
         """Write the whole search as one JSON document: settings (matmul_dtype included),
         budget, ranking rule, every result as :meth:`save_results` writes it, and every
         rejected config with its count and reason."""
-        document = {
-            "version": 1,
-            "settings": {**self.spec("", None), "seeds_per_config": self.seeds_per_config,
-                         "lowering": self.settings.lowering,
-                         "chunk_size": self.settings.chunk_size,
-                         "padding": self.settings.padding, "rank_by": self.rank_by},
-            "budget": self.budget.to_dict(),
-            "ranking": {"rank_by": self.rank_by, "uses": "validation accuracy only; test "
-                        "accuracy is reported but never used to rank"},
-            "results": result_records(self.results, self.rank_by,
-                                      matmul_dtype=self.settings.matmul_dtype),
-            "rejected": [r.to_dict() for r in self.rejected],
-        }
-        for key in ("strategy", "space"):
-            document["settings"].pop(key)
-        _write_json(filename, document)
+        self.record().save_report(filename)
         if self.verbose:
             print(f"Report saved to {filename}")
+
+    def save_pareto(self, filename: str) -> list[dict[str, Any]]:
+        """Write the Pareto front of ``results`` (fewest parameters, highest mean validation
+        accuracy; see :func:`dendrax.search.results.pareto_front`) as JSON, each member with
+        its accuracies, spread over seeds and accuracy per 1,000 parameters. Returns the
+        front's records (the file's "front")."""
+        front = self.record().save_pareto(filename)
+        if self.verbose:
+            print(f"Pareto front ({len(front)} of {len(self.results)} configurations) saved "
+                  f"to {filename}")
+        return front
 
     def to_dataframe(self, per_seed: bool = False):
         """The results as a pandas DataFrame, one flat row per config (or per config and
@@ -806,14 +574,9 @@ class HyperparameterSearcher:
 
     def export_settings(self) -> dict[str, Any]:
         """The settings exporters record (dataset, epochs, subset, budget, seeds...)."""
-        from dendrax.export.common import export_settings
+        from dendrax.export import export_settings
 
-        return {**export_settings(self.spec("", None)),
-                "seeds_per_config": self.seeds_per_config}
-
-    def _space_for_export(self) -> dict[str, Any] | None:
-        return next((s for s in self._spaces
-                     if "param_distributions" in s or "param_grid" in s), None)
+        return export_settings(self.record())
 
     def to_optuna(self, storage: Any, study_name: str | None = None) -> Any:
         """Write the results into a new Optuna study in ``storage`` (e.g.
@@ -823,8 +586,7 @@ class HyperparameterSearcher:
         the study. Needs optuna (``pip install 'dendrax[optuna]'``)."""
         from dendrax.export import to_optuna
 
-        return to_optuna(self.results, storage, study_name, space=self._space_for_export(),
-                         settings=self.export_settings())
+        return to_optuna(self.record(), storage, study_name)
 
     def to_tensorboard(self, logdir: str) -> list[str]:
         """One TensorBoard run per config in ``logdir``: per-epoch scalars and the HParams
@@ -832,9 +594,7 @@ class HyperparameterSearcher:
         (``pip install 'dendrax[tensorboard]'``). Returns the run folders."""
         from dendrax.export import to_tensorboard
 
-        return to_tensorboard(rank_results(self.results, self.rank_by)
-                              + [r for r in self.results if r.diverged], logdir,
-                              settings=self.export_settings())
+        return to_tensorboard(self.record(), logdir)
 
     def to_mlflow(self, tracking_uri: str | None = None, experiment: str = "dendrax") -> str:
         """An MLflow parent run for the search with a nested run per config
@@ -842,22 +602,7 @@ class HyperparameterSearcher:
         Returns the parent run's id."""
         from dendrax.export import to_mlflow
 
-        return to_mlflow(self.results, tracking_uri, experiment=experiment,
-                         settings=self.export_settings())
-
-    def save_pareto(self, filename: str) -> list[dict[str, Any]]:
-        """Write the Pareto front of ``results`` (fewest parameters, highest mean validation
-        accuracy; see :func:`dendrax.search.results.pareto_front`) as JSON, each member with
-        its accuracies, spread over seeds and accuracy per 1,000 parameters. Returns the
-        front's records (the file's "front")."""
-        settings = {k: v for k, v in self.spec("", None).items() if k not in ("strategy",
-                                                                            "space")}
-        front = pareto_records(self.results)
-        save_pareto(filename, front, len(self.results), settings)
-        if self.verbose:
-            print(f"Pareto front ({len(front)} of {len(self.results)} configurations) saved "
-                  f"to {filename}")
-        return front
+        return to_mlflow(self.record(), tracking_uri, experiment=experiment)
 
     def plot(self, out_dir: str, top: int = 5, metric: str = "val",
              fmt: str = "png") -> dict[str, str]:
@@ -866,13 +611,9 @@ class HyperparameterSearcher:
         with the Pareto front, training curves, rewiring swaps and seed robustness of the
         ``top`` best, accuracy by hyperparameter value and successive halving, each with a
         caption line (dataset, epochs, subset, seeds). Returns {figure name: path}."""
-        from dendrax.plots import caption_line, plot_search  # lazy: matplotlib is optional
+        from dendrax.plots import plot_search  # lazy: matplotlib is optional
 
-        paths = plot_search(self.results, out_dir, top=top, metric=metric,
-                            rank_by=self.rank_by,
-                            steps_per_epoch=len(self.data.x_train) // self.batch_size,
-                            in_dim=self.in_dim, fmt=fmt,
-                            caption=caption_line(self.spec("", None), self.results))
+        paths = plot_search(self.record(), out_dir, top=top, metric=metric, fmt=fmt)
         if self.verbose:
             print(f"Figures written to {out_dir}: {', '.join(sorted(paths))}")
         return paths

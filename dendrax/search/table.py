@@ -1,5 +1,6 @@
-"""Search results as flat rows: one per config (or per config and seed), for pandas, CSV,
-JSON and Markdown.
+"""Search results as tables: the ranked summary :func:`format_results` prints (from a
+:class:`~dendrax.search.record.SearchRecord`), and flat rows, one per config (or per config
+and seed), for pandas, CSV, JSON and Markdown.
 
 A :class:`~dendrax.search.results.SearchResult` nests its accuracies in statistics and its
 per-epoch values in ``history``; a researcher's tools want one flat row per config. The
@@ -36,7 +37,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from dendrax.errors import ConfigError
 from dendrax.search.log import jsonable
-from dendrax.search.results import SearchResult, rank_results
+from dendrax.search.progress import plural
+from dendrax.search.record import SearchRecord
+from dendrax.search.results import SearchResult, SeedStats, describe_params, rank_results
 
 FORMATS = ("table", "csv", "json", "markdown")
 
@@ -68,6 +71,73 @@ def hyperparameter_names(results: Iterable[SearchResult]) -> list[str]:
             if k != "seed":
                 names.setdefault(k, None)
     return list(names)
+
+
+def parameter_value(result: SearchResult, name: str) -> Any:
+    """A result's value of parameter ``name``: its params', else its full config's."""
+    return result.params[name] if name in result.params else result.config.get(name)
+
+
+def varying_parameters(results: Sequence[SearchResult]) -> list[str]:
+    """The searched parameters (:func:`hyperparameter_names`) whose value differs between
+    the results: what names a result among them in a legend or a run name."""
+    return [name for name in hyperparameter_names(results)
+            if len({repr(parameter_value(r, name)) for r in results}) > 1]
+
+
+# ---- the ranked summary ------------------------------------------------------------------
+
+def _accuracy(mean: float, stats: SeedStats | None) -> str:
+    if mean is None or math.isnan(mean):
+        return "-"
+    return f"{mean:.4f} ± {stats.std:.4f}" if stats is not None else f"{mean:.4f}"
+
+
+def format_results(record: SearchRecord, n: int = 5) -> str:
+    """The top ``n`` ranked results of a search record as a table, then every diverged
+    config (unranked).
+
+    Columns: rank, validation and test accuracy (mean ± std over seeds), the lower bound of
+    the validation interval when ranking by it, training accuracy, parameters (of the
+    budget), seeds, epochs trained (the most any seed trained; fewer under halving),
+    training time (summed over seeds) and the configuration, floats to 3 digits."""
+    ranked = record.ranked
+    diverged = [r for r in record.results if r.diverged]
+    top = ranked[:n]
+    lcb = record.rank_by == "val_lcb"
+    basis = ("lower 95% confidence bound of validation accuracy" if lcb
+             else "mean validation accuracy")
+    lines = ["=" * 100,
+             f"TOP {len(top)} OF {plural(len(ranked), 'CONFIGURATION').upper()} (ranked by "
+             f"{basis}; test accuracy is reported, never used for ranking)",
+             "=" * 100,
+             f"{'rank':>4}  {'val acc':<17} " + (f"{'val lcb':>7}  " if lcb else "")
+             + f"{'test acc':<17} {'train acc':<9}  {'params':>13}  {'seeds':>5}  "
+             f"{'epochs':>6}  {'time':>7}  configuration"]
+    for i, r in enumerate(top, 1):
+        bound = (f"{r.val_stats.ci_low:>7.4f}  " if r.val_stats is not None else
+                 f"{'-':>7}  ") if lcb else ""
+        stopped = "*" if r.stopped_by_halving else " "
+        lines.append(
+            f"{i:>4}  {_accuracy(r.val_accuracy, r.val_stats):<17} {bound}"
+            f"{_accuracy(r.test_accuracy, r.test_stats):<17} {r.train_accuracy:<9.4f}  "
+            f"{f'{r.total_params:,}/{record.max_params:,}':>13}  {r.n_seeds:>5}  "
+            f"{r.epochs_trained:>5}{stopped}  {r.train_time:>6.1f}s  "
+            f"{describe_params(r.params)}")
+    if any(r.n_seeds > 1 for r in top):
+        lines.append("(mean ± std over seeds; std uses ddof=1)")
+    if any(r.stopped_by_halving for r in top):
+        lines.append("(* successive halving stopped at least one seed before the last epoch)")
+    if not top:
+        lines.append("  no trained configuration to rank")
+    if diverged:
+        lines.append("")
+        lines.append(f"DIVERGED, NOT RANKED ({len(diverged)}):")
+        for r in diverged:
+            where = ", ".join(f"seed {d['seed']} at epoch {d['epoch']}" for d in r.diverged_seeds)
+            lines.append(f"  {r.total_params:,} params, {len(r.diverged_seeds)}/{r.n_seeds} "
+                         f"seeds diverged ({where}): {describe_params(r.params)}")
+    return "\n".join(lines)
 
 
 def result_rows(results: Sequence[SearchResult], *, per_seed: bool = False,

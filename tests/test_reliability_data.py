@@ -68,8 +68,6 @@ def test_D18_no_split_only_on_purpose_with_none():
     assert ds.validation_fraction is None
 
 
-@pytest.mark.xfail(strict=True, reason="searcher side of D-18: HyperparameterSearcher must "
-                   "refuse data= whose n_val is 0 (see the issue-29 data-layer report)")
 def test_D18_searcher_refuses_a_dataset_without_validation_examples():
     ds = from_arrays(*arrays(), validation_fraction=None)
     with pytest.raises((DataError, ConfigError), match="validation"):
@@ -220,9 +218,6 @@ def test_D23_D24_built_in_datasets_carry_theirs(tmp_path):
             ds.normalise) == ("mnist", 100, 40, 100, 0.2, "pixels")
 
 
-@pytest.mark.xfail(strict=True, reason="searcher side of D-23/D-24: the log header must "
-                   "record data.identity (name, sizes, fingerprint), not the searcher's own "
-                   "dataset and subset_size (see the issue-29 data-layer report)")
 def test_D23_D24_the_log_records_the_data_really_used(tmp_path):
     ds = from_arrays(*arrays(), name="my-task")
     log = tmp_path / "own.jsonl"
@@ -258,8 +253,6 @@ def test_R18_the_fingerprint_is_computed_once():
     assert vars(ds)["fingerprint"] == first and ds.fingerprint is first
 
 
-@pytest.mark.xfail(strict=True, reason="searcher side of R-18/R-19: the resume guard must "
-                   "compare data.fingerprint (see the issue-29 data-layer report)")
 def test_R19_resuming_on_other_data_of_the_same_shapes_is_refused(tmp_path):
     from dendrax.search import LogError
 

@@ -17,7 +17,7 @@ import random
 import warnings
 from typing import Any, Mapping, Sequence
 
-from dendrax.checks import check_int
+from dendrax.checks import check_int, shown
 from dendrax.config import ModelConfig, count_params
 from dendrax.errors import ConfigError
 from dendrax.search import spaces
@@ -151,6 +151,11 @@ class HyperparameterSearcher:
         elif verbose and hasattr(data, "summary"):
             print(data.summary())
         self.data = data
+        if _length(getattr(data, "y_val", None)) == 0:
+            raise ConfigError(
+                "data: the dataset has no validation examples, and a search ranks its configs on "
+                "validation accuracy; build it with a validation_fraction that holds some "
+                "out (from_arrays(..., validation_fraction=0.1), say)")
         self.in_dim = int(self.data.in_dim)
         self.n_classes = self._check_classes(self.n_classes)
         n_train = len(self.data.x_train)
@@ -192,6 +197,20 @@ class HyperparameterSearcher:
                               f"classes; parameter counts would be wrong (leave n_classes "
                               f"out to take it from the data)")
         return n_classes
+
+    def close(self) -> None:
+        """Stop writing the search log and release it for another process (see
+        :class:`~dendrax.search.log.SearchLog`); results stay readable, a later search call
+        on this searcher raises LogError. Also at the end of a ``with`` block, and when the
+        searcher is garbage-collected or the process exits."""
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> "HyperparameterSearcher":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     # ---- data and trainer ------------------------------------------------------------
     def _load_data(self) -> Any:
@@ -241,13 +260,14 @@ class HyperparameterSearcher:
         """Validated config for one parameter dict; the searcher's lr, weight_decay and seed
         fill in what the dict leaves out."""
         if not isinstance(params, Mapping):
-            raise ConfigError(f"a configuration must be a dict of parameters, got {params!r}")
+            raise ConfigError(f"a configuration must be a dict of parameters, got "
+                              f"{shown(params)}")
         merged = {"lr": self.lr, "weight_decay": self.weight_decay, "seed": self.seed,
                   **params}
         try:
             return ModelConfig.from_dict(merged, in_dim=self.in_dim)
         except ConfigError as e:
-            raise ConfigError(f"{e} (in configuration {dict(params)})") from e
+            raise ConfigError(f"{e} (in configuration {shown(dict(params), 300)})") from e
 
     def _check_values(self, candidates: Mapping[str, Sequence[Any]]) -> None:
         """Validate every value of a grid or space once, without enumerating the product.
@@ -355,12 +375,14 @@ class HyperparameterSearcher:
         if fill_budget:
             sampled = self._draw_until_full(space, n_trials, rng)
         else:
-            sampled = spaces.sample_space(space, n_trials, rng)
+            # A finite space smaller than n_trials is drawn until every point came up
+            # (the same draws, in the same order, as n_trials of them would give).
+            sampled = spaces.sample_space(space, n_trials, rng, stop_when_exhausted=True)
             outside = sum(not self._fits(p) for p in sampled)
-            if outside > n_trials / 2:
-                self._warn(f"{outside} of {n_trials} random draws fall outside the budget of "
-                           f"{self.budget.describe()}, so only {n_trials - outside} can train; "
-                           f"pass fill_budget=True to draw until {n_trials} configs fit")
+            if outside > len(sampled) / 2:
+                self._warn(f"{outside} of {len(sampled)} random draws fall outside the budget "
+                           f"of {self.budget.describe()}, so only {len(sampled) - outside} can "
+                           f"train; pass fill_budget=True to draw until {n_trials} configs fit")
         if self.verbose:
             print(f"\nRandom search: {n_trials} trials (seed {self.seed}"
                   + (f", {len(sampled)} drawn to fill the budget" if fill_budget else "")
@@ -376,15 +398,22 @@ class HyperparameterSearcher:
         drawn: list[dict[str, Any]] = []
         fitting: set[str] = set()
         limit = MAX_DRAWS_PER_TRIAL * n_trials
-        while len(fitting) < n_trials and len(drawn) < limit:
+        # A finite space stops once every point has been drawn: more draws cannot add one.
+        size, seen = spaces.space_size(space), set()
+        while len(fitting) < n_trials and len(drawn) < limit and \
+                (size is None or len(seen) < size):
             params = spaces.sample_space(space, 1, rng)[0]
             drawn.append(params)
+            if size is not None:
+                seen.add(spaces.params_key(params))
             if self._fits(params):
                 fitting.add(config_key(self._config(params)))
         if len(fitting) < n_trials:
+            finite = (f"; the space holds only {size:,} distinct configs"
+                      if size is not None and len(seen) >= size else "")
             self._warn(f"fill_budget: only {len(fitting)} of {n_trials} configs fit the "
-                       f"budget of {self.budget.describe()} in {len(drawn)} draws; widen the "
-                       f"space or the budget")
+                       f"budget of {self.budget.describe()} in {len(drawn)} draws{finite}; "
+                       f"widen the space or the budget")
         return drawn
 
     def _warn(self, message: str) -> None:
@@ -445,15 +474,25 @@ class HyperparameterSearcher:
         dataset, data sizes, epochs, batch size, data order, matmul precision, halving, lr,
         weight decay, budget and seed."""
         data = self.data
+        identity = getattr(data, "identity", None)
+        if identity is not None:
+            # A dendrax Dataset says what it holds: its name, split, subset and a hash of
+            # its arrays' content, so a resume on other data is refused (whatever the
+            # searcher's own dataset and subset_size say when data= was given).
+            described = {"dataset": data.name, "subset_size": data.subset_size,
+                         "validation_fraction": data.validation_fraction,
+                         "data": {**identity, "in_dim": self.in_dim,
+                                  "n_classes": self.n_classes}}
+        else:  # duck-typed arrays: their sizes only
+            described = {"dataset": self.dataset, "subset_size": self.subset_size,
+                         "validation_fraction": self.validation_fraction,
+                         "data": {"in_dim": self.in_dim, "n_classes": self.n_classes,
+                                  "n_train": self.n_train,
+                                  "n_val": _length(getattr(data, "y_val", None)),
+                                  "n_test": _length(getattr(data, "y_test", None)),
+                                  "is_sample": getattr(data, "is_sample", None)}}
         return jsonable({
-            "dataset": self.dataset,
-            "subset_size": self.subset_size,
-            "validation_fraction": self.validation_fraction,
-            "data": {"in_dim": self.in_dim, "n_classes": self.n_classes,
-                     "n_train": self.n_train,
-                     "n_val": _length(getattr(data, "y_val", None)),
-                     "n_test": _length(getattr(data, "y_test", None)),
-                     "is_sample": getattr(data, "is_sample", None)},
+            **described,
             "n_epochs": self.n_epochs,
             "batch_size": self.batch_size,
             "data_order": self.settings.data_order,

@@ -5,10 +5,12 @@ handed to on_plan, one on_bucket_done call per bucket, outcomes in input order) 
 computes accuracies from a hash of the config, so searcher tests run in milliseconds
 without JAX. Test modules import these names from ``conftest``.
 
-It also holds the session hooks of the fuzz test (tests/test_fuzz.py): every generated
-input it tries, and every one that failed, is counted in the session-wide ``fuzz_tally``;
-at the end of the session the tally is printed in pytest's summary and written as JSON to
-$DENDRAX_FUZZ_REPORT, or to fuzz_report.json in pytest's base temporary folder.
+The fuzz test's session tally is a plugin of its own (tests/fuzz_plugin.py).
+
+JAX's persistent compilation cache for the tests is pinned here, before anything imports
+JAX: ``tests/.jax-cache`` (ignored by git) unless ``$JAX_COMPILATION_CACHE_DIR`` names
+another folder. It is explicit, never the user's own cache, and shared by reruns and by
+the processes the tests start (they inherit the variable).
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections import Counter
+
+from pathlib import Path
 
 import numpy as np
-import pytest
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).parent / ".jax-cache"))
+
+pytest_plugins = ["fuzz_plugin"]
 
 from dendrax.search import HyperparameterSearcher
 from dendrax.config import ModelConfig, count_params
@@ -174,43 +180,3 @@ def make_searcher(trainer=None, **kwargs) -> HyperparameterSearcher:
 
 # 12 neurons × 6 dendrites × 96 inputs on 784 features: exactly 7,198 parameters (reference measurement).
 CONFIG_7198 = {"n_neurons": 12, "n_dendrites": 6, "n_dendrite_inputs": 96}
-
-
-# ---- the fuzz test's tally --------------------------------------------------------------
-
-FUZZ_TALLY = pytest.StashKey[dict]()
-
-
-@pytest.fixture(scope="session")
-def fuzz_tally(pytestconfig) -> dict:
-    """{"tried": Counter by target, "failed": Counter by target, "results": Counter by
-    (target, result)}, shared by the session; a result is "error" (a DendraxError),
-    "trained" (the stub trainer was reached) or "ok" (read back without error)."""
-    return pytestconfig.stash.setdefault(
-        FUZZ_TALLY, {"tried": Counter(), "failed": Counter(), "results": Counter()})
-
-
-def _report_path(config) -> str:
-    if os.environ.get("DENDRAX_FUZZ_REPORT"):
-        return os.environ["DENDRAX_FUZZ_REPORT"]
-    return str(config._tmp_path_factory.getbasetemp() / "fuzz_report.json")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    tally = config.stash.get(FUZZ_TALLY, None)
-    if not tally or not tally["tried"]:
-        return
-    tried, failed = sum(tally["tried"].values()), sum(tally["failed"].values())
-    report = {"tried": tried, "failed": failed, "by_target": {
-        target: {"tried": n, "failed": tally["failed"][target],
-                 **{result: count for (t, result), count in sorted(tally["results"].items())
-                    if t == target}}
-        for target, n in sorted(tally["tried"].items())}}
-    path = _report_path(config)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    terminalreporter.write_sep("-", "dendrax fuzz")
-    terminalreporter.write_line(
-        f"fuzz: {tried} generated inputs tried, {failed} failed ("
-        + ", ".join(f"{t} {v['tried']}" for t, v in report["by_target"].items())
-        + f"); written to {path}")

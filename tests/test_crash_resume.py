@@ -5,6 +5,8 @@ import json
 import os
 import signal
 import subprocess
+
+import pytest
 import sys
 import textwrap
 import time
@@ -73,6 +75,7 @@ def _trained(path):
     return [line for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow  # runs searches in fresh processes
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     full, _ = _run(tmp_path, "full", resume=False)
 
@@ -90,6 +93,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     assert resumed == full  # the same table as an uninterrupted run (times excluded)
 
 
+@pytest.mark.slow  # runs searches in fresh processes
 def test_resume_survives_a_torn_last_line(tmp_path):
     _, _ = _run(tmp_path, "torn", resume=False, kill_after_lines=4)
     log = tmp_path / "torn.jsonl"

@@ -36,7 +36,8 @@ from dendrax.spec import Progress, TrialOutcome
 
 @dataclasses.dataclass(frozen=True)
 class ArrayData:
-    """Duck-typed stand-in for dendrax.data.Dataset (the trainer needs only these)."""
+    """Duck-typed stand-in for dendrax.data.Dataset: the arrays the trainer reads, and
+    what the searcher and the command line print about a dataset."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -47,10 +48,15 @@ class ArrayData:
     image_shape: tuple = (28, 28, 1)
     n_classes: int = 10
     name: str = "generated"
+    is_sample: bool = False
+    source: str = "generated"
 
     @property
     def in_dim(self) -> int:
         return self.x_train.shape[1]
+
+    def summary(self) -> str:
+        return f"{self.name} dataset, {self.in_dim} features"
 
 
 def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10,
@@ -68,26 +74,16 @@ def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10
                      image_shape=image_shape, n_classes=n_classes)
 
 
-@dataclasses.dataclass
-class FakeData:
-    """Duck-typed dendrax.data.Dataset with tiny arrays."""
+def fake_data(in_dim: int = 784, n_classes: int = 10, is_sample: bool = True) -> ArrayData:
+    """All-zero arrays for searches with a FakeTrainer, which never reads them: 512
+    training examples (more than the default batch size, which the searcher checks), 16
+    validation and 32 test examples, labels cycling through the classes."""
 
-    in_dim: int = 784
-    n_classes: int = 10
-    is_sample: bool = True
-    source: str = "fake"
+    def split(n):
+        return np.zeros((n, in_dim), np.float32), np.arange(n) % n_classes
 
-    def __post_init__(self):
-        # 512 examples: more than the default batch size, which the searcher checks.
-        self.x_train = np.zeros((512, self.in_dim), np.float32)
-        self.y_train = np.arange(512) % self.n_classes
-        self.x_val = np.zeros((16, self.in_dim), np.float32)
-        self.y_val = np.arange(16) % self.n_classes
-        self.x_test = np.zeros((32, self.in_dim), np.float32)
-        self.y_test = np.arange(32) % self.n_classes
-
-    def summary(self) -> str:
-        return f"fake dataset, {self.in_dim} features"
+    return ArrayData(*split(512), *split(16), *split(32), n_classes=n_classes, name="fake",
+                     is_sample=is_sample, source="fake")
 
 
 def unit_hash(*parts) -> float:
@@ -171,9 +167,9 @@ class FakeTrainer:
 
 
 def make_searcher(trainer=None, **kwargs) -> HyperparameterSearcher:
-    """A quiet searcher on FakeData with a FakeTrainer, unless told otherwise."""
+    """A quiet searcher on fake_data() with a FakeTrainer, unless told otherwise."""
     kwargs.setdefault("verbose", False)
-    kwargs.setdefault("data", FakeData())
+    kwargs.setdefault("data", fake_data())
     return HyperparameterSearcher(trainer=trainer if trainer is not None else FakeTrainer(),
                                   **kwargs)
 

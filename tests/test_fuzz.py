@@ -45,7 +45,7 @@ from dendrax import cli  # noqa: E402
 from dendrax.errors import DendraxError  # noqa: E402
 from dendrax.search import BudgetError, HyperparameterSearcher, SearchLog, read_log  # noqa: E402
 from dendrax.config import ModelConfig  # noqa: E402
-from conftest import CONFIG_7198, FakeData, FakeTrainer  # noqa: E402
+from conftest import CONFIG_7198, fake_data, FakeTrainer  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("DENDRAX_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(derandomize=True, database=None, max_examples=FUZZ_EXAMPLES, deadline=1000,
@@ -53,7 +53,7 @@ FUZZ = settings(derandomize=True, database=None, max_examples=FUZZ_EXAMPLES, dea
 # A torn last line is ignored with a warning: expected here, thousands of times.
 pytestmark = pytest.mark.filterwarnings("ignore:.*ignored a torn last line:RuntimeWarning")
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions.json"
-DATA = FakeData()  # read-only: shared by every example
+DATA = fake_data()  # read-only: shared by every example
 GRID = {k: [v] for k, v in CONFIG_7198.items()}
 PARAMS = [f for f in ModelConfig.__dataclass_fields__]
 SEARCHER_ARGS = ["dataset", "subset_size", "max_params", "min_param_ratio", "n_epochs", "lr",
@@ -320,7 +320,7 @@ def workdir(tmp_path_factory):
 
 
 def run_cli(argv, folder: Path) -> tuple[int | str, str]:
-    """(exit status or "trained", stderr) of `dendrax ARGV` in ``folder`` on FakeData."""
+    """(exit status or "trained", stderr) of `dendrax ARGV` in ``folder`` on fake_data."""
     err, out = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
     os.chdir(folder)  # a fuzzed log_path lands here

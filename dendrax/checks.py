@@ -20,12 +20,27 @@ MAX_EPOCHS = 100_000
 
 
 def shown(value: Any, limit: int = 60) -> str:
-    """repr(value) cut to ``limit`` characters (and safe for ints too long to print)."""
+    """repr(value) cut to ``limit`` characters, safe for integers too long to print
+    (Python refuses to print one of over 4,300 digits), also inside lists and dicts."""
     try:
         text = repr(value)
-    except ValueError:  # Python refuses to print ints of more than 4,300 digits
-        return f"<an integer of {value.bit_length()} bits>"
+    except ValueError:
+        text = _safe_repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _safe_repr(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return repr(value)
+        except ValueError:
+            return f"<an integer of {value.bit_length()} bits>"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_safe_repr(k)}: {_safe_repr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_safe_repr(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    return repr(value)
 
 
 def _string_hint(value: Any) -> str:

@@ -70,12 +70,17 @@ def load_spec(path: str) -> dict[str, Any]:
             spec = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise UsageError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+        except ValueError as e:  # an integer of over 4,300 digits
+            raise UsageError(f"{path}: {e.args[0].split(';')[0]}") from None
     else:
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as e:
             raise UsageError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, "
                              f"column {e.colno}") from None
+        except ValueError as e:  # Python refuses integers of over 4,300 digits
+            raise UsageError(f"{path}: {e.args[0].split(';')[0]}; no setting needs a "
+                             f"number that long") from None
     if not isinstance(spec, dict):
         raise UsageError(f"{path}: a spec must be a mapping of settings, got "
                          f"{type(spec).__name__}")

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 from typing import Any, Mapping
 
-from dendrax.checks import INT32_MAX, MAX_SEED, check_capped_int, check_int, check_number
+from dendrax.checks import INT32_MAX, MAX_SEED, check_capped_int, check_int, check_number, shown
 from dendrax.errors import ConfigError
 from dendrax.spec import ARCHITECTURES, STRATEGIES, ModelShape, count_shape_params
 
@@ -98,19 +98,22 @@ class ModelConfig:
         _choice("architecture", self.architecture, ARCHITECTURES)
         _choice("strategy", self.strategy, STRATEGIES)
         for name in ("n_neurons", "n_dendrites", "n_dendrite_inputs"):
-            check_int(name, getattr(self, name), 1)
+            check_capped_int(name, getattr(self, name), 1, INT32_MAX,
+                             "a model's sizes are 32-bit integers")
         check_capped_int("steps_to_resample", self.steps_to_resample, 1, INT32_MAX,
                          "the trainer holds it as a 32-bit integer")
         if self.architecture == "mlp":
             if self.hidden_dim is None:
                 raise ConfigError("architecture='mlp' needs hidden_dim: the hidden layer's "
                                   "width, an integer >= 0 (0 for a linear classifier)")
-            check_int("hidden_dim", self.hidden_dim, 0)
+            check_capped_int("hidden_dim", self.hidden_dim, 0, INT32_MAX,
+                             "a model's sizes are 32-bit integers")
         elif self.hidden_dim is not None:
-            check_int("hidden_dim", self.hidden_dim, 1)
+            check_capped_int("hidden_dim", self.hidden_dim, 1, INT32_MAX,
+                             "a model's sizes are 32-bit integers")
         if in_dim is not None and self.n_dendrite_inputs > in_dim:
             raise ConfigError(
-                f"n_dendrite_inputs={self.n_dendrite_inputs} exceeds the {in_dim} input "
+                f"n_dendrite_inputs={shown(self.n_dendrite_inputs)} exceeds the {in_dim} input "
                 f"features; allowed range is 1..{in_dim}")
         for name in ("soma_enabled", "synaptic_resampling"):
             if not isinstance(getattr(self, name), bool):
@@ -129,7 +132,10 @@ def _coerce(name: str, value: Any) -> Any:
         value = int(value)
     if name in FLOAT_FIELDS and isinstance(value, int) \
             and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            pass  # beyond any float: validation names the field and its range
     return value
 
 

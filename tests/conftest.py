@@ -5,10 +5,12 @@ handed to on_plan, one on_bucket_done call per bucket, outcomes in input order) 
 computes accuracies from a hash of the config, so searcher tests run in milliseconds
 without JAX. Test modules import these names from ``conftest``.
 
-It also holds the session hooks of the fuzz test (tests/test_fuzz.py): every generated
-input it tries, and every one that failed, is counted in the session-wide ``fuzz_tally``;
-at the end of the session the tally is printed in pytest's summary and written as JSON to
-$DENDRAX_FUZZ_REPORT, or to fuzz_report.json in pytest's base temporary folder.
+The fuzz test's session tally is a plugin of its own (tests/fuzz_plugin.py).
+
+JAX's persistent compilation cache for the tests is pinned here, before anything imports
+JAX: ``tests/.jax-cache`` (ignored by git) unless ``$JAX_COMPILATION_CACHE_DIR`` names
+another folder. It is explicit, never the user's own cache, and shared by reruns and by
+the processes the tests start (they inherit the variable).
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections import Counter
+
+from pathlib import Path
 
 import numpy as np
-import pytest
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).parent / ".jax-cache"))
+
+pytest_plugins = ["fuzz_plugin"]
 
 from dendrax.search import HyperparameterSearcher
 from dendrax.config import ModelConfig, count_params
@@ -30,7 +36,8 @@ from dendrax.spec import Progress, TrialOutcome
 
 @dataclasses.dataclass(frozen=True)
 class ArrayData:
-    """Duck-typed stand-in for dendrax.data.Dataset (the trainer needs only these)."""
+    """Duck-typed stand-in for dendrax.data.Dataset: the arrays the trainer reads, and
+    what the searcher and the command line print about a dataset."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -41,10 +48,15 @@ class ArrayData:
     image_shape: tuple = (28, 28, 1)
     n_classes: int = 10
     name: str = "generated"
+    is_sample: bool = False
+    source: str = "generated"
 
     @property
     def in_dim(self) -> int:
         return self.x_train.shape[1]
+
+    def summary(self) -> str:
+        return f"{self.name} dataset, {self.in_dim} features"
 
 
 def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10,
@@ -62,26 +74,16 @@ def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10
                      image_shape=image_shape, n_classes=n_classes)
 
 
-@dataclasses.dataclass
-class FakeData:
-    """Duck-typed dendrax.data.Dataset with tiny arrays."""
+def fake_data(in_dim: int = 784, n_classes: int = 10, is_sample: bool = True) -> ArrayData:
+    """All-zero arrays for searches with a FakeTrainer, which never reads them: 512
+    training examples (more than the default batch size, which the searcher checks), 16
+    validation and 32 test examples, labels cycling through the classes."""
 
-    in_dim: int = 784
-    n_classes: int = 10
-    is_sample: bool = True
-    source: str = "fake"
+    def split(n):
+        return np.zeros((n, in_dim), np.float32), np.arange(n) % n_classes
 
-    def __post_init__(self):
-        # 512 examples: more than the default batch size, which the searcher checks.
-        self.x_train = np.zeros((512, self.in_dim), np.float32)
-        self.y_train = np.arange(512) % self.n_classes
-        self.x_val = np.zeros((16, self.in_dim), np.float32)
-        self.y_val = np.arange(16) % self.n_classes
-        self.x_test = np.zeros((32, self.in_dim), np.float32)
-        self.y_test = np.arange(32) % self.n_classes
-
-    def summary(self) -> str:
-        return f"fake dataset, {self.in_dim} features"
+    return ArrayData(*split(512), *split(16), *split(32), n_classes=n_classes, name="fake",
+                     is_sample=is_sample, source="fake")
 
 
 def unit_hash(*parts) -> float:
@@ -165,52 +167,12 @@ class FakeTrainer:
 
 
 def make_searcher(trainer=None, **kwargs) -> HyperparameterSearcher:
-    """A quiet searcher on FakeData with a FakeTrainer, unless told otherwise."""
+    """A quiet searcher on fake_data() with a FakeTrainer, unless told otherwise."""
     kwargs.setdefault("verbose", False)
-    kwargs.setdefault("data", FakeData())
+    kwargs.setdefault("data", fake_data())
     return HyperparameterSearcher(trainer=trainer if trainer is not None else FakeTrainer(),
                                   **kwargs)
 
 
 # 12 neurons × 6 dendrites × 96 inputs on 784 features: exactly 7,198 parameters (reference measurement).
 CONFIG_7198 = {"n_neurons": 12, "n_dendrites": 6, "n_dendrite_inputs": 96}
-
-
-# ---- the fuzz test's tally --------------------------------------------------------------
-
-FUZZ_TALLY = pytest.StashKey[dict]()
-
-
-@pytest.fixture(scope="session")
-def fuzz_tally(pytestconfig) -> dict:
-    """{"tried": Counter by target, "failed": Counter by target, "results": Counter by
-    (target, result)}, shared by the session; a result is "error" (a DendraxError),
-    "trained" (the stub trainer was reached) or "ok" (read back without error)."""
-    return pytestconfig.stash.setdefault(
-        FUZZ_TALLY, {"tried": Counter(), "failed": Counter(), "results": Counter()})
-
-
-def _report_path(config) -> str:
-    if os.environ.get("DENDRAX_FUZZ_REPORT"):
-        return os.environ["DENDRAX_FUZZ_REPORT"]
-    return str(config._tmp_path_factory.getbasetemp() / "fuzz_report.json")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    tally = config.stash.get(FUZZ_TALLY, None)
-    if not tally or not tally["tried"]:
-        return
-    tried, failed = sum(tally["tried"].values()), sum(tally["failed"].values())
-    report = {"tried": tried, "failed": failed, "by_target": {
-        target: {"tried": n, "failed": tally["failed"][target],
-                 **{result: count for (t, result), count in sorted(tally["results"].items())
-                    if t == target}}
-        for target, n in sorted(tally["tried"].items())}}
-    path = _report_path(config)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    terminalreporter.write_sep("-", "dendrax fuzz")
-    terminalreporter.write_line(
-        f"fuzz: {tried} generated inputs tried, {failed} failed ("
-        + ", ".join(f"{t} {v['tried']}" for t, v in report["by_target"].items())
-        + f"); written to {path}")

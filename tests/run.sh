@@ -12,5 +12,7 @@ $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 
-# pytest exits 5 when it collects no tests; `set -e` turns that into a failure too.
-python3 -m pytest -q "$@"
+# Every test, the slow ones included (`-m ""` lifts pyproject's "not slow"; a -m given
+# to this script wins over it). pytest exits 5 when it collects no tests; `set -e` turns
+# that into a failure too.
+python3 -m pytest -q -m "" "$@"

@@ -2,7 +2,10 @@
 
 Each script runs in a subprocess, as a user runs it, on a few hundred generated
 Fashion-MNIST-shaped images; the figures mean nothing, the plumbing is what is checked:
-the JSON fields, the markdown tables, the PNG plot, the skip rule and gpu.sh's smoke mode.
+the JSON each script writes (its fields and the arithmetic between them), that the
+markdown report shows the JSON's own numbers, the PNG plot, the skip rule and gpu.sh's
+smoke mode. Report wording is not tested. Every test here starts processes that compile:
+they are marked slow (tests/run.sh runs them; plain ``pytest`` skips them).
 """
 
 import argparse
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
@@ -67,13 +72,12 @@ def _check_png(path: Path):
 
 def test_throughput_writes_json_markdown_and_plot(data_dir, tmp_path):
     out = tmp_path / "tp"
-    stdout = _run([sys.executable, str(BENCH / "throughput.py"), "--out", str(out),
+    _run([sys.executable, str(BENCH / "throughput.py"), "--out", str(out),
                    "--data-dir", str(data_dir), "--populations", "1,2",
                    "--lowerings", "gather,dense,sparse", "--orders", "shared",
                    "--dtypes", "float32",
                    "--gather-max-population", "1", "--epochs", "1", "--loop-models", "1",
                    "--numpy-epochs", "1"])
-    assert "[throughput] (a) dense/shared/float32 × 2" in stdout
     result = json.loads((out / "throughput.json").read_text())
     _check_machine(result["machine"])
     assert result["workload"]["params"] == 7198
@@ -96,13 +100,12 @@ def test_throughput_writes_json_markdown_and_plot(data_dir, tmp_path):
     assert result["loop"]["models"] == 1 and result["loop"]["model_epochs_per_s"] > 0
     assert result["numpy"]["epochs"] == 1 and result["numpy"]["model_epochs_per_s"] > 0
     assert result["best"]["status"] == "ok" and result["interrupted"] is False
+    # The report shows the JSON's numbers: each cell's rate, and the sparse ÷ dense ratio.
     md = (out / "throughput.md").read_text()
-    assert "## Model-epochs per second (a)" in md and "| dense | shared | float32 |" in md
-    assert "(b) dendrax, one model at a time" in md and "(c) NumPy original" in md
-    assert "original toolkit's own code took 0.62 s an epoch" in md
-    ratios = md.split("## Sparse ÷ dense (same run)")[1].split("##")[0]
+    for key in (("dense", 2), ("sparse", 2)):
+        assert throughput._fmt(cells[key]["model_epochs_per_s"]) in md, key
     want = cells[("sparse", 2)]["model_epochs_per_s"] / cells[("dense", 2)]["model_epochs_per_s"]
-    assert "| shared | float32 | " in ratios and throughput._fmt(want) in ratios
+    assert throughput._fmt(want) in md
     _check_png(out / "throughput.png")
 
 
@@ -126,9 +129,10 @@ def test_accuracy_writes_json_and_markdown(data_dir, tmp_path):
             stats = r[part]
             assert 0 <= stats["min"] <= stats["mean"] <= stats["max"] <= 1 and stats["std"] >= 0
         assert r["wall_s"] > 0 and r["compile_s"] >= 0
+    assert rows["soma-disabled"]["readme"]["params"] == 7654
     md = (out / "accuracy.md").read_text()
-    assert "| (i) Simple Dendritic | 7,198 | 7,890 |" in md
-    assert "| (ii) Soma Disabled | 2,067 | 7,654 |" in md
+    for r in rows.values():
+        assert f"{r['params']:,}" in md and f"{r['test']['mean']:.4f}" in md, r["name"]
 
 
 def test_oracle_agreement_quick_mode(data_dir, tmp_path):
@@ -151,24 +155,23 @@ def test_oracle_agreement_quick_mode(data_dir, tmp_path):
                                             - result["oracle"]["summary"]["mean"])
     assert c["within_noise"] == (abs(c["z"]) < 2)
     md = (out / "agreement.md").read_text()
-    assert "| dendrax (float32) |" in md and "| oracle (float64) |" in md
+    for side in ("dendrax", "oracle"):
+        assert f"{result[side]['summary']['mean']:.4f}" in md, side
 
 
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="gpu.sh needs coreutils' timeout")
 def test_gpu_script_smoke_mode_writes_every_file(data_dir, tmp_path):
     out = tmp_path / "gpu"
-    stdout = _run(["bash", str(BENCH / "gpu.sh"), str(data_dir)], env={
+    _run(["bash", str(BENCH / "gpu.sh"), str(data_dir)], env={
         "OUT": str(out), "GPU_SH_SMOKE": "1", "PYTHON": sys.executable,
         "GPU_SH_ACC_ARGS": "--rows simple", "GPU_SH_TP_ARGS":
             "--populations 1 --lowerings dense --orders shared --dtypes float32 "
             "--loop-models 0 --numpy-epochs 0"})
-    assert "================ summary ================" in stdout
     assert {p.name for p in out.iterdir()} == {
         "nvidia-smi.txt", "gpu.log", "throughput.json", "throughput.md", "throughput.png",
         "accuracy.json", "accuracy.md"}
     assert json.loads((out / "throughput.json").read_text())["cells"][0]["status"] == "ok"
     assert json.loads((out / "accuracy.json").read_text())["rows"][0]["seeds"] == 2
-    assert "done in" in (out / "gpu.log").read_text()
 
 
 def _args(**changes):
@@ -224,10 +227,9 @@ def test_overheads_quick_splits_the_wall_time_and_the_warm_run_compiles_nothing(
 
 def test_best_under_budget_quick_runs_both_stages_and_writes_every_file(data_dir, tmp_path):
     out = tmp_path / "best"
-    stdout = _run([sys.executable, str(BENCH / "best_under_budget.py"), "--quick",
-                   "--out", str(out), "--data-dir", str(data_dir)],
-                  env={"PYTHONPATH": str(REPO)}, timeout=600)
-    assert "[best] stage 1: 6 configs" in stdout and "[best] done" in stdout
+    _run([sys.executable, str(BENCH / "best_under_budget.py"), "--quick",
+          "--out", str(out), "--data-dir", str(data_dir)],
+         env={"PYTHONPATH": str(REPO)}, timeout=600)
     assert {"best-under-8k.json", "best-under-8k.md", "best-under-8k"} == \
         {p.name for p in out.iterdir()}
     run = out / "best-under-8k"
@@ -264,8 +266,9 @@ def test_best_under_budget_quick_runs_both_stages_and_writes_every_file(data_dir
     assert len(searcher.results) == 1
     assert searcher.results[0].total_params == best["best_dendritic"]["total_params"]
 
+    # The report shows the JSON's winners and links the figure it wrote.
     text = (out / "best-under-8k.md").read_text()
-    for needle in ("0.876", "7,890", "0.8511 ± 0.0019", "the same headline config",
-                   "best dendritic found", "best mlp found", "(best-under-8k/pareto.png)",
-                   "Which hyperparameters mattered", "Stage 1:", "quick smoke run"):
-        assert needle in text, needle
+    for kind in ("best_dendritic", "best_mlp"):
+        assert f"{best[kind]['total_params']:,}" in text, kind
+        assert f"{best[kind]['test_mean']:.4f}" in text, kind
+    assert "(best-under-8k/pareto.png)" in text

@@ -14,7 +14,7 @@ from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import Callback, load_callback
 from dendrax.errors import ConfigError
 from conftest import prototype_data
-from conftest import FakeData, FakeTrainer, make_searcher
+from conftest import fake_data, FakeTrainer, make_searcher
 
 GRID = {"n_neurons": [8, 12], "n_dendrites": [4], "n_dendrite_inputs": [16]}
 
@@ -98,7 +98,7 @@ def test_cli_callback_module_name(tmp_path, monkeypatch, capsys):
                                 "n_epochs": 1, "grid": GRID}))
     trainer = FakeTrainer()
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
-        HyperparameterSearcher, data=FakeData(), trainer=trainer))
+        HyperparameterSearcher, data=fake_data(), trainer=trainer))
     assert cli.main(["search", str(spec), "--quiet", "--callback", "mytracker:record",
                      "--callback", "mytracker:Epochs"]) == 0
     tracker = sys.modules["mytracker"]

@@ -19,7 +19,7 @@ from dendrax import cli, examples
 from dendrax.data import SAMPLE_DIR
 from dendrax.search.progress import format_duration
 from dendrax.search import HyperparameterSearcher
-from conftest import FakeData, FakeTrainer
+from conftest import fake_data, FakeTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,9 +116,9 @@ def test_show_of_a_missing_log_exits_2(tmp_path):
 
 @pytest.fixture
 def fake_searcher(monkeypatch):
-    """Make the CLI's searchers train with the fake trainer on FakeData."""
+    """Make the CLI's searchers train with the fake trainer on fake_data."""
     trainer = FakeTrainer()
-    searcher = functools.partial(HyperparameterSearcher, data=FakeData(), trainer=trainer)
+    searcher = functools.partial(HyperparameterSearcher, data=fake_data(), trainer=trainer)
     monkeypatch.setattr(cli, "HyperparameterSearcher", searcher)
     monkeypatch.setattr(examples, "HyperparameterSearcher", searcher)
     monkeypatch.setattr("dendrax.population.compile_cache.enable_compilation_cache",
@@ -163,7 +163,7 @@ def test_scenario_passes_its_options(fake_searcher, capsys, tmp_path, monkeypatc
 
 def test_quickstart_says_which_data_it_used(capsys):
     trainer = FakeTrainer()
-    searcher = examples.quickstart(verbose=False, data=FakeData(is_sample=True),
+    searcher = examples.quickstart(verbose=False, data=fake_data(is_sample=True),
                                    trainer=trainer)
     out = capsys.readouterr().out
     assert "EMBEDDED SAMPLE" in out and "apt-get install dataset-fashion-mnist" in out
@@ -234,7 +234,7 @@ def test_the_readme_spec_runs(tmp_path, monkeypatch):
     spec.write_text(text)
     trainer = FakeTrainer()
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
-        HyperparameterSearcher, data=FakeData(), trainer=trainer))
+        HyperparameterSearcher, data=fake_data(), trainer=trainer))
     assert cli.main(["search", str(spec), "--quiet", "--log", str(tmp_path / "run.jsonl")]) == 0
     options = json.loads(text)
     assert len({c.to_dict()["n_neurons"] for c in trainer.trained}) > 1

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import os
 import subprocess
+
+import pytest
 import sys
 from pathlib import Path
 
@@ -59,6 +61,7 @@ def _run_child(cache_home: Path, **env) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # fresh processes that compile
 def test_a_second_process_compiles_nothing_and_gets_the_same_results(tmp_path):
     cold = _run_child(tmp_path)
     assert cold["compiled"] >= 4  # init and epoch of each of the two buckets, at least
@@ -68,6 +71,7 @@ def test_a_second_process_compiles_nothing_and_gets_the_same_results(tmp_path):
     assert warm["loss"] == cold["loss"]
 
 
+@pytest.mark.slow  # fresh processes that compile
 def test_the_cache_can_be_turned_off(tmp_path):
     off = _run_child(tmp_path, DENDRAX_COMPILATION_CACHE="0")
     again = _run_child(tmp_path, DENDRAX_COMPILATION_CACHE="0")

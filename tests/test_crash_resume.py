@@ -5,6 +5,8 @@ import json
 import os
 import signal
 import subprocess
+
+import pytest
 import sys
 import textwrap
 import time
@@ -18,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, {here!r})
-    from conftest import FakeData, FakeTrainer
+    from conftest import fake_data, FakeTrainer
     from dendrax.search import HyperparameterSearcher
 
     log_path, trained_path, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -36,7 +38,7 @@ CHILD = textwrap.dedent("""
                     on_plan=on_plan)
 
     searcher = HyperparameterSearcher(max_params=2000, min_param_ratio=0.1, n_epochs=1,
-                                      verbose=False, seeds_per_config=2, data=FakeData(),
+                                      verbose=False, seeds_per_config=2, data=fake_data(),
                                       log_path=log_path, resume=resume, trainer=slow_trainer)
     searcher.grid_search({{"n_neurons": [4, 6], "n_dendrites": [3, 5],
                            "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}})
@@ -73,6 +75,7 @@ def _trained(path):
     return [line for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow  # runs searches in fresh processes
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     full, _ = _run(tmp_path, "full", resume=False)
 
@@ -90,6 +93,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     assert resumed == full  # the same table as an uninterrupted run (times excluded)
 
 
+@pytest.mark.slow  # runs searches in fresh processes
 def test_resume_survives_a_torn_last_line(tmp_path):
     _, _ = _run(tmp_path, "torn", resume=False, kill_after_lines=4)
     log = tmp_path / "torn.jsonl"

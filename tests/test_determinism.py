@@ -2,6 +2,8 @@
 
 import json
 import subprocess
+
+import pytest
 import sys
 import textwrap
 
@@ -37,6 +39,7 @@ def _strip_times(value):
     return value
 
 
+@pytest.mark.slow  # fresh processes that compile
 def test_same_spec_and_seed_give_the_same_results(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)

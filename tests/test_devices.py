@@ -4,6 +4,8 @@ to a multiple of the device count, with the same results as one device."""
 import json
 import os
 import subprocess
+
+import pytest
 import sys
 import textwrap
 from pathlib import Path
@@ -47,6 +49,7 @@ def _run(devices, tmp_path):
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow  # a fresh process with 4 host devices compiles
 def test_sharded_population_matches_a_single_device(tmp_path):
     sharded = _run(4, tmp_path)
     single = _run(1, tmp_path)

@@ -13,13 +13,13 @@ import pytest
 from dendrax import examples
 from dendrax.search import SearchResult
 from conftest import prototype_data
-from conftest import FakeData, FakeTrainer
+from conftest import fake_data, FakeTrainer
 
 
 def fake(**options):
-    """Scenario options for the fake trainer: quiet, one epoch, FakeData."""
+    """Scenario options for the fake trainer: quiet, one epoch, fake_data."""
     trainer = FakeTrainer()
-    return trainer, {"data": FakeData(), "trainer": trainer, "verbose": False, "n_epochs": 1,
+    return trainer, {"data": fake_data(), "trainer": trainer, "verbose": False, "n_epochs": 1,
                      **options}
 
 
@@ -158,4 +158,4 @@ def test_main_runs_the_three_examples(capsys, tmp_path, monkeypatch):
 
 def test_unknown_option_is_an_error():
     with pytest.raises(TypeError, match="n_epoch"):
-        examples.optimize_for_budget(n_epoch=3, data=FakeData(), trainer=FakeTrainer())
+        examples.optimize_for_budget(n_epoch=3, data=fake_data(), trainer=FakeTrainer())

@@ -13,10 +13,14 @@ valid input it stops the search (StubCalled), so nothing ever trains.
 Runs are reproducible: ``derandomize=True`` fixes the examples, and their number is
 bounded (FUZZ_EXAMPLES per test, more with $DENDRAX_FUZZ_EXAMPLES). The inputs found by
 hand in issue 18 replay from tests/fuzz_regressions.json. Every generated input and every
-failure is counted (tests/conftest.py prints the tally and writes fuzz_report.json).
+failure is counted (tests/fuzz_plugin.py prints the tally and writes fuzz_report.json).
 
-Integers are drawn from small values and from beyond 2**31, not from the legitimate but
-expensive middle (a random search of 500,000 trials is valid and takes its time).
+Integers are drawn from small values and from beyond 2**31, up to far beyond 64 bits
+(2**200, and 10**5000, which Python refuses to print), not from the legitimate but
+expensive middle (a random search of 500,000 trials is valid and takes its time). Floats
+reach the largest and smallest finite values, the subnormals and negative zero. Besides
+the generated examples, every numeric field of a config and every numeric searcher
+argument is tried at each of those extremes (``test_every_numeric_setting_at_its_extremes``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from unittest import mock
@@ -40,7 +45,7 @@ from dendrax import cli  # noqa: E402
 from dendrax.errors import DendraxError  # noqa: E402
 from dendrax.search import BudgetError, HyperparameterSearcher, SearchLog, read_log  # noqa: E402
 from dendrax.config import ModelConfig  # noqa: E402
-from conftest import CONFIG_7198, FakeData, FakeTrainer  # noqa: E402
+from conftest import CONFIG_7198, fake_data, FakeTrainer  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("DENDRAX_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(derandomize=True, database=None, max_examples=FUZZ_EXAMPLES, deadline=1000,
@@ -48,7 +53,7 @@ FUZZ = settings(derandomize=True, database=None, max_examples=FUZZ_EXAMPLES, dea
 # A torn last line is ignored with a warning: expected here, thousands of times.
 pytestmark = pytest.mark.filterwarnings("ignore:.*ignored a torn last line:RuntimeWarning")
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions.json"
-DATA = FakeData()  # read-only: shared by every example
+DATA = fake_data()  # read-only: shared by every example
 GRID = {k: [v] for k, v in CONFIG_7198.items()}
 PARAMS = [f for f in ModelConfig.__dataclass_fields__]
 SEARCHER_ARGS = ["dataset", "subset_size", "max_params", "min_param_ratio", "n_epochs", "lr",
@@ -116,12 +121,19 @@ def searcher(**kwargs) -> HyperparameterSearcher:
 
 # ---- strategies -----------------------------------------------------------------------------
 
+# The edges where real bugs live: int32 and int64 limits, integers far beyond 64 bits
+# (10**5000 is too long for Python to print), the largest and smallest finite floats, the
+# smallest subnormal, negative zero, NaN and the infinities.
+EXTREME_INTS = [2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64, 2**200, 10**5000,
+                -2**31, -2**63, -2**200, -10**5000]
+EXTREME_FLOATS = [sys.float_info.max, -sys.float_info.max, sys.float_info.min,
+                  -sys.float_info.min, 5e-324, -5e-324, 0.0, -0.0, math.nan, math.inf,
+                  -math.inf, 1.0 - 2**-53, 1.0 + 2**-52]
 # Small integers, and integers far beyond any sensible setting (never the costly middle).
-INTS = st.one_of(st.integers(-3, 40), st.integers(-2**80, -4), st.integers(2**31, 2**80),
-                 st.sampled_from([2**63 - 1, 2**63, 2**64, 2**32, -2**63]))
-FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                   st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-3, 0.5,
-                                    1.0, 1e300, 5e-324]))
+INTS = st.one_of(st.integers(-3, 40), st.integers(-2**80, -4), st.integers(2**31, 2**300),
+                 st.sampled_from(EXTREME_INTS))
+FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+                   st.sampled_from([*EXTREME_FLOATS, 1e-3, 0.5, 1.0, 1e300]))
 NUMPY = st.sampled_from([np.int64(3), np.int32(-1), np.uint8(7), np.float32(np.nan),
                          np.float64(np.inf), np.float32(1e-3), np.bool_(True), np.int64(2**62)])
 TEXT = st.one_of(st.text(max_size=8), st.sampled_from(
@@ -225,6 +237,35 @@ def test_fuzz_searcher_arguments(fuzz_tally, kwargs):
     check_searcher_arguments(kwargs, fuzz_tally)
 
 
+NUMERIC_ARGS = ["subset_size", "max_params", "min_param_ratio", "n_epochs", "lr",
+                "weight_decay", "batch_size", "n_classes", "seeds_per_config", "seed",
+                "validation_fraction", "chunk_size", "halving_eta", "halving_min_epochs",
+                "devices"]
+NUMERIC_FIELDS = [name for name, field in ModelConfig.__dataclass_fields__.items()
+                  if name not in ("architecture", "strategy", "soma_enabled",
+                                  "synaptic_resampling")]
+EXTREMES = [*EXTREME_INTS, *EXTREME_FLOATS, np.int64(2**63 - 1), np.float32(3.4e38),
+            np.float64(-0.0)]
+
+
+def _extreme_id(value) -> str:
+    if isinstance(value, int) and abs(value) > 2**64:
+        return f"{'-' if value < 0 else ''}2^{value.bit_length() - 1}"
+    return repr(value)
+
+
+@pytest.mark.parametrize("value", EXTREMES, ids=_extreme_id)
+def test_every_numeric_setting_at_its_extremes(fuzz_tally, value):
+    """Every numeric searcher argument, and every numeric config field (in a grid and in a
+    one-value random-search space), at each extreme: validated, or a DendraxError that
+    names it, in under a second; never an overflow, a hang or a traceback."""
+    for name in NUMERIC_ARGS:
+        check_searcher_arguments({name: value}, fuzz_tally, "extremes")
+    for name in NUMERIC_FIELDS:
+        check_grid({**GRID, name: [value]}, None, fuzz_tally, "extremes")
+        check_distributions({**GRID, name: [value]}, 1, fuzz_tally, "extremes")
+
+
 # ---- grids and distributions ---------------------------------------------------------------------
 
 def check_grid(grid, max_trials, tally, target="grid"):
@@ -279,7 +320,7 @@ def workdir(tmp_path_factory):
 
 
 def run_cli(argv, folder: Path) -> tuple[int | str, str]:
-    """(exit status or "trained", stderr) of `dendrax ARGV` in ``folder`` on FakeData."""
+    """(exit status or "trained", stderr) of `dendrax ARGV` in ``folder`` on fake_data."""
     err, out = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
     os.chdir(folder)  # a fuzzed log_path lands here
@@ -369,10 +410,21 @@ def _json_safe(value):
     return value
 
 
+def json_text(value) -> str:
+    """json.dumps that also writes integers of over 4,300 digits, as a file can hold them
+    (Python refuses to convert those to text by default; only this writer is lifted)."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        return json.dumps(value)
+    finally:
+        sys.set_int_max_str_digits(limit)
+
+
 @FUZZ
 @given(spec=SPECS, mangle=st.one_of(st.none(), st.integers(0, 200), st.binary(max_size=6)))
 def test_fuzz_spec_files(fuzz_tally, workdir, spec, mangle):
-    text = json.dumps(_json_safe(spec)).encode()
+    text = json_text(_json_safe(spec)).encode()
     if isinstance(mangle, int):
         text = text[:mangle]  # a torn file
     elif isinstance(mangle, bytes):
@@ -404,7 +456,7 @@ def mutate(lines: list[str], line: int, op: str, key, value, cut: int) -> bytes:
     elif op == "delete":
         record.pop(key if key in record else sorted(record)[cut % len(record)], None)
     if op in ("set", "set_config", "set_history", "delete"):
-        lines[i] = json.dumps(record)
+        lines[i] = json_text(record)
     elif op == "truncate":
         lines[i] = lines[i][:cut]
     elif op == "garbage":

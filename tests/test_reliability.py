@@ -27,7 +27,7 @@ from dendrax.search import BudgetError, LogError, SearchLog, read_log, trial_key
 from dendrax.config import ModelConfig
 from dendrax.spec import TrainSettings
 from test_data import cifar_files, idx_bytes, write_idx_set
-from conftest import CONFIG_7198, FakeData, FakeTrainer, make_searcher
+from conftest import CONFIG_7198, fake_data, FakeTrainer, make_searcher
 
 GRID_7198 = {k: [v] for k, v in CONFIG_7198.items()}
 
@@ -94,7 +94,7 @@ def test_non_finite_distributions_are_refused(spec):
 
 def test_a_json_nan_literal_in_a_spec_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
-        dendrax.HyperparameterSearcher, data=FakeData(), trainer=NeverCalled()))
+        dendrax.HyperparameterSearcher, data=fake_data(), trainer=NeverCalled()))
     (tmp_path / "spec.json").write_text('{"lr": NaN, "grid": {"n_neurons": [12]}}')
     assert cli.main(["search", str(tmp_path / "spec.json")]) == 2
     err = capsys.readouterr().err
@@ -353,7 +353,7 @@ def test_a_negative_top_is_refused(tmp_path, capsys, command):
 def test_a_yaml_exponent_read_as_a_string_gets_a_hint(tmp_path, capsys, monkeypatch):
     pytest.importorskip("yaml")
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
-        dendrax.HyperparameterSearcher, data=FakeData(), trainer=NeverCalled()))
+        dendrax.HyperparameterSearcher, data=fake_data(), trainer=NeverCalled()))
     (tmp_path / "spec.yaml").write_text("lr: 1e-3\ngrid: {n_neurons: [12]}\n")
     assert cli.main(["search", str(tmp_path / "spec.yaml")]) == 2
     err = capsys.readouterr().err

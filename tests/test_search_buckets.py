@@ -16,7 +16,7 @@ from dendrax.config import count_params
 from dendrax.errors import ConfigError
 from dendrax.search import HyperparameterSearcher
 from dendrax.spec import TrialOutcome
-from conftest import FakeData, FakeTrainer, hashed_scores, make_searcher
+from conftest import fake_data, FakeTrainer, hashed_scores, make_searcher
 
 # Many shapes: with exact buckets nearly one program per draw, padded far fewer.
 SPACE = {"n_neurons": (6, 14), "n_dendrites": (3, 8), "n_dendrite_inputs": (32, 128)}
@@ -123,7 +123,7 @@ def test_save_report_records_padding(tmp_path):
 def test_cli_padding_flag_and_spec_key(tmp_path, monkeypatch, capsys):
     trainer = FakeTrainer()
     monkeypatch.setattr(cli, "HyperparameterSearcher", functools.partial(
-        HyperparameterSearcher, data=FakeData(), trainer=trainer))
+        HyperparameterSearcher, data=fake_data(), trainer=trainer))
     monkeypatch.setattr("dendrax.population.compile_cache.enable_compilation_cache",
                         lambda: None)
     spec = tmp_path / "spec.json"

@@ -9,7 +9,7 @@ import pytest
 from dendrax import cli, examples
 from dendrax.errors import ConfigError
 from dendrax.search.log import config_key
-from conftest import FakeData, FakeTrainer, make_searcher
+from conftest import fake_data, FakeTrainer, make_searcher
 
 # At 8,000 parameters only a sliver of the original's thorough space fits.
 WIDE = {"n_neurons": (5, 20), "n_dendrites": (3, 15), "n_dendrite_inputs": (32, 128)}
@@ -45,7 +45,7 @@ def test_fill_budget_gives_up_with_a_warning():
 
 
 def test_resampling_that_never_fires_warns():
-    # FakeData: 64 training examples; batch 16 and 2 epochs are 8 steps < 128.
+    # fake_data: 64 training examples; batch 16 and 2 epochs are 8 steps < 128.
     s = make_searcher(batch_size=16, n_epochs=2)
     with pytest.warns(RuntimeWarning, match="never rewire"):
         s.grid_search({"n_neurons": [12], "n_dendrites": [6], "n_dendrite_inputs": [96],
@@ -65,7 +65,7 @@ def test_resampling_that_never_fires_warns():
 def test_thorough_merges_the_seeds_of_a_refined_config():
     trainer = FakeTrainer()
     best = examples.thorough_optimization(
-        max_params=8000, n_trials=10, results_path=None, data=FakeData(), trainer=trainer,
+        max_params=8000, n_trials=10, results_path=None, data=fake_data(), trainer=trainer,
         verbose=False, n_epochs=1)
     phase1, phase2 = trainer.calls
     assert len(trainer.calls[0]) >= 10  # filled: ten configs inside the budget
@@ -88,11 +88,11 @@ def examples_results(best, trainer):
 
 
 def test_n_classes_comes_from_the_data():
-    s = make_searcher(data=FakeData(n_classes=3))
+    s = make_searcher(data=fake_data(n_classes=3))
     assert s.n_classes == 3
     s.grid_search({"n_neurons": [12], "n_dendrites": [6], "n_dendrite_inputs": [96]})
     with pytest.raises(ConfigError, match="leave n_classes out"):
-        make_searcher(data=FakeData(n_classes=3), n_classes=10)
+        make_searcher(data=fake_data(n_classes=3), n_classes=10)
 
 
 def test_devices_beyond_those_that_exist_warn():

@@ -213,6 +213,7 @@ def test_kernel_rejects_wrong_dtypes_with_an_xla_error():
         jax.block_until_ready(call(x.astype(jnp.int32), index, kernel))
 
 
+@pytest.mark.slow  # a fresh process loads Numba and JAX
 def test_a_fresh_process_runs_the_kernel_from_numbas_disk_cache():
     """The second process loads the compiled kernels from Numba's cache (the first may
     compile them): both must run them, which needs Numba's parallel runtime started."""

@@ -88,7 +88,7 @@ def test_min_param_ratio_outside_0_1(ratio):
 
 @pytest.mark.parametrize("max_params", [0, -100, 2.5])
 def test_max_params_not_positive(max_params):
-    with pytest.raises(ConfigError, match=r"max_params=.* must be an integer > 0"):
+    with pytest.raises(ConfigError, match=r"max_params=\S+ .*must be an integer( in \[1, |$)"):
         make_searcher(max_params=max_params)
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any, Sequence
 
+from dendrax.checks import check_int, check_number
 from dendrax.errors import ConfigError
+
+# Beyond 2**53 a float no longer holds every integer, so floor(ratio × max) would be off;
+# no model of dendrax's comes near it.
+MAX_BUDGET = 2**53
 
 
 class BudgetError(ConfigError):
@@ -33,13 +37,17 @@ class Budget:
     min_param_ratio: float = 0.8
 
     def __post_init__(self) -> None:
-        if (not isinstance(self.max_params, numbers.Integral) or isinstance(self.max_params, bool)
-                or self.max_params <= 0):
-            raise ConfigError(f"max_params={self.max_params!r} must be an integer > 0")
-        ratio = self.min_param_ratio
-        if not isinstance(ratio, numbers.Real) or isinstance(ratio, bool) or not 0 < ratio <= 1:
-            raise ConfigError(f"min_param_ratio={ratio!r} must be a number in (0, 1] "
-                              f"(the share of max_params a model must use at least)")
+        # Plain int and float from here on (numpy scalars included), so counts compare,
+        # print and serialise alike.
+        object.__setattr__(self, "max_params", check_int("max_params", self.max_params, 1,
+                                                         MAX_BUDGET))
+        try:
+            ratio = check_number("min_param_ratio", self.min_param_ratio, 0.0, 1.0,
+                                 open_low=True)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (the share of max_params a model must use at least)") \
+                from None
+        object.__setattr__(self, "min_param_ratio", ratio)
 
     @property
     def min_params(self) -> int:

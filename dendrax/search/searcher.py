@@ -162,9 +162,9 @@ class HyperparameterSearcher:
         if self.batch_size > n_train:
             # Checked here, before the log is opened: the trainer could only fail later.
             raise ConfigError(
-                f"batch_size={self.batch_size} is larger than the {n_train:,} training "
-                f"examples left after the validation split (validation_fraction="
-                f"{self.validation_fraction}, subset_size={self.subset_size}); choose "
+                f"batch_size={shown(self.batch_size)} is larger than the {n_train:,} "
+                f"training examples left after the validation split (validation_fraction="
+                f"{self.validation_fraction}, subset_size={shown(self.subset_size)}); choose "
                 f"batch_size <= {n_train}")
         if verbose:
             print(f"Parameter budget: {self.budget.describe()}")
@@ -193,7 +193,7 @@ class HyperparameterSearcher:
         if n_classes is None:
             return int(data_classes or 10)
         if data_classes is not None and data_classes != n_classes:
-            raise ConfigError(f"n_classes={n_classes} but the dataset has {data_classes} "
+            raise ConfigError(f"n_classes={shown(n_classes)} but the dataset has {data_classes} "
                               f"classes; parameter counts would be wrong (leave n_classes "
                               f"out to take it from the data)")
         return n_classes

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from dendrax.nn.models import build_model, init_model
-from dendrax.nn.rewire import SynapticResampling, dendritic_layers
+from dendrax.nn.rewire import SynapticResampling
 from dendrax.spec import ModelSizes, ProgramSpec
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -112,17 +112,6 @@ def _where_members(mask, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
-def drop_rewired_gradients(grads, before, after):
-    """Zero the branch-kernel gradient of every connection whose feature changed between
-    the connectivity ``before`` and ``after`` a rewiring round, in every dendritic layer."""
-    grads = dict(grads)
-    for name in dendritic_layers(grads):
-        same = before[name]["index"] == after[name]["index"]
-        kernel = grads[name]["branch_kernel"]
-        grads[name] = {**grads[name], "branch_kernel": kernel * same.astype(kernel.dtype)}
-    return grads
-
-
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
@@ -188,11 +177,10 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
 
     def update(before: MemberState, state: MemberState, hyper: Hyper, loss, correct, grads):
         """The optimiser step on ``state`` (``before``, rewired if a round was due) with the
-        gradients taken on ``before``. A rewired connection now reads another feature, so
-        its gradient (taken for the old one) is dropped: the new synapse gets none this
-        step, as in the original, where the new dense position had no gradient. A member
-        whose step would diverge is frozen at ``before`` instead."""
-        grads = drop_rewired_gradients(grads, before.connectivity, state.connectivity)
+        gradients taken on ``before``, less those of rewired synapses (the updater's
+        :meth:`~dendrax.nn.rewire.SynapticResampling.mask_gradients`). A member whose step
+        would diverge is frozen at ``before`` instead."""
+        grads = rewiring.mask_gradients(grads, before.connectivity, state.connectivity)
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ok = before.alive & jnp.isfinite(loss) & _all_finite(params)

@@ -26,32 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from dendrax.errors import ModelTooLargeError
-from dendrax.nn import sparse_cpu
+from dendrax.nn.lowerings import resolve_lowering
 from dendrax.nn.rewire import n_resample_for
 from dendrax.population.compile_cache import ensure_compilation_cache
 from dendrax.population.program import (PAD, TEST, VAL, DeviceData, Hyper,
                                         MemberState, make_train)
 from dendrax.config import ModelConfig, count_params
 from dendrax.spec import (METRICS, ModelShape, ModelSizes, ProgramSpec, Progress, TrainSettings,
-                          TrialOutcome, count_shape_params)
-
-# The lowering "auto" resolves to, per backend. On CPU the sparse Numba kernel
-# (dendrax.nn.sparse_cpu) beat dense at every population size measured, in both batch
-# orders (docs/benchmarks.md); without it, dense, which beat gather on CPU and GPU
-# (docs/benchmarks.md, "Lowerings").
-DEFAULT_LOWERING = {"cpu": "sparse"}
-
-
-def resolve_lowering(lowering: str, backend: Optional[str] = None) -> str:
-    """"auto" picks the lowering measured fastest on the backend: "sparse" on the CPU when
-    its kernel can run (Numba with OpenMP or TBB), "dense" otherwise."""
-    if lowering != "auto":
-        return lowering
-    chosen = DEFAULT_LOWERING.get(backend or jax.default_backend(), "dense")
-    if chosen == "sparse" and not sparse_cpu.kernel_installed():
-        return "dense"
-    return chosen
-
+                          TrialOutcome, count_shape_params, lowering_named)
 
 def _stack_eval(x_val, y_val, x_test, y_test, batch: int):
     """The validation and test sets stacked, each padded to whole batches of ``batch``,
@@ -114,14 +96,13 @@ def effective_eval_batch(settings: TrainSettings, data) -> int:
 
 def bytes_per_model(shape: ModelShape, in_dim: int, n_train: int, settings: TrainSettings,
                     lowering: str, n_classes: int = 10) -> int:
-    """A deliberately generous estimate of one member's device memory."""
-    branches = shape.n_branches
+    """A deliberately generous estimate of one member's device memory: params, gradients
+    and two Adam moments; the lowering's temporaries
+    (:meth:`dendrax.spec.Lowering.temporary_bytes`); the member's own batch; evaluation
+    activations; its permutation of the training set; all times 1.5."""
     params = count_shape_params(shape, n_classes)
     total = 4 * 4 * params  # params, grads, two Adam moments
-    if lowering == "dense":
-        total += 4 * 4 * branches * in_dim  # scattered kernel, its gradient, temporaries
-    else:
-        total += 3 * 4 * branches * shape.k * settings.batch_size  # gathered inputs, grads
+    total += lowering_named(lowering).temporary_bytes(shape, in_dim, settings.batch_size)
     if settings.data_order == "own":
         total += 2 * 4 * settings.batch_size * in_dim  # the member's own batch
     widths = branches + (shape.hidden or 0) + n_classes
@@ -177,7 +158,7 @@ def check_models_fit(shapes: Sequence[ModelShape], data, settings: TrainSettings
     free = _free_device_memory()
     if free is None:
         return
-    lowering = resolve_lowering(settings.lowering)
+    lowering = resolve_lowering(settings.lowering, matmul_dtype=settings.matmul_dtype)
     for shape in shapes:
         need = bytes_per_model(shape, data.in_dim, len(data.x_train), settings, lowering,
                                data.n_classes)
@@ -234,7 +215,8 @@ def program_spec(shape: ModelShape, data, settings: TrainSettings, *, members: i
         in_dim=int(data.in_dim), n_train=len(data.x_train), n_eval=n_eval,
         eval_batch_size=eval_bs, batch_size=settings.batch_size,
         data_order=settings.data_order,
-        lowering=resolve_lowering(lowering or settings.lowering),
+        lowering=resolve_lowering(lowering or settings.lowering,
+                                  matmul_dtype=settings.matmul_dtype),
         matmul_dtype=settings.matmul_dtype, divergence_threshold=settings.divergence_threshold,
         padded=padded, members=members, n_devices=n_devices)
 
@@ -400,7 +382,7 @@ def prefetch_program(configs: Sequence[ModelConfig], data, settings: TrainSettin
     bucket will need, so that it compiles while an earlier population trains."""
     chunk = settings.chunk_size or default_chunk_size(
         shape or configs[0].shape(data.in_dim), data, settings,
-        resolve_lowering(settings.lowering))
+        resolve_lowering(settings.lowering, matmul_dtype=settings.matmul_dtype))
     _, spec = population_layout(configs[:chunk], data, settings, shape)
     request_program(spec)
 
@@ -468,7 +450,7 @@ def train_bucket(configs: Sequence[ModelConfig], data, settings: TrainSettings, 
 
     ``shape`` is the bucket's (padded) shape; None means the configs' own, shared shape.
     """
-    lowering = resolve_lowering(settings.lowering)
+    lowering = resolve_lowering(settings.lowering, matmul_dtype=settings.matmul_dtype)
     shape = shape or configs[0].shape(data.in_dim)
     name = shape.label
     chunk = settings.chunk_size or default_chunk_size(shape, data, settings, lowering)

@@ -17,7 +17,7 @@ from dendrax import population as train  # noqa: E402
 from dendrax.nn.layers import DendriticLayer, init_connectivity  # noqa: E402
 from dendrax.nn.lowerings import resolve_lowering, sparse_branch_matmul  # noqa: E402
 from dendrax.nn import sparse_cpu  # noqa: E402
-from dendrax.population import runner  # noqa: E402
+from dendrax.population import compile as compile_module  # noqa: E402
 from dendrax.config import ModelConfig
 from dendrax.spec import ModelShape, ModelSizes, TrainSettings
 from conftest import prototype_data  # noqa: E402
@@ -198,8 +198,8 @@ def test_without_numba_an_explicit_sparse_resolves_to_dense_and_the_layer_refuse
     # The program spec names what XLA runs, so the planner and the memory model cost it.
     settings = TrainSettings(n_epochs=1, batch_size=32, lowering="sparse")
     with pytest.warns(UserWarning, match="cannot run here"):
-        spec = runner.program_spec(ModelConfig(n_dendrite_inputs=10).shape(64), DATA,
-                                   settings, members=1, padded=False, n_devices=1)
+        spec = compile_module.program_spec(ModelConfig(n_dendrite_inputs=10).shape(64), DATA,
+                                           settings, members=1, padded=False, n_devices=1)
     assert spec.lowering == "dense"
     x, kernel, index = _problem(seed=4)
     with pytest.raises(ValueError, match=r"lowering='sparse' cannot run here.*cpu-kernel"):

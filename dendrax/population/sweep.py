@@ -13,8 +13,10 @@ from typing import Optional, Sequence
 import jax
 
 from dendrax.nn.lowerings import resolve_lowering
+from dendrax.population.compile import prefetch_program
 from dendrax.population.halving import mean_epochs, train_with_halving
-from dendrax.population.runner import check_models_fit, prefetch_program, train_bucket
+from dendrax.population.memory import check_models_fit
+from dendrax.population.runner import train_bucket
 from dendrax.config import ModelConfig
 from dendrax.errors import ConfigError
 from dendrax.plan import Bucket, plan_buckets

@@ -177,9 +177,20 @@ def test_the_precision_table_has_one_entry_per_matmul_dtype_name():
 def test_float64_products_need_x64_mode_rather_than_running_in_float32():
     if jax.config.jax_enable_x64:
         pytest.skip("x64 mode is on in this process")
+    from conftest import prototype_data
+    from dendrax.config import ModelConfig
+    from dendrax.errors import ConfigError
+    from dendrax.population import train_configs
+    from dendrax.spec import TrainSettings
+
     x, kernel, index = _random_problem()
-    with pytest.raises(ValueError, match="matmul_dtype='float64' needs JAX's x64 mode"):
+    with pytest.raises(ConfigError, match="matmul_dtype='float64' needs JAX's x64 mode"):
         sparse_branch_matmul(x, kernel, index, "dense", "float64")
+    # A search says so before it plans or compiles anything.
+    data = prototype_data(n_train=32, n_val=8, n_test=8, in_dim=16, image_shape=(4, 4, 1))
+    with pytest.raises(ConfigError, match="needs JAX's x64 mode"):
+        train_configs([ModelConfig(n_dendrite_inputs=4)], data,
+                      TrainSettings(n_epochs=1, batch_size=8, matmul_dtype="float64"), log=None)
 
 
 def test_every_lowering_is_one_entry_of_the_table_and_an_unknown_one_is_refused():

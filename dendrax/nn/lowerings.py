@@ -24,6 +24,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from dendrax.errors import ConfigError
 from dendrax.nn import sparse_cpu
 from dendrax.spec import LOWERINGS, lowering_named
 
@@ -41,17 +42,17 @@ MATMUL_DTYPES = {"float32": ("float32", jax.lax.Precision.HIGHEST),
 def matmul_settings(matmul_dtype: str):
     """(operand dtype, accumulation dtype, precision) for a ``matmul_dtype`` name.
 
-    "float64" needs JAX's x64 mode: without it JAX would compute in float32 and say so
-    only in a warning, so it raises ValueError instead.
+    Raises ConfigError for an unknown name, and for "float64" outside JAX's x64 mode
+    (JAX would compute in float32 and say so only in a warning).
     """
     if matmul_dtype not in MATMUL_DTYPES:
-        raise ValueError(f"matmul_dtype={matmul_dtype!r}; choose one of "
-                         f"{', '.join(MATMUL_DTYPES)}")
+        raise ConfigError(f"matmul_dtype={matmul_dtype!r}; choose one of "
+                          f"{', '.join(MATMUL_DTYPES)}")
     name, precision = MATMUL_DTYPES[matmul_dtype]
     dtype = jnp.dtype(name)
     if dtype.itemsize > 4 and not jax.config.jax_enable_x64:
-        raise ValueError(f"matmul_dtype={matmul_dtype!r} needs JAX's x64 mode "
-                         f"(jax.config.update('jax_enable_x64', True))")
+        raise ConfigError(f"matmul_dtype={matmul_dtype!r} needs JAX's x64 mode "
+                          f"(jax.config.update('jax_enable_x64', True))")
     return dtype, jnp.promote_types(dtype, jnp.float32), precision
 
 

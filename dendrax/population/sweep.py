@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import jax
 
-from dendrax.nn.lowerings import resolve_lowering
+from dendrax.nn.lowerings import matmul_settings, resolve_lowering
 from dendrax.population.compile import prefetch_program
 from dendrax.population.halving import mean_epochs, train_with_halving
 from dendrax.population.memory import check_models_fit
@@ -49,6 +49,7 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
+    matmul_settings(settings.matmul_dtype)  # "float64" needs x64 mode: say so before compiling
     if settings.batch_size > len(data.x_train):
         raise ConfigError(f"batch_size={settings.batch_size} is larger than the "
                           f"{len(data.x_train):,} training examples; choose batch_size <= "

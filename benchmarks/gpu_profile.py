@@ -98,10 +98,10 @@ def whole_epochs(args):
         settings = TrainSettings(n_epochs=3, data_order="shared", matmul_dtype="bfloat16",
                                  **{"lowering": "dense", **extra})
         configs = [config.replace(seed=s) for s in range(p)]
-        hist, _, t = train_population(configs, d, settings)
-        per_epoch = t["run"] / 3
+        t = train_population(configs, d, settings).timings
+        per_epoch = t.run / 3
         print(f"epoch P={p} {name:48s} {per_epoch:7.3f} s/epoch = {p / per_epoch:8,.0f} "
-              f"model-epochs/s (compile {t['compile']:.1f} s)", flush=True)
+              f"model-epochs/s (compile {t.compile:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def main(argv=None) -> dict:
     import jax
     import numpy as np
 
-    from dendrax.population.runner import prepare_population, resolve_lowering, run_epochs
+    from dendrax.nn.lowerings import resolve_lowering
+    from dendrax.population.runner import prepare_population, run_epochs
     from dendrax.config import ModelConfig
     from dendrax.plan import cost_model, cost_terms
     from dendrax.spec import TrainSettings
@@ -53,7 +54,7 @@ def main(argv=None) -> dict:
     data = common.load_data(args)
     n_train = len(data.x_train)
     settings = TrainSettings(n_epochs=args.epochs, padding="exact")
-    lowering = resolve_lowering(settings.lowering)
+    lowering = resolve_lowering(settings.lowering, matmul_dtype=settings.matmul_dtype)
     cells = []
     for name, fields in SHAPES.items():
         for n in (int(x) for x in args.populations.split(",")):

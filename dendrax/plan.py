@@ -33,15 +33,16 @@ import math
 from typing import Callable, Sequence
 
 from dendrax.config import ModelConfig
-from dendrax.spec import PADDINGS, ModelShape, ModelSizes, count_shape_params
+from dendrax.spec import PADDINGS, ModelShape, ModelSizes, count_shape_params, lowering_named
 
 
 @dataclasses.dataclass(frozen=True)
 class CostModel:
     """Seconds the planner expects: ``compile`` per program, and per member and training
     sample ``member + connection·C + unit·B + linear·L``, where C is the synapses the
-    lowering computes (branches × k, or branches × in_dim for "dense"), B the branches
-    and L the other parameters (soma and Linear layers, XLA's GEMMs)."""
+    lowering computes (:meth:`dendrax.spec.Lowering.synapses`: branches × k, or branches ×
+    in_dim for "dense"), B the branches and L the other parameters (soma and Linear layers,
+    XLA's GEMMs)."""
 
     compile: float  # one population program (init and epoch), cold
     member: float  # per model whatever its size: its own batch, optimiser, evaluation
@@ -52,8 +53,8 @@ class CostModel:
 
 LINEAR_CPU = 1.6e-10  # XLA's vmapped GEMMs on the CPU, per parameter and sample
 
-# Per (backend kind, resolved lowering); a pair missing here uses its backend's "dense"
-# row, and a backend missing here the "gpu" one.
+# Measured rates per (backend kind, resolved lowering of dendrax.spec.LOWERINGS); a pair
+# missing here uses its backend's "dense" row, and a backend missing here the "gpu" one.
 COST_MODELS = {
     ("cpu", "sparse"): CostModel(compile=5.0, member=1.45e-6, connection=2.3e-10,
                                  unit=4.9e-9, linear=LINEAR_CPU),
@@ -136,9 +137,10 @@ def _assign(shapes: Sequence[ModelShape], pad: Callable[[ModelSizes], ModelSizes
 def cost_terms(shape: ModelShape, in_dim: int, n_classes: int = 10,
                lowering: str = "dense") -> tuple[int, int, int]:
     """What a member's run time scales with (:class:`CostModel`): the synapses the
-    lowering computes, the branches, and the other parameters."""
+    lowering computes (its entry of :data:`dendrax.spec.LOWERINGS` counts them), the
+    branches, and the other parameters."""
     branches = shape.n_branches
-    synapses = branches * (in_dim if lowering == "dense" else shape.k)
+    synapses = lowering_named(lowering).synapses(shape, in_dim)
     linear = count_shape_params(shape, n_classes) - branches * (shape.k + 1)
     return synapses, branches, linear
 

@@ -4,10 +4,11 @@ A leaf module (it imports only :mod:`dendrax.errors` and :mod:`dendrax.checks`, 
 JAX), so the JAX side (``nn/``, ``population/``) and the search side (``search/``) both
 import from here and never from each other:
 
-- names: :data:`ARCHITECTURES`, :data:`STRATEGIES`, :data:`METRICS`, :data:`LOWERINGS`,
+- names: :data:`ARCHITECTURES`, :data:`STRATEGIES`, :data:`METRICS`,
   :data:`MATMUL_DTYPES`, :data:`DATA_ORDERS`, :data:`PADDINGS`;
 - a model's sizes and shape: :class:`ModelSizes`, :class:`ModelShape`,
   :func:`count_shape_params`;
+- the lowerings of the dendritic layer, one :class:`Lowering` each: :data:`LOWERINGS`;
 - the rewiring schedule as a plain rule: :func:`rewires_after`, :func:`rewiring_rounds`;
 - what passes between the searcher and a trainer: :class:`TrainSettings`,
   :class:`ProgramSpec`, :class:`TrialOutcome`, :class:`Progress`, :class:`Trainer`.
@@ -34,11 +35,11 @@ STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
 # What a trainer records for every model and epoch (TrialOutcome.history), in this order.
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
            "test_accuracy", "swaps")
-# How the dendritic layer is computed (dendrax.nn.layers); "auto" picks one per backend.
-LOWERINGS = ("gather", "dense", "sparse")
 # "float32": true float32 products on every backend; "tf32": float32 at the backend's
-# default matmul precision (TF32 on recent NVIDIA GPUs); "bfloat16": bfloat16 operands.
-MATMUL_DTYPES = ("float32", "tf32", "bfloat16")
+# default matmul precision (TF32 on recent NVIDIA GPUs); "bfloat16": bfloat16 operands;
+# "float64": float64 products, for checks against the float64 oracle (needs JAX's x64 mode).
+# dendrax.nn.lowerings.MATMUL_DTYPES gives each its operand dtype and precision.
+MATMUL_DTYPES = ("float32", "tf32", "bfloat16", "float64")
 DATA_ORDERS = ("own", "shared")
 # How configs of different shapes share compiled programs (dendrax.plan).
 PADDINGS = ("auto", "exact", "padded", "pow2")
@@ -152,6 +153,73 @@ def count_shape_params(shape: ModelShape, n_classes: int = 10) -> int:
     return total + width * n_classes + n_classes
 
 
+@dataclasses.dataclass(frozen=True)
+class Lowering:
+    """One way to compute the dendritic layer's contraction
+
+        out[n, b] = Σ_j kernel[b, j] · x[n, index[b, j]],
+
+    with everything dendrax knows about it, so that a new lowering is one entry of
+    :data:`LOWERINGS`:
+
+    - ``matmul``: its JAX function, as ``"module:function"`` (imported when a layer is
+      traced, so this table loads no JAX): ``f(x, kernel, index, dtype, accumulate,
+      precision)``, the last three from :func:`dendrax.nn.lowerings.matmul_settings`;
+    - ``unavailable``: ``"module:function"`` of ``(backend, matmul_dtype)`` returning why it
+      cannot run there, or None; None here means it runs everywhere;
+    - ``auto_on``: the backends where ``lowering="auto"`` takes it when it can run (measured
+      fastest there: docs/benchmarks.md, "Lowerings");
+    - :meth:`synapses`: what the planner charges a member for it (dendrax.plan.cost_terms);
+    - :meth:`temporary_bytes`: what the memory model adds for it
+      (dendrax.population.memory.bytes_per_model).
+    """
+
+    matmul: str
+    every_feature: bool  # computes all branches × in_dim synapses, not only branches × k
+    temporary_words: int  # float32 words held per computed synapse (per sample if per_sample)
+    per_sample: bool
+    auto_on: tuple = ()
+    unavailable: Optional[str] = None
+
+    def synapses(self, shape: ModelShape, in_dim: int) -> int:
+        """Synapses computed per sample: branches × in_dim when it reads every feature,
+        branches × k otherwise."""
+        return shape.n_branches * (in_dim if self.every_feature else shape.k)
+
+    def temporary_bytes(self, shape: ModelShape, in_dim: int, batch_size: int) -> int:
+        """Bytes of its float32 temporaries for one member: ``temporary_words`` per computed
+        synapse, times the batch when they are per sample."""
+        words = self.temporary_words * self.synapses(shape, in_dim)
+        return 4 * words * (batch_size if self.per_sample else 1)
+
+
+# The lowerings by name, in the order they are listed to users; "auto" (dendrax.nn.lowerings
+# .resolve_lowering) picks one per backend. Their measured costs per backend are
+# dendrax.plan.COST_MODELS (a lowering without its own rows is costed at "dense"'s rates).
+LOWERINGS = {
+    # x[:, index] gathered (as rows of xᵀ), then a contraction over the k inputs; holds the
+    # gathered inputs, their gradient and the products, per sample.
+    "gather": Lowering(matmul="dendrax.nn.lowerings:gather_matmul", every_feature=False,
+                       temporary_words=3, per_sample=True),
+    # The kernel scattered into a (branches, in_dim) matrix, then one GEMM; holds that
+    # matrix, its gradient and the scatter's temporaries.
+    "dense": Lowering(matmul="dendrax.nn.lowerings:dense_matmul", every_feature=True,
+                      temporary_words=4, per_sample=False),
+    # A Numba kernel over the k connected inputs (dendrax.nn.sparse_cpu): CPU only, float32
+    # products, needs Numba. Costed in memory like "gather", which is generous.
+    "sparse": Lowering(matmul="dendrax.nn.lowerings:sparse_matmul", every_feature=False,
+                       temporary_words=3, per_sample=True, auto_on=("cpu",),
+                       unavailable="dendrax.nn.lowerings:sparse_unavailable"),
+}
+
+
+def lowering_named(name: str) -> Lowering:
+    """The :data:`LOWERINGS` entry of a resolved lowering; ValueError for any other name."""
+    if name not in LOWERINGS:
+        raise ValueError(f"unknown lowering {name!r}; choose one of {', '.join(LOWERINGS)}")
+    return LOWERINGS[name]
+
+
 def rewires_after(step: int, steps_to_resample: int) -> bool:
     """Whether a member rewires once it has taken ``step`` optimiser steps: after every
     ``steps_to_resample`` steps (a period below 1 counts as 1). The JAX updater
@@ -180,8 +248,10 @@ class TrainSettings:
         lets the model axis fold into one large matrix product.
     lowering: "gather" (x[:, idx] then a contraction), "dense" (scatter into a
         branches × in_dim matrix, one GEMM), "sparse" (CPU only: a Numba kernel over the
-        connected inputs, called by XLA in place; needs ``pip install 'dendrax[cpu-kernel]'``,
-        else it falls back to "dense" with a warning) or "auto" (the faster on this backend).
+        connected inputs, called by XLA in place; needs ``pip install 'dendrax[cpu-kernel]'``)
+        or "auto" (the faster on this backend; see :data:`LOWERINGS`). A lowering that
+        cannot run here (for "sparse": another backend, no Numba, or float64 products)
+        trains as "dense", with one warning when the run starts.
     chunk_size: most models per compiled call; None estimates it from device memory.
     padding: "exact" trains only configs of identical shapes together; "padded" (or
         "pow2") rounds sizes up to a few levels so that a random search compiles a handful
@@ -197,7 +267,8 @@ class TrainSettings:
         current bucket trains (results are the same either way).
     matmul_dtype: the precision of the matrix products: "float32" (true float32 on every
         backend), "tf32" (float32 at the backend's default precision: TF32 on Ampere and
-        later NVIDIA GPUs, float32 on CPUs) or "bfloat16" (bfloat16 operands, float32 sums).
+        later NVIDIA GPUs, float32 on CPUs), "bfloat16" (bfloat16 operands, float32 sums) or
+        "float64" (for checks against a float64 reference; needs JAX's x64 mode).
     divergence_threshold: a member whose training loss is NaN, infinite, or above this
         value is frozen and reported as diverged (None: only NaN and infinity count).
         The default, 1e4, is over 4,000 times the loss of a uniform guess on 10 classes.
@@ -272,7 +343,7 @@ class ProgramSpec:
     eval_batch_size: int
     batch_size: int
     data_order: str
-    lowering: str  # resolved: never "auto"
+    lowering: str  # resolved (never "auto"): the lowering XLA runs
     matmul_dtype: str
     divergence_threshold: Optional[float]
     padded: bool  # members run at their own sizes inside ``shape``

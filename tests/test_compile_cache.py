@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import prototype_data
-from dendrax.population import runner, train_configs
+from dendrax.population import compile as compile_module, train_configs
 from dendrax.config import ModelConfig
 from dendrax.spec import TrainSettings
 
@@ -94,7 +94,7 @@ def _histories(outcomes):
 def test_compiling_ahead_and_padding_auto_change_no_result():
     base = TrainSettings(n_epochs=2, batch_size=32, padding="exact", compile_ahead=False)
     reference = _histories(train_configs(CONFIGS, DATA, base, log=None))
-    runner.clear_programs()  # compile everything again, this time ahead of use
+    compile_module.clear_programs()  # compile everything again, this time ahead of use
     ahead = _histories(train_configs(CONFIGS, DATA, dataclasses.replace(base, compile_ahead=True),
                                      log=None))
     assert ahead == reference  # bit for bit
@@ -106,7 +106,7 @@ def test_compiling_ahead_and_padding_auto_change_no_result():
 
 
 def test_a_compile_is_reported_as_its_own_phase():
-    runner.clear_programs()
+    compile_module.clear_programs()
     events = []
     train_configs(CONFIGS[:1], DATA, TrainSettings(n_epochs=2, batch_size=32),
                   progress=events.append, log=None)

@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
                            steps_to_resample=3, lr=1e-3 * (1 + s)) for s in range(6)]
     settings = TrainSettings(n_epochs=2, batch_size=32, devices=devices)
     outcomes = train_configs(configs, data, settings, log=None)
-    _, state, _ = train_population(configs, data, settings)
+    state = train_population(configs, data, settings).state
     shardings = {{str(leaf.sharding) for leaf in jax.tree_util.tree_leaves(state.params)}}
     print("RESULT " + json.dumps({{
         "devices": jax.local_device_count(),

@@ -121,14 +121,14 @@ def test_a_bucket_holds_its_program_only_while_it_trains(monkeypatch):
     import gc
     import weakref
 
-    from dendrax.population import runner
+    from dendrax.population import compile as compile_module
 
     configs = [dataclasses.replace(c, n_neurons=2 + i % 3) for i, c in enumerate(CONFIGS[:6])]
     settings = dataclasses.replace(SETTINGS, halving_eta=2, halving_min_epochs=1,
                                    padding="exact")
     full = train.train_configs(configs, DATA, dataclasses.replace(settings, halving_eta=None),
                                log=None)
-    monkeypatch.setattr(runner, "_PROGRAMS_KEPT", 1)
+    monkeypatch.setattr(compile_module, "_PROGRAMS_KEPT", 1)
     monkeypatch.setattr(halving, "worth_shrinking", lambda *args: False)
     alive_at_prepare = []
     handed_out = []

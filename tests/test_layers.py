@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dendrax.nn.layers import (DendriticLayer, init_connectivity, leaky_relu, row_keys,
-                               sparse_branch_matmul)
+from dendrax.nn.layers import DendriticLayer, init_connectivity, leaky_relu, row_keys
+from dendrax.nn.lowerings import sparse_branch_matmul
 from dendrax.spec import ModelShape
 
 
@@ -165,3 +165,42 @@ def test_unknown_matmul_dtype_is_refused():
     TrainSettings(matmul_dtype="tf32").validate()
     with pytest.raises(ConfigError, match="matmul_dtype='float16'.*float32, tf32, bfloat16"):
         TrainSettings(matmul_dtype="float16").validate()
+
+
+def test_the_precision_table_has_one_entry_per_matmul_dtype_name():
+    from dendrax import spec
+    from dendrax.nn.lowerings import MATMUL_DTYPES
+
+    assert tuple(MATMUL_DTYPES) == spec.MATMUL_DTYPES
+
+
+def test_float64_products_need_x64_mode_rather_than_running_in_float32():
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 mode is on in this process")
+    from conftest import prototype_data
+    from dendrax.config import ModelConfig
+    from dendrax.errors import ConfigError
+    from dendrax.population import train_configs
+    from dendrax.spec import TrainSettings
+
+    x, kernel, index = _random_problem()
+    with pytest.raises(ConfigError, match="matmul_dtype='float64' needs JAX's x64 mode"):
+        sparse_branch_matmul(x, kernel, index, "dense", "float64")
+    # A search says so before it plans or compiles anything.
+    data = prototype_data(n_train=32, n_val=8, n_test=8, in_dim=16, image_shape=(4, 4, 1))
+    with pytest.raises(ConfigError, match="needs JAX's x64 mode"):
+        train_configs([ModelConfig(n_dendrite_inputs=4)], data,
+                      TrainSettings(n_epochs=1, batch_size=8, matmul_dtype="float64"), log=None)
+
+
+def test_every_lowering_is_one_entry_of_the_table_and_an_unknown_one_is_refused():
+    from dendrax.nn import lowerings
+    from dendrax.spec import LOWERINGS
+
+    x, kernel, index = _random_problem(seed=2)
+    for name, entry in LOWERINGS.items():
+        assert callable(lowerings._function(entry.matmul)), name
+    with pytest.raises(ValueError, match="unknown lowering 'blocked'; choose one of gather, "
+                                         "dense, sparse"):
+        sparse_branch_matmul(x, kernel, index, "blocked")
+

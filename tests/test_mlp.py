@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dendrax import population as train
-from dendrax.population import runner
+from dendrax.population import compile as compile_module
 from dendrax.config import ModelConfig, count_params
 from dendrax.errors import ConfigError
 from dendrax.plan import plan_buckets
@@ -75,8 +75,8 @@ def test_one_training_step_equals_a_numpy_mlp(hidden_dim):
                          weight_decay=0.05, seed=3, steps_to_resample=1,
                          percentage_resample=0.5)
     settings = TrainSettings(n_epochs=1, batch_size=BATCH)  # one step over every sample
-    spec = runner.program_spec(config.shape(IN_DIM), DATA, settings, members=1, padded=False,
-                               n_devices=1)
+    spec = compile_module.program_spec(config.shape(IN_DIM), DATA, settings, members=1,
+                                       padded=False, n_devices=1)
     program = train.make_train(spec)
     hyper, keys = train.hyper_for([config], IN_DIM), train.member_keys([config])
     assert int(hyper.n_resample[0]) == 0
@@ -102,9 +102,9 @@ def test_padded_mlp_equals_the_same_mlp_alone():
     settings = TrainSettings(n_epochs=1, batch_size=32)  # 20 steps
     small = ModelConfig(architecture="mlp", hidden_dim=5, seed=11, lr=3e-3)
     large = ModelConfig(architecture="mlp", hidden_dim=9, seed=12)
-    _, alone, _ = train.train_population([small], data, settings)
-    _, padded, _ = train.train_population([small, large], data, settings,
-                                          shape=large.shape(64))
+    alone = train.train_population([small], data, settings).state
+    padded = train.train_population([small, large], data, settings,
+                                    shape=large.shape(64)).state
     a = jax.tree_util.tree_map(lambda t: np.asarray(t[0]), alone.params)
     p = jax.tree_util.tree_map(lambda t: np.asarray(t[0]), padded.params)
     np.testing.assert_allclose(p["hidden"]["kernel"][:, :5], a["hidden"]["kernel"],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dendrax import population as train
-from dendrax.population import runner
+from dendrax.population import compile as compile_module
 from dendrax.plan import plan_buckets
 from dendrax.config import ModelConfig, count_params
 from dendrax.nn.layers import branch_coordinates
@@ -75,9 +75,9 @@ def test_padded_member_equals_the_same_config_alone(architecture):
     small, large = CASES[architecture]
     small = small.replace(seed=11, steps_to_resample=4, percentage_resample=0.5)
     large = large.replace(seed=12, steps_to_resample=4)
-    _, alone, _ = train.train_population([small], DATA, SETTINGS)
-    _, padded, _ = train.train_population([small, large], DATA, SETTINGS,
-                                          shape=large.shape(64))
+    alone = train.train_population([small], DATA, SETTINGS).state
+    padded = train.train_population([small, large], DATA, SETTINGS,
+                                    shape=large.shape(64)).state
     a, p = _member(alone, 0), _member(padded, 0)
     assert int(p.step) == int(a.step) == 20
     got = _unpad(p.params, p.connectivity["dendrites"]["index"], small, large)
@@ -91,8 +91,8 @@ def test_padded_member_equals_the_same_config_alone(architecture):
     real = sum(np.count_nonzero(leaf) for leaf in jax.tree_util.tree_leaves(params))
     assert real <= count_params(small, 64, 10)
     # The padded slots' indices were never rewired.
-    spec = runner.program_spec(large.shape(64), DATA, SETTINGS, members=1, padded=True,
-                               n_devices=1)
+    spec = compile_module.program_spec(large.shape(64), DATA, SETTINGS, members=1,
+                                       padded=True, n_devices=1)
     start = _member(jax.jit(train.make_train(spec).init)(
         train.hyper_for([small], 64), train.member_keys([small])), 0)
     has_soma = small.shape(64).has_soma

@@ -30,7 +30,7 @@ import dataclasses
 from dendrax import population as train
 from dendrax.nn.layers import branch_coordinates
 from dendrax.nn.rewire import apply_rewiring, draw_rewiring
-from dendrax.population import program as program_module, runner
+from dendrax.population import compile as compile_module, program as program_module
 from dendrax.population.runner import device_data
 from dendrax.config import ModelConfig
 from dendrax.spec import TrainSettings
@@ -97,8 +97,8 @@ def test_training_steps_with_rewiring_equal_the_oracle(arch, strategy):
     settings = TrainSettings(n_epochs=1, batch_size=BATCH, eval_batch_size=8)
     with enable_x64():
         shape = config.shape(IN_DIM)
-        spec = runner.program_spec(shape, DATA, settings, members=1, padded=False,
-                                   n_devices=1, lowering="dense")
+        spec = compile_module.program_spec(shape, DATA, settings, members=1, padded=False,
+                                           n_devices=1, lowering="dense")
         program = train.make_train(dataclasses.replace(spec, matmul_dtype="float64"))
         hyper = train.hyper_for([config], IN_DIM)
         hyper = hyper._replace(lr=hyper.lr.astype(jnp.float64),
@@ -109,7 +109,7 @@ def test_training_steps_with_rewiring_equal_the_oracle(arch, strategy):
         dev = device_data(DATA, settings.eval_batch_size, 1)
         dev = dev._replace(x_train=dev.x_train.astype(jnp.float64),
                            x_eval=dev.x_eval.astype(jnp.float64))
-        order_key = runner.seed_keys([0])[0]
+        order_key = program_module.seed_keys([0])[0]
         # Tiny programs that run a few times: compile them cheaply (XLA's CPU optimisation
         # level changes speed only; measured 2× less compile time for the epoch here).
         epoch = jax.jit(program.epoch).lower(state, hyper, dev, jnp.int32(0),

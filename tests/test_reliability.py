@@ -162,14 +162,14 @@ def test_train_configs_refuses_a_batch_larger_than_the_training_set_before_compi
 
 def test_a_model_larger_than_device_memory_does_not_fit_before_anything_compiles(
         tmp_path, monkeypatch):
-    from dendrax.population import runner, train_configs
+    from dendrax.population import memory, runner, train_configs
     from conftest import prototype_data
 
     def no_compile(*args, **kwargs):
         raise AssertionError("compiled a program for a model that cannot fit")
 
     monkeypatch.setattr(runner, "prepare_population", no_compile)
-    monkeypatch.setattr(runner, "_free_device_memory", lambda: 8 << 30)
+    monkeypatch.setattr(memory, "free_memory", lambda: memory.FreeMemory(8 << 30, False))
     data = prototype_data(n_train=64, n_val=16, n_test=16)
     huge = ModelConfig(n_neurons=10**6, n_dendrites=6, n_dendrite_inputs=96)
     with pytest.raises(ModelTooLargeError, match=r"does not fit: one model \(n_neurons=1000000"

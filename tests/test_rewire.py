@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from dendrax.nn.layers import init_connectivity
 from dendrax.nn.rewire import (Draws, SynapticResampling, apply_rewiring, draw_rewiring,
@@ -152,3 +153,31 @@ def test_n_resample_uses_python_rounding():
     assert n_resample_for(96, 0.25, True) == 24
     assert n_resample_for(10, 0.7, True) == 7  # float32 would give 6
     assert n_resample_for(96, 0.25, False) == 0
+
+
+def test_the_updater_drops_the_gradients_of_rewired_synapses_in_every_dendritic_layer():
+    (k1, i1), (k2, i2) = _model(0), _model(1)
+    before = {"first": {"index": i1}, "second": {"index": i2}}
+    after = {"first": {"index": i1.at[0, 3].set((i1[0, 3] + 1) % IN_DIM)},
+             "second": {"index": i2.at[5, 0].set((i2[5, 0] + 1) % IN_DIM)}}
+    grads = {"first": {"branch_kernel": jnp.ones_like(k1), "branch_bias": jnp.ones(BRANCHES)},
+             "second": {"branch_kernel": jnp.ones_like(k2)},
+             "output": {"kernel": jnp.ones((3, 2))}}
+    rewiring = SynapticResampling(_shape(BRANCHES, K), IN_DIM)
+    masked = jax.jit(rewiring.mask_gradients)(grads, before, after)
+    for name, (b, j) in (("first", (0, 3)), ("second", (5, 0))):
+        want = np.ones((BRANCHES, K))
+        want[b, j] = 0.0
+        np.testing.assert_array_equal(masked[name]["branch_kernel"], want)
+    np.testing.assert_array_equal(masked["first"]["branch_bias"], np.ones(BRANCHES))
+    np.testing.assert_array_equal(masked["output"]["kernel"], np.ones((3, 2)))
+
+
+def test_a_layer_laid_out_otherwise_than_the_updaters_shape_is_refused():
+    kernel, index = _model(0)
+    params = {"dendrites": {"branch_kernel": kernel}}
+    rewiring = SynapticResampling(_shape(BRANCHES // 2, K), IN_DIM)
+    with pytest.raises(ValueError, match="dendritic layer 'dendrites' has a"):
+        rewiring(params, {"dendrites": {"index": index}}, optax.adamw(1e-3).init(params),
+                 jax.random.key(0), jnp.int32(2))
+

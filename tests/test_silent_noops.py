@@ -96,7 +96,7 @@ def test_n_classes_comes_from_the_data():
 
 
 def test_devices_beyond_those_that_exist_warn():
-    from dendrax.population.runner import device_count
+    from dendrax.population.compile import device_count
     from dendrax.spec import TrainSettings
 
     with pytest.warns(RuntimeWarning, match="devices=64"):

@@ -1,6 +1,7 @@
 """The "sparse" CPU lowering (a Numba kernel behind an XLA FFI call) equals the dense and
 gather lowerings and a NumPy reference, under jit, vmap (both batch orders), padding and
-rewiring; a trained population matches dense training; without Numba it falls back."""
+rewiring; a trained population matches dense training; where it cannot run, an explicit
+"sparse" resolves to "dense" with a notice, and the layer refuses it."""
 
 import sys
 import warnings
@@ -13,9 +14,10 @@ import pytest
 pytest.importorskip("numba")
 
 from dendrax import population as train  # noqa: E402
-from dendrax.nn.layers import (DendriticLayer, init_connectivity,  # noqa: E402
-                               sparse_branch_matmul)
+from dendrax.nn.layers import DendriticLayer, init_connectivity  # noqa: E402
+from dendrax.nn.lowerings import resolve_lowering, sparse_branch_matmul  # noqa: E402
 from dendrax.nn import sparse_cpu  # noqa: E402
+from dendrax.population import compile as compile_module  # noqa: E402
 from dendrax.config import ModelConfig
 from dendrax.spec import ModelShape, ModelSizes, TrainSettings
 from conftest import prototype_data  # noqa: E402
@@ -186,13 +188,47 @@ def test_population_trained_sparse_equals_dense_after_20_steps(order):
     np.testing.assert_allclose(hist_s["train_loss"], hist_d["train_loss"], rtol=1e-5)
 
 
-def test_without_numba_sparse_falls_back_to_dense_with_a_notice(monkeypatch):
+def test_without_numba_an_explicit_sparse_resolves_to_dense_and_the_layer_refuses_it(
+        monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises
-    x, kernel, index = _problem(seed=4)
-    with pytest.warns(UserWarning, match=r"dendrax\[cpu-kernel\]"):
-        out = sparse_branch_matmul(x, kernel, index, "sparse")
-    np.testing.assert_allclose(out, sparse_branch_matmul(x, kernel, index, "dense"), **TOL)
+    with pytest.warns(UserWarning, match=r"lowering='sparse' cannot run here.*"
+                                         r"dendrax\[cpu-kernel\].*lowering='dense'"):
+        assert train.resolve_lowering("sparse", "cpu") == "dense"
     assert train.resolve_lowering("auto", "cpu") == "dense"
+    # The program spec names what XLA runs, so the planner and the memory model cost it.
+    settings = TrainSettings(n_epochs=1, batch_size=32, lowering="sparse")
+    with pytest.warns(UserWarning, match="cannot run here"):
+        spec = compile_module.program_spec(ModelConfig(n_dendrite_inputs=10).shape(64), DATA,
+                                           settings, members=1, padded=False, n_devices=1)
+    assert spec.lowering == "dense"
+    x, kernel, index = _problem(seed=4)
+    with pytest.raises(ValueError, match=r"lowering='sparse' cannot run here.*cpu-kernel"):
+        sparse_branch_matmul(x, kernel, index, "sparse")
+
+
+def test_an_explicit_sparse_on_another_backend_or_for_float64_resolves_to_dense():
+    with pytest.warns(UserWarning, match="CPU kernel and the backend is gpu"):
+        assert resolve_lowering("sparse", "gpu") == "dense"
+    with pytest.warns(UserWarning, match="computes in float32"):
+        assert resolve_lowering("sparse", "cpu", "float64") == "dense"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "auto" asked for no lowering in particular
+        assert resolve_lowering("auto", "cpu", "float64") == "dense"
+    for lowering in ("dense", "gather"):
+        assert resolve_lowering(lowering, "gpu", "float64") == lowering
+    with pytest.raises(ValueError, match="unknown lowering"):
+        resolve_lowering("blocked", "cpu")
+
+
+def test_the_layer_refuses_sparse_for_float64_products():
+    try:  # older JAX
+        from jax.experimental import enable_x64
+    except ImportError:  # JAX >= 0.8: a configuration context manager
+        enable_x64 = jax.enable_x64
+    x, kernel, index = _problem(seed=4)
+    with enable_x64():
+        with pytest.raises(ValueError, match="computes in float32"):
+            sparse_branch_matmul(x, kernel, index, "sparse", "float64")
 
 
 def test_auto_picks_sparse_on_cpu_only():

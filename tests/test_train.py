@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dendrax import population as train
-from dendrax.population import runner
+from dendrax.population import compile as compile_module, runner
+from dendrax.population.program import seed_keys
 from dendrax.plan import group_by_shape
 from dendrax.config import ModelConfig
 from dendrax.spec import TrainSettings
@@ -26,9 +27,9 @@ def _leaves(state, member):
 def test_a_model_trains_the_same_alone_and_inside_a_population_of_64():
     configs = [SMALL.replace(seed=s, lr=5e-4 * (1 + s % 3), percentage_resample=0.1 * (s % 4))
                for s in range(64)]
-    _, population, _ = train.train_population(configs, DATA, SETTINGS)
+    population = train.train_population(configs, DATA, SETTINGS).state
     for member in (0, 17, 63):
-        _, alone, _ = train.train_population([configs[member]], DATA, SETTINGS)
+        alone = train.train_population([configs[member]], DATA, SETTINGS).state
         assert int(population.step[member]) == 20
         np.testing.assert_array_equal(population.connectivity["dendrites"]["index"][member],
                                       alone.connectivity["dendrites"]["index"][0])
@@ -64,7 +65,7 @@ def test_a_diverging_member_is_frozen_and_does_not_touch_the_others():
     sane = [SMALL.replace(seed=s) for s in range(3)]
     wild = [c.replace(lr=50.0) if c.seed == 1 else c for c in sane]
     settings = dataclasses.replace(SETTINGS, n_epochs=2)
-    _, ref_state, _ = train.train_population(sane, DATA, settings)
+    ref_state = train.train_population(sane, DATA, settings).state
     hist, state, _ = train.train_population(wild, DATA, settings)
     assert not bool(state.alive[1]) and int(state.diverged_step[1]) > 0
     assert bool(state.alive[0]) and bool(state.alive[2])
@@ -81,13 +82,14 @@ def test_a_diverging_member_is_frozen_and_does_not_touch_the_others():
 def test_fused_program_under_jit_matches_the_epoch_driver():
     configs = [SMALL.replace(seed=s) for s in range(3)]
     settings = dataclasses.replace(SETTINGS, n_epochs=2, eval_batch_size=100)
-    hist, _, _ = train.train_population(configs, DATA, settings)
-    program = train.make_train(runner.program_spec(SMALL.shape(64), DATA, settings, members=3,
-                                                   padded=False, n_devices=1))
+    hist = train.train_population(configs, DATA, settings).histories
+    program = train.make_train(compile_module.program_spec(SMALL.shape(64), DATA, settings,
+                                                           members=3, padded=False,
+                                                           n_devices=1))
     data = train.device_data(DATA, 100)
     fused = jax.jit(program.train, static_argnums=4)
     _, metrics = fused(train.hyper_for(configs, 64), train.member_keys(configs), data,
-                       runner.seed_keys([settings.data_seed])[0], 2)
+                       seed_keys([settings.data_seed])[0], 2)
     for metric in ("train_loss", "val_accuracy", "test_accuracy", "swaps"):
         np.testing.assert_allclose(np.asarray(metrics[metric]), hist[metric], rtol=1e-5)
 

@@ -10,13 +10,13 @@ With a soma, branch ``n * n_dendrites + d`` is dendrite ``d`` of neuron ``n`` an
 matrix). Without a soma the layer outputs the ``n_dendrites`` branch activations.
 
 Connectivity is an int32 array ``index`` of shape (branches, k) in the variable
-collection ``"connectivity"``, never in ``"params"``, so optimisers never see it.
+collection ``"connectivity"``, never in ``"params"``, so optimisers never see it. How the
+branch contraction is computed (its lowering) is dendrax.nn.lowerings.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -24,28 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.spec import LOWERINGS, ModelShape, ModelSizes
+from dendrax.nn.lowerings import sparse_branch_matmul
+from dendrax.spec import ModelShape, ModelSizes
 
 NEGATIVE_SLOPE = 0.1
-# matmul_dtype → (operand dtype, matmul precision). "float32" is true float32 on every
-# backend (HIGHEST: no TF32 or bfloat16 passes on GPUs and TPUs); "tf32" is float32 at the
-# backend's default precision (TF32 on Ampere and later GPUs); "bfloat16" bfloat16 operands
-# with float32 accumulation. "float64" is for checks against the float64 oracle (needs
-# jax_enable_x64).
-MATMUL_DTYPES = {"float32": ("float32", jax.lax.Precision.HIGHEST),
-                 "tf32": ("float32", jax.lax.Precision.DEFAULT),
-                 "bfloat16": ("bfloat16", jax.lax.Precision.DEFAULT),
-                 "float64": ("float64", jax.lax.Precision.HIGHEST)}
-
-
-def matmul_settings(matmul_dtype: str):
-    """(operand dtype, accumulation dtype, precision) for a ``matmul_dtype`` name."""
-    if matmul_dtype not in MATMUL_DTYPES:
-        raise ValueError(f"matmul_dtype={matmul_dtype!r}; choose one of "
-                         f"{', '.join(MATMUL_DTYPES)}")
-    name, precision = MATMUL_DTYPES[matmul_dtype]
-    dtype = jnp.dtype(name)
-    return dtype, jnp.promote_types(dtype, jnp.float32), precision
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:
@@ -182,70 +164,6 @@ def init_connectivity(key: jax.Array, strategy: str, coords, k: int, in_dim: int
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
-# ---- the lowerings of one sparse contraction -----------------------------------------
-
-def sparse_kernel_available() -> bool:
-    """True if the "sparse" lowering can run here: a CPU backend and Numba installed.
-    Otherwise it warns once, naming what is missing, and returns False."""
-    backend = jax.default_backend()
-    if backend != "cpu":
-        warnings.warn(f"lowering='sparse' is a CPU kernel and the backend is {backend}; "
-                      f"using 'dense'", stacklevel=3)
-        return False
-    from dendrax.nn import sparse_cpu
-    try:
-        sparse_cpu.load()
-    except ImportError:
-        warnings.warn(f"lowering='sparse' needs Numba with OpenMP or TBB "
-                      f"({sparse_cpu.INSTALL_HINT}, and pip install tbb where Numba finds "
-                      f"no OpenMP); using 'dense'", stacklevel=3)
-        return False
-    return True
-
-
-def sparse_branch_matmul(x: jax.Array, kernel: jax.Array, index: jax.Array,
-                         lowering: str = "dense", matmul_dtype: str = "float32") -> jax.Array:
-    """out[n, b] = Σ_j kernel[b, j] · x[n, index[b, j]]  for x of shape (batch, in_dim).
-
-    "gather" reads x[:, index] and contracts over j; "dense" scatters the kernel into a
-    (branches, in_dim) matrix and does one matrix product; "sparse" (CPU) runs a Numba
-    kernel over the k connected inputs only (dendrax.nn.sparse_cpu), and falls back to
-    "dense" with a warning where it cannot run. All give the same function and the same
-    gradients with respect to ``kernel`` and ``x``. ``matmul_dtype`` names the operand
-    dtype and precision (:data:`MATMUL_DTYPES`).
-    """
-    compute_dtype, accumulate, precision = matmul_settings(matmul_dtype)
-    if lowering == "sparse" and compute_dtype.itemsize <= 4 and sparse_kernel_available():
-        from dendrax.nn.sparse_cpu import sparse_matmul
-        if compute_dtype != jnp.float32:
-            # The kernel computes in float32; rounding its inputs first gives the products
-            # of the requested precision, as the other lowerings' f32 accumulation does.
-            x = x.astype(compute_dtype)
-            kernel = kernel.astype(compute_dtype)
-        return sparse_matmul(x, kernel, index)
-    if lowering == "sparse":
-        lowering = "dense"  # the kernel is float32: float64 checks use the dense form
-    if lowering == "gather":
-        # Gather rows of xᵀ: each row is one feature over the whole batch, so the
-        # gather copies contiguous runs instead of single scattered floats (measured
-        # 1.7× faster on CPU than x[:, index]).
-        gathered = jnp.take(x.T, index, axis=0)  # (branches, k, batch)
-        return jnp.einsum("bkn,bk->nb", gathered.astype(compute_dtype),
-                          kernel.astype(compute_dtype), precision=precision,
-                          preferred_element_type=accumulate)
-    if lowering == "dense":
-        branches, _ = kernel.shape
-        rows = jnp.arange(branches)[:, None]
-        # Scatter in the compute dtype: with bfloat16 the (branches, in_dim) matrix, the
-        # largest array of a step, moves half the bytes. Adding (not setting) keeps padded
-        # slots, whose weight is 0, harmless whatever feature they point at.
-        dense = jnp.zeros((branches, x.shape[-1]), compute_dtype).at[rows, index].add(
-            kernel.astype(compute_dtype))
-        return jnp.dot(x.astype(compute_dtype), dense.T, precision=precision,
-                       preferred_element_type=accumulate)
-    raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
-
-
 class PaddingMasks(NamedTuple):
     """Which neurons, branches, connections and soma weights a model really has (None
     when it has all of them), with its own k and branch count."""
@@ -300,8 +218,8 @@ class DendriticLayer(nn.Module):
 
     shape: ModelShape
     image_shape: tuple = (28, 28, 1)
-    lowering: str = "dense"
-    compute_dtype: str = "float32"  # a matmul_dtype name (MATMUL_DTYPES)
+    lowering: str = "dense"  # a resolved lowering (dendrax.nn.lowerings.resolve_lowering)
+    matmul_dtype: str = "float32"  # a name of dendrax.spec.MATMUL_DTYPES
 
     @nn.compact
     def __call__(self, x: jax.Array, sizes: ModelSizes | None = None) -> jax.Array:
@@ -321,7 +239,7 @@ class DendriticLayer(nn.Module):
                             (branches, k))
         bias = self.param("branch_bias", nn.initializers.zeros, (branches,))
         h = sparse_branch_matmul(x, _masked(kernel, conn_ok), index, self.lowering,
-                                 self.compute_dtype) + bias
+                                 self.matmul_dtype) + bias
         h = _masked(leaky_relu(h), branch_ok)
         if not shape.has_soma:
             return h

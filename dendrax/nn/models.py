@@ -9,9 +9,9 @@
                              or Linear(in_dim → classes) without a hidden layer
 
 The ``mlp`` baseline is made of plain Linear layers, not of a fully-connected dendritic
-layer with one branch per unit (the same function): measured side by side, the dendritic
-form's training steps took 1.12× as long, and plain layers need no rewiring exemption
-(the rewiring updater finds dendritic layers by their "branch_kernel").
+layer with one branch per unit (the same function): the dendritic form's training steps
+were measured slower (docs/benchmarks.md, "Lowerings"), and plain layers need no rewiring
+exemption (the rewiring updater finds dendritic layers by their "branch_kernel").
 
 ``soma_disabled`` is built as the original's own parameter formula describes it. The
 original's code instead chains Linear(n_dendrites → classes) into Linear(n_neurons →
@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dendrax.nn.layers import DendriticLayer, leaky_relu, masked_normal_rows, matmul_settings
+from dendrax.nn.layers import DendriticLayer, leaky_relu, masked_normal_rows
+from dendrax.nn.lowerings import matmul_settings
 from dendrax.spec import ModelShape, ModelSizes
 
 
@@ -71,13 +72,13 @@ class DendriticModel(nn.Module):
     shape: ModelShape
     n_classes: int
     image_shape: tuple = (28, 28, 1)
-    lowering: str = "dense"
-    compute_dtype: str = "float32"
+    lowering: str = "dense"  # a resolved lowering (dendrax.nn.lowerings.resolve_lowering)
+    matmul_dtype: str = "float32"  # a name of dendrax.spec.MATMUL_DTYPES
 
     @nn.compact
     def __call__(self, x: jax.Array, sizes: ModelSizes | None = None) -> jax.Array:
         shape = self.shape
-        mm = self.compute_dtype
+        mm = self.matmul_dtype
         if shape.architecture == "mlp":
             hidden = None if sizes is None else sizes.hidden
             if shape.hidden is None:
@@ -85,7 +86,7 @@ class DendriticModel(nn.Module):
             h = leaky_relu(Linear(shape.hidden, mm, name="hidden")(x, None, hidden))
             return Linear(self.n_classes, mm, name="output")(h, hidden)
         h = DendriticLayer(shape, image_shape=self.image_shape, lowering=self.lowering,
-                           compute_dtype=self.compute_dtype, name="dendrites")(x, sizes)
+                           matmul_dtype=self.matmul_dtype, name="dendrites")(x, sizes)
         width = hidden = None
         if sizes is not None:
             width = sizes.n_neurons if shape.has_soma else sizes.n_dendrites
@@ -102,10 +103,10 @@ class DendriticModel(nn.Module):
 
 
 def build_model(shape: ModelShape, n_classes: int = 10, image_shape=(28, 28, 1),
-                lowering: str = "dense", compute_dtype: str = "float32") -> DendriticModel:
+                lowering: str = "dense", matmul_dtype: str = "float32") -> DendriticModel:
     """The Flax module for a model shape (seeds and rates live elsewhere)."""
     return DendriticModel(shape=shape, n_classes=n_classes, image_shape=tuple(image_shape),
-                          lowering=lowering, compute_dtype=compute_dtype)
+                          lowering=lowering, matmul_dtype=matmul_dtype)
 
 
 def init_model(model: DendriticModel, key: jax.Array, in_dim: int,

@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from dendrax.nn.layers import branch_coordinates, padding_masks, row_keys
@@ -111,25 +110,17 @@ def dendritic_layers(params) -> list[str]:
                   if isinstance(layer, dict) and "branch_kernel" in layer)
 
 
-def _layer_coordinates(layer) -> np.ndarray:
-    """A layer's branch coordinates, read from its own arrays: with a soma its
-    (n_neurons, n_dendrites) soma kernel gives them, without one every branch is a dendrite
-    of neuron 0 (:func:`dendrax.nn.layers.branch_coordinates`)."""
-    if "soma_kernel" in layer:
-        n_neurons, n_dendrites = layer["soma_kernel"].shape
-        return branch_coordinates(n_neurons, n_dendrites, True)
-    return branch_coordinates(0, layer["branch_kernel"].shape[0], False)
-
-
 @dataclasses.dataclass(frozen=True)
 class SynapticResampling:
-    """Prune and regrow as an updater: it owns the schedule, the padding masks and the
-    reset of the optimiser's moments, and covers every dendritic layer of a model.
+    """Prune and regrow as an updater: it owns the schedule, the padding masks, the reset
+    of the optimiser's moments and the masking of rewired synapses' gradients, and covers
+    every dendritic layer of a model.
 
     Each member resamples after every ``steps_to_resample`` optimiser steps when its
     ``n_resample`` is above 0 (both traced per member); one round applies the rule of
     the module docstring to each dendritic layer, the first keyed by ``key`` itself and
-    layer i > 0 by ``fold_in(key, i)``.
+    layer i > 0 by ``fold_in(key, i)``. Every dendritic layer is laid out as ``shape``
+    says (branch order of :func:`dendrax.nn.layers.branch_coordinates`).
     """
 
     shape: ModelShape  # the (padded) shape the layers were built with
@@ -137,7 +128,10 @@ class SynapticResampling:
 
     def is_due(self, step: jax.Array, n_resample: jax.Array,
                steps_to_resample: jax.Array) -> jax.Array:
-        """Whether a member that has taken ``step`` optimiser steps rewires now."""
+        """Whether a member that has taken ``step`` optimiser steps rewires now: after
+        every ``steps_to_resample`` steps (a period below 1 counts as 1), when its
+        ``n_resample`` is above 0. The same rule as :func:`dendrax.spec.rewires_after`, on
+        traced values (tests/test_rewire.py pins the two together)."""
         return (n_resample > 0) & (step % jnp.maximum(steps_to_resample, 1) == 0)
 
     def __call__(self, params, connectivity, opt_state, key: jax.Array, n_resample: jax.Array,
@@ -146,21 +140,39 @@ class SynapticResampling:
 
         ``sizes`` are the member's own sizes inside a padded population (None: all real).
         """
-        connection_ok = padding_masks(self.shape, sizes).connection
+        shape = self.shape
+        coords = branch_coordinates(shape.n_neurons, shape.n_dendrites, shape.has_soma)
+        connection_ok = padding_masks(shape, sizes).connection
         keep = jax.tree_util.tree_map(jnp.ones_like, params)
         params, connectivity = dict(params), dict(connectivity)
         accepted = jnp.int32(0)
         for i, name in enumerate(dendritic_layers(params)):
             layer, links = dict(params[name]), dict(connectivity[name])
             kernel = layer["branch_kernel"]
-            draws = draw_rewiring(key if i == 0 else jax.random.fold_in(key, i),
-                                  _layer_coordinates(layer), kernel.shape[1], self.in_dim)
+            if kernel.shape != (shape.n_branches, shape.k):
+                raise ValueError(f"dendritic layer {name!r} has a {kernel.shape} kernel; "
+                                 f"{shape.label} has ({shape.n_branches}, {shape.k})")
+            draws = draw_rewiring(key if i == 0 else jax.random.fold_in(key, i), coords,
+                                  shape.k, self.in_dim)
             layer["branch_kernel"], links["index"], swapped, n = apply_rewiring(
                 kernel, links["index"], draws, n_resample, self.in_dim, connection_ok)
             params[name], connectivity[name] = layer, links
             keep[name] = {**keep[name], "branch_kernel": (~swapped).astype(kernel.dtype)}
             accepted = accepted + n
         return params, connectivity, reset_adam_moments(opt_state, keep), accepted
+
+    def mask_gradients(self, grads, before, after):
+        """Zero the branch-kernel gradient of every connection whose feature changed
+        between the connectivity ``before`` and ``after`` a round, in every dendritic
+        layer: a rewired synapse gets no gradient in the step of its round (its gradient
+        was taken for the old feature), as in the original, where the new dense position
+        had none."""
+        grads = dict(grads)
+        for name in dendritic_layers(grads):
+            same = before[name]["index"] == after[name]["index"]
+            kernel = grads[name]["branch_kernel"]
+            grads[name] = {**grads[name], "branch_kernel": kernel * same.astype(kernel.dtype)}
+        return grads
 
 
 def n_resample_for(k: int, percentage_resample: float, enabled: bool) -> int:

@@ -24,10 +24,9 @@ from __future__ import annotations
 import os
 
 # OpenMP threads that spin-wait between parallel regions (libgomp's default) stall when
-# the cores are shared, with XLA's own threads or other processes: on a busy 2-core
-# machine one forward call took 15 ms instead of 0.2–0.8 ms. Sleeping threads cost a
-# wake-up per call instead. Read once, when Numba first loads OpenMP; a value the user
-# set wins.
+# the cores are shared, with XLA's own threads or other processes (docs/benchmarks.md,
+# "The sparse CPU lowering"). Sleeping threads cost a wake-up per call instead. Read once,
+# when Numba first loads OpenMP; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
@@ -207,57 +206,84 @@ def weight_grad(x_t, index, g_t, dw, x_of, index_of, g_of):
 _HANDLER = types.int64(types.voidptr)  # XLA_FFI_Error* (a pointer) as an int
 
 
+@numba.njit(inline="always")
+def _is_call(frame):
+    """False for XLA's metadata query (answered here) and the stages before "execute"."""
+    if _answer_metadata(frame):
+        return False
+    return (frame[FRAME_STAGE] & 0xFFFFFFFF) == STAGE_EXECUTE
+
+
+@numba.njit(inline="always")
+def _decode(frame):
+    """Both kernels' call: three arguments (x float32, index int32, a third float32) and one
+    float32 result. Returns whether the dtypes are those, then (data address, dims) of x,
+    index, the third argument and the result, flattened. Call it once the frame is known to
+    hold three arguments and one result."""
+    x_type, x_data, x_dims = _buffer(frame, False, 0)
+    i_type, i_data, i_dims = _buffer(frame, False, 1)
+    t_type, t_data, t_dims = _buffer(frame, False, 2)
+    o_type, o_data, o_dims = _buffer(frame, True, 0)
+    ok = (x_type == DTYPE_F32 and i_type == DTYPE_S32 and t_type == DTYPE_F32
+          and o_type == DTYPE_F32)
+    return ok, x_data, x_dims, i_data, i_dims, t_data, t_dims, o_data, o_dims
+
+
+@numba.njit(inline="always")
+def _axis(dims, from_end):
+    """dims[-from_end] of a buffer of rank 2 or more; -1 (matches no size) otherwise."""
+    return dims[len(dims) - from_end] if len(dims) >= 2 else -1
+
+
+@numba.njit(inline="always")
+def _float32s(data, dims, rows, cols):
+    """A float32 buffer as (models, rows, cols): its leading axes flattened."""
+    return numba.carray(_as_pointer(data), (_models(dims), rows, cols), np.float32)
+
+
+@numba.njit(inline="always")
+def _int32s(data, dims, rows, cols):
+    """An int32 buffer as (models, rows, cols): its leading axes flattened."""
+    return numba.carray(_as_pointer(data), (_models(dims), rows, cols), np.int32)
+
+
 @numba.cfunc(_HANDLER, cache=True)
 def forward_handler(frame_address):
     frame = numba.carray(frame_address, FRAME_WORDS, dtype=np.int64)
-    if _answer_metadata(frame) or (frame[FRAME_STAGE] & 0xFFFFFFFF) != STAGE_EXECUTE:
+    if not _is_call(frame):
         return 0
-    x_type, x_data, x_dims = _buffer(frame, False, 0)
-    i_type, i_data, i_dims = _buffer(frame, False, 1)
-    w_type, w_data, w_dims = _buffer(frame, False, 2)
-    o_type, o_data, o_dims = _buffer(frame, True, 0)
-    rank = len(o_dims)
-    batch, branches = o_dims[rank - 2], o_dims[rank - 1]
-    k = i_dims[len(i_dims) - 1] if len(i_dims) >= 2 else -1
-    in_dim = x_dims[len(x_dims) - 1] if len(x_dims) >= 2 else -1
-    if (frame[FRAME_N_ARGS] != 3 or frame[FRAME_N_RETS] != 1
-            or x_type != DTYPE_F32 or i_type != DTYPE_S32 or w_type != DTYPE_F32
-            or o_type != DTYPE_F32 or not _leading_fits(x_dims, o_dims, batch, in_dim)
+    if frame[FRAME_N_ARGS] != 3 or frame[FRAME_N_RETS] != 1:
+        return _invalid_argument(frame[FRAME_API])
+    ok, x_data, x_dims, i_data, i_dims, w_data, w_dims, o_data, o_dims = _decode(frame)
+    batch, branches = _axis(o_dims, 2), _axis(o_dims, 1)
+    k, in_dim = _axis(i_dims, 1), _axis(x_dims, 1)
+    if (not ok or not _leading_fits(x_dims, o_dims, batch, in_dim)
             or not _leading_fits(i_dims, o_dims, branches, k)
             or not _leading_fits(w_dims, o_dims, branches, k)):
         return _invalid_argument(frame[FRAME_API])
-    x_t = numba.carray(_as_pointer(x_data), (_models(x_dims), in_dim, batch), np.float32)
-    index = numba.carray(_as_pointer(i_data), (_models(i_dims), branches, k), np.int32)
-    weight = numba.carray(_as_pointer(w_data), (_models(w_dims), branches, k), np.float32)
-    out_t = numba.carray(_as_pointer(o_data), (_models(o_dims), branches, batch), np.float32)
-    forward(x_t, index, weight, out_t, _model_offsets(x_dims, o_dims),
-            _model_offsets(i_dims, o_dims), _model_offsets(w_dims, o_dims))
+    forward(_float32s(x_data, x_dims, in_dim, batch), _int32s(i_data, i_dims, branches, k),
+            _float32s(w_data, w_dims, branches, k), _float32s(o_data, o_dims, branches, batch),
+            _model_offsets(x_dims, o_dims), _model_offsets(i_dims, o_dims),
+            _model_offsets(w_dims, o_dims))
     return 0
 
 
 @numba.cfunc(_HANDLER, cache=True)
 def weight_grad_handler(frame_address):
     frame = numba.carray(frame_address, FRAME_WORDS, dtype=np.int64)
-    if _answer_metadata(frame) or (frame[FRAME_STAGE] & 0xFFFFFFFF) != STAGE_EXECUTE:
+    if not _is_call(frame):
         return 0
-    x_type, x_data, x_dims = _buffer(frame, False, 0)
-    i_type, i_data, i_dims = _buffer(frame, False, 1)
-    g_type, g_data, g_dims = _buffer(frame, False, 2)
-    o_type, o_data, o_dims = _buffer(frame, True, 0)
-    rank = len(o_dims)
-    branches, k = o_dims[rank - 2], o_dims[rank - 1]
-    batch = g_dims[len(g_dims) - 2] if len(g_dims) >= 2 else -1
-    in_dim = x_dims[len(x_dims) - 1] if len(x_dims) >= 2 else -1
-    if (frame[FRAME_N_ARGS] != 3 or frame[FRAME_N_RETS] != 1
-            or x_type != DTYPE_F32 or i_type != DTYPE_S32 or g_type != DTYPE_F32
-            or o_type != DTYPE_F32 or not _leading_fits(x_dims, o_dims, batch, in_dim)
+    if frame[FRAME_N_ARGS] != 3 or frame[FRAME_N_RETS] != 1:
+        return _invalid_argument(frame[FRAME_API])
+    ok, x_data, x_dims, i_data, i_dims, g_data, g_dims, o_data, o_dims = _decode(frame)
+    branches, k = _axis(o_dims, 2), _axis(o_dims, 1)
+    batch, in_dim = _axis(g_dims, 2), _axis(x_dims, 1)
+    if (not ok or not _leading_fits(x_dims, o_dims, batch, in_dim)
             or not _leading_fits(i_dims, o_dims, branches, k)
             or not _leading_fits(g_dims, o_dims, batch, branches)):
         return _invalid_argument(frame[FRAME_API])
-    x_t = numba.carray(_as_pointer(x_data), (_models(x_dims), in_dim, batch), np.float32)
-    index = numba.carray(_as_pointer(i_data), (_models(i_dims), branches, k), np.int32)
-    g_t = numba.carray(_as_pointer(g_data), (_models(g_dims), branches, batch), np.float32)
-    dw = numba.carray(_as_pointer(o_data), (_models(o_dims), branches, k), np.float32)
-    weight_grad(x_t, index, g_t, dw, _model_offsets(x_dims, o_dims),
-                _model_offsets(i_dims, o_dims), _model_offsets(g_dims, o_dims))
+    weight_grad(_float32s(x_data, x_dims, in_dim, batch), _int32s(i_data, i_dims, branches, k),
+                _float32s(g_data, g_dims, branches, batch), _float32s(o_data, o_dims, branches, k),
+                _model_offsets(x_dims, o_dims), _model_offsets(i_dims, o_dims),
+                _model_offsets(g_dims, o_dims))
     return 0

@@ -32,9 +32,9 @@ import numpy as np
 from dendrax.config import ModelConfig
 from dendrax.spec import METRICS, ModelShape, TrainSettings, TrialOutcome
 from dendrax.plan import Bucket
-from dendrax.population.runner import (device_count, make_outcome, population_layout,
-                                       population_shardings, prepare_population,
-                                       request_program, run_epochs)
+from dendrax.population.compile import (device_count, population_layout, population_shardings,
+                                        request_program)
+from dendrax.population.runner import make_outcome, prepare_population, run_epochs
 
 
 def rung_schedule(n_epochs: int, eta: int, min_epochs: int) -> list[int]:
@@ -73,7 +73,10 @@ def worth_shrinking(current: int, smaller: int, epochs_left: int, epoch_seconds:
 
 
 @dataclasses.dataclass
-class _Bucket:
+class _LivePopulation:
+    """A bucket of the plan while it trains under halving: its members still training,
+    its population (members and filler), their state and its running times."""
+
     label: str
     shape: ModelShape
     overhead: float
@@ -99,10 +102,10 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
     time_share = np.zeros(len(configs))
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
 
-    buckets = [_Bucket(b.label, b.shape, b.overhead, list(b.members),
+    buckets = [_LivePopulation(b.label, b.shape, b.overhead, list(b.members),
                        size=len(b.members)) for b in plan]
 
-    def compact(bucket: _Bucket, positions: list[int], epochs_left: int = 0) -> None:
+    def compact(bucket: _LivePopulation, positions: list[int], epochs_left: int = 0) -> None:
         """Make the bucket's population the members at ``positions`` (its state gathered
         from the current one); the first call lays out the whole bucket."""
         members = [bucket.members[p] for p in positions]
@@ -120,14 +123,14 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
         filler = [configs[members[0]]] * (size - len(members))  # repeats: not reported
         bucket.members, bucket.population = members, [configs[i] for i in members] + filler
 
-    def prepare(bucket: _Bucket):
+    def prepare(bucket: _LivePopulation):
         """The bucket's program and inputs, for one rung. Held only while the bucket
         trains: each compiled program maps hundreds of memory regions, and a sweep of
         many buckets holding all of theirs at once would run out (Linux allows 65,530 a
         process by default); the runner keeps the recent ones and reloads the others."""
         prepared = prepare_population(bucket.population, data, settings, shape=bucket.shape,
-                                      bucket=bucket.label, progress=progress)
-        prepared.n_real = len(bucket.members)
+                                      bucket=bucket.label, progress=progress,
+                                      n_real=len(bucket.members))
         if bucket.state is None:
             state = prepared.init(prepared.hyper, prepared.keys)
             bucket.state = jax.device_put(state, split) if split else state
@@ -135,12 +138,12 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
         bucket.program_seconds = bucket.program_seconds or prepared.compile_time
         return prepared
 
-    def compile_ahead(bucket: _Bucket) -> None:
+    def compile_ahead(bucket: _LivePopulation) -> None:
         if settings.compile_ahead:
             request_program(population_layout(bucket.population, data, settings,
                                               bucket.shape)[1])
 
-    def outcome(bucket: _Bucket, position: int, stopped: Optional[int]) -> TrialOutcome:
+    def outcome(bucket: _LivePopulation, position: int, stopped: Optional[int]) -> TrialOutcome:
         index = bucket.members[position]
         dstep = int(np.asarray(bucket.state.diverged_step)[position])
         return make_outcome(

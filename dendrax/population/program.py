@@ -1,6 +1,7 @@
 """The population program: many models of one shape as pure functions over a pytree.
 
-``make_train(spec)`` returns pure functions over a population pytree (leading model axis):
+``make_train(spec)`` returns pure functions over a population pytree (leading model axis),
+whose per-member inputs :func:`hyper_for` and :func:`member_keys` build from configs:
 
 - ``init(hyper, keys)``: parameters, connectivity and AdamW state of every member;
 - ``epoch(state, hyper, data, epoch, order_key)``: one epoch (``lax.scan`` over the
@@ -24,14 +25,16 @@ here) a model padded to larger shapes draws the same numbers as the model alone.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from dendrax.config import ModelConfig
 from dendrax.nn.models import build_model, init_model
-from dendrax.nn.rewire import SynapticResampling, dendritic_layers
+from dendrax.nn.rewire import SynapticResampling, n_resample_for
 from dendrax.spec import ModelSizes, ProgramSpec
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -77,6 +80,36 @@ class DeviceData(NamedTuple):
     eval_split: jax.Array
 
 
+def hyper_for(configs: Sequence[ModelConfig], in_dim: int) -> Hyper:
+    """The :class:`Hyper` of a population of ``configs``, one entry per member. The compiler
+    reads its argument types from this function too (``jax.eval_shape``), so a new field
+    of :class:`Hyper` is built here and nowhere else."""
+    shapes = [c.shape(in_dim) for c in configs]
+    column = lambda values: jnp.asarray(values, jnp.int32)
+    return Hyper(
+        lr=jnp.asarray([c.lr for c in configs], jnp.float32),
+        weight_decay=jnp.asarray([c.weight_decay for c in configs], jnp.float32),
+        n_resample=column([n_resample_for(s.k, c.percentage_resample,
+                                          c.synaptic_resampling and s.has_dendrites)
+                           for c, s in zip(configs, shapes)]),
+        steps_to_resample=column([c.steps_to_resample for c in configs]),
+        sizes=ModelSizes(*(column(values) for values in zip(*(s.sizes for s in shapes)))))
+
+
+def seed_keys(seeds: Sequence[int]) -> jax.Array:
+    """Typed threefry keys for ``seeds``, built on the host in one go: the key data of
+    ``jax.random.key(seed)`` is (seed >> 32, seed & 0xFFFFFFFF)."""
+    seeds = np.asarray([int(s) for s in seeds], dtype=np.uint64)
+    data = np.stack([(seeds >> np.uint64(32)).astype(np.uint32),
+                     (seeds & np.uint64(0xFFFFFFFF)).astype(np.uint32)], axis=-1)
+    return jax.random.wrap_key_data(jnp.asarray(data), impl="threefry2x32")
+
+
+def member_keys(configs: Sequence[ModelConfig]) -> jax.Array:
+    """Each member's own key, from its config's seed."""
+    return seed_keys([c.seed for c in configs])
+
+
 def adamw(hyper: Hyper) -> optax.GradientTransformation:
     """Adam with decoupled weight decay on every parameter, biases included, in the
     original's order: the Adam step first, then the decay of the *updated* value,
@@ -110,17 +143,6 @@ def _where_members(mask, new, old):
         return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
 
     return jax.tree_util.tree_map(pick, new, old)
-
-
-def drop_rewired_gradients(grads, before, after):
-    """Zero the branch-kernel gradient of every connection whose feature changed between
-    the connectivity ``before`` and ``after`` a rewiring round, in every dendritic layer."""
-    grads = dict(grads)
-    for name in dendritic_layers(grads):
-        same = before[name]["index"] == after[name]["index"]
-        kernel = grads[name]["branch_kernel"]
-        grads[name] = {**grads[name], "branch_kernel": kernel * same.astype(kernel.dtype)}
-    return grads
 
 
 def _all_finite(tree) -> jax.Array:
@@ -188,11 +210,10 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
 
     def update(before: MemberState, state: MemberState, hyper: Hyper, loss, correct, grads):
         """The optimiser step on ``state`` (``before``, rewired if a round was due) with the
-        gradients taken on ``before``. A rewired connection now reads another feature, so
-        its gradient (taken for the old one) is dropped: the new synapse gets none this
-        step, as in the original, where the new dense position had no gradient. A member
-        whose step would diverge is frozen at ``before`` instead."""
-        grads = drop_rewired_gradients(grads, before.connectivity, state.connectivity)
+        gradients taken on ``before``, less those of rewired synapses (the updater's
+        :meth:`~dendrax.nn.rewire.SynapticResampling.mask_gradients`). A member whose step
+        would diverge is frozen at ``before`` instead."""
+        grads = rewiring.mask_gradients(grads, before.connectivity, state.connectivity)
         updates, opt_state = adamw(hyper).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ok = before.alive & jnp.isfinite(loss) & _all_finite(params)

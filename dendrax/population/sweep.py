@@ -7,13 +7,16 @@ sweep to successive halving (dendrax.population.halving).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Sequence
 
 import jax
 
+from dendrax.nn.lowerings import matmul_settings, resolve_lowering
+from dendrax.population.compile import prefetch_program
 from dendrax.population.halving import mean_epochs, train_with_halving
-from dendrax.population.runner import (check_models_fit, prefetch_program, resolve_lowering,
-                                       train_bucket)
+from dendrax.population.memory import check_models_fit
+from dendrax.population.runner import train_bucket
 from dendrax.config import ModelConfig
 from dendrax.errors import ConfigError
 from dendrax.plan import Bucket, plan_buckets
@@ -29,7 +32,8 @@ def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) 
         settings.n_epochs, settings.halving_eta, settings.halving_min_epochs)
     return plan_buckets(configs, data.in_dim, settings.padding, n_classes=data.n_classes,
                         samples=epochs * len(data.x_train), backend=backend,
-                        lowering=resolve_lowering(settings.lowering))
+                        lowering=resolve_lowering(settings.lowering,
+                                                  matmul_dtype=settings.matmul_dtype))
 
 
 def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),
@@ -45,10 +49,15 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
     settings.validate()
     for config in configs:
         config.validate(data.in_dim)
+    matmul_settings(settings.matmul_dtype)  # "float64" needs x64 mode: say so before compiling
     if settings.batch_size > len(data.x_train):
         raise ConfigError(f"batch_size={settings.batch_size} is larger than the "
                           f"{len(data.x_train):,} training examples; choose batch_size <= "
                           f"{len(data.x_train)}")
+    # Decided once, here: what the plan costs, the memory check and every program run
+    # (a lowering that cannot run here warns once and becomes the one that does).
+    settings = dataclasses.replace(settings, lowering=resolve_lowering(
+        settings.lowering, matmul_dtype=settings.matmul_dtype))
     plan = plan_configs(configs, data, settings)
     check_models_fit([bucket.shape for bucket in plan], data, settings)  # before compiling
     if on_plan is not None:

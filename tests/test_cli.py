@@ -1,9 +1,10 @@
 """The `dendrax` command, the original README's Quick Start, and the progress display.
 
 The end-to-end test runs `python -m dendrax` in subprocesses with the real trainer on the
-embedded Fashion-MNIST sample (named with data_dir, so no other source is consulted).
-The README Quick Start and the in-process CLI tests use the fake trainer: what they check
-is the API and the plumbing, and four shape buckets would cost ~20 s of CPU compiles.
+embedded Fashion-MNIST sample (named with data_dir, so no other source is consulted); it
+is marked slow. Every check that trains nothing calls ``cli.main`` in this process and
+reads what it printed. The README Quick Start and the in-process searches use the fake
+trainer: what they check is the API and the plumbing.
 """
 
 import functools
@@ -37,8 +38,17 @@ def jax_cache(tmp_path_factory):
     return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache"))}
 
 
+def run_main(capsys, *args) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `dendrax ARGS`, run in this process."""
+    capsys.readouterr()  # drop what came before
+    status = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 # ---- end to end, in subprocesses --------------------------------------------------------
 
+@pytest.mark.slow  # four processes; the searches compile and train
 def test_search_log_show_and_resume_end_to_end(tmp_path, jax_cache):
     spec = {"dataset": "fashion-mnist", "data_dir": str(SAMPLE_DIR), "subset_size": 512,
             "max_params": 8000, "n_epochs": 1, "seeds_per_config": 2,
@@ -75,22 +85,25 @@ def test_search_log_show_and_resume_end_to_end(tmp_path, jax_cache):
     assert len(log.read_text().splitlines()) == 5  # nothing retrained
 
 
-def test_estimate_prints_the_exact_count():
-    done = run_cli("estimate", "--architecture", "dendritic_simple", "--n-neurons", "12",
-                   "--n-dendrites", "6", "--n-dendrite-inputs", "96")
-    assert done.returncode == 0 and done.stdout.strip() == "7198"
+# ---- in process, nothing trains ----------------------------------------------------------
+
+def test_estimate_prints_the_exact_count(capsys):
+    status, out, _ = run_main(capsys, "estimate", "--architecture", "dendritic_simple",
+                              "--n-neurons", "12", "--n-dendrites", "6",
+                              "--n-dendrite-inputs", "96")
+    assert status == 0 and out.strip() == "7198"
     # That it loads no JAX: tests/test_architecture.py, "cli estimate".
 
 
-def test_estimate_of_the_dense_baseline_needs_only_its_width():
-    done = run_cli("estimate", "--architecture", "mlp", "--hidden-dim", "10")
-    assert done.returncode == 0 and done.stdout.strip() == str(784 * 10 + 10 + 10 * 10 + 10)
-    linear = run_cli("estimate", "--architecture", "mlp", "--hidden-dim", "0")
-    assert linear.returncode == 0 and linear.stdout.strip() == "7850"
-    missing = run_cli("estimate", "--architecture", "mlp")
-    assert missing.returncode == 2 and "needs hidden_dim" in missing.stderr
-    dendritic = run_cli("estimate", "--n-neurons", "12")
-    assert dendritic.returncode == 2 and "n_dendrites" in dendritic.stderr
+def test_estimate_of_the_dense_baseline_needs_only_its_width(capsys):
+    status, out, _ = run_main(capsys, "estimate", "--architecture", "mlp", "--hidden-dim", "10")
+    assert status == 0 and out.strip() == str(784 * 10 + 10 + 10 * 10 + 10)
+    status, out, _ = run_main(capsys, "estimate", "--architecture", "mlp", "--hidden-dim", "0")
+    assert status == 0 and out.strip() == "7850"
+    status, _, err = run_main(capsys, "estimate", "--architecture", "mlp")
+    assert status == 2 and "needs hidden_dim" in err
+    status, _, err = run_main(capsys, "estimate", "--n-neurons", "12")
+    assert status == 2 and "n_dendrites" in err
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -98,18 +111,18 @@ def test_estimate_of_the_dense_baseline_needs_only_its_width():
     ({"grid": {"n_neurons": [12]}, "max_param": 8000}, "did you mean 'max_params'"),
     ({"max_params": 8000}, "exactly one of 'grid'"),
 ])
-def test_bad_specs_exit_2_with_one_line(tmp_path, spec, message):
+def test_bad_specs_exit_2_with_one_line(tmp_path, capsys, spec, message):
     (tmp_path / "spec.json").write_text(json.dumps({"data_dir": str(SAMPLE_DIR), **spec}))
-    done = run_cli("search", str(tmp_path / "spec.json"))
-    assert done.returncode == 2
-    assert message in done.stderr and "Traceback" not in done.stderr
-    assert done.stderr.startswith("dendrax: error: ")
-    assert len(done.stderr.strip().splitlines()) == 1
+    status, _, err = run_main(capsys, "search", str(tmp_path / "spec.json"))
+    assert status == 2
+    assert message in err and "Traceback" not in err
+    assert err.startswith("dendrax: error: ")
+    assert len(err.strip().splitlines()) == 1
 
 
-def test_show_of_a_missing_log_exits_2(tmp_path):
-    done = run_cli("show", str(tmp_path / "nope.jsonl"))
-    assert done.returncode == 2 and "no search log" in done.stderr
+def test_show_of_a_missing_log_exits_2(tmp_path, capsys):
+    status, _, err = run_main(capsys, "show", str(tmp_path / "nope.jsonl"))
+    assert status == 2 and "no search log" in err
 
 
 # ---- in process, fake trainer ------------------------------------------------------------

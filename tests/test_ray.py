@@ -158,6 +158,7 @@ print(json.dumps(sorted({{"jax", "jaxlib"}} & set(sys.modules))))
 """
 
 
+@pytest.mark.slow  # a local Ray instance and its workers, which compile
 def test_a_ray_search_never_imports_jax_on_the_driver(ray_cluster, tmp_path):
     """The plan is made on a worker too: JAX on the driver could take the memory of a GPU
     that the head node shares with its workers."""
@@ -171,6 +172,7 @@ def test_a_ray_search_never_imports_jax_on_the_driver(ray_cluster, tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert len(logged_trials(tmp_path / "search.jsonl")) == 4
 
+@pytest.mark.slow  # a local Ray instance and its workers, which compile
 def test_ray_and_local_runs_of_one_spec_agree(ray_cluster, tmp_path):
     searcher(tmp_path / "local.jsonl").grid_search(GRID)
     remote = searcher(tmp_path / "ray.jsonl", trainer=RayExecutor(chunk_models=2))
@@ -182,6 +184,7 @@ def test_ray_and_local_runs_of_one_spec_agree(ray_cluster, tmp_path):
     assert {r["bucket_size"] for r in on_ray.values()} == {2}  # trained in chunks of 2
 
 
+@pytest.mark.slow  # a local Ray instance and its workers, which compile
 def test_results_stream_into_the_log_as_each_task_finishes(ray_cluster, tmp_path):
     """One task waits until the driver has logged the other task's trials: so results are
     logged as tasks finish, not when the whole call returns (no timing involved)."""
@@ -217,6 +220,7 @@ def test_results_stream_into_the_log_as_each_task_finishes(ray_cluster, tmp_path
     assert len(trials) == 4 and len({t["key"] for t in trials}) == 4
 
 
+@pytest.mark.slow  # a local Ray instance and its workers, which compile
 def test_resume_trains_only_the_missing_trials(ray_cluster, tmp_path):
     full = tmp_path / "full.jsonl"
     searcher(full, trainer=RayExecutor(chunk_models=2)).grid_search(GRID)
@@ -240,6 +244,7 @@ def test_resume_trains_only_the_missing_trials(ray_cluster, tmp_path):
     assert_same_histories(read_log(str(partial)).trials, every)
 
 
+@pytest.mark.slow  # a local Ray instance and its workers, which compile
 def test_a_task_whose_worker_is_killed_is_retried_and_logged_once(ray_cluster, tmp_path):
     marker, attempts = tmp_path / "killed-once", tmp_path / "attempts"
 
@@ -272,6 +277,7 @@ def test_a_task_whose_worker_is_killed_is_retried_and_logged_once(ray_cluster, t
                                        rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # a local Ray instance and its workers, which compile
 def test_a_failing_task_fails_the_call_after_the_others_are_logged(ray_cluster, tmp_path):
     def fails_for_lr_1e3(configs, *args):
         if any(c.lr == 1e-3 for c in configs):

@@ -237,9 +237,15 @@ def confirm(entries: list[dict[str, Any]], data, args, out: Path) -> float:
             log_path=str(out / f"stage2-{epochs}ep.jsonl"), verbose=args.verbose)
         unique = {repr(sorted(e["params"].items())): e["params"] for e in group}
         results = searcher.evaluate([{**p, "seed": STAGE2_SEED} for p in unique.values()])
-        by_key = {repr(sorted(r.params.items())): r for r in results}
+        # Matched by the whole config (a result's params are labelled by the parameters
+        # the call searched, which a list of mixed configs may name more of).
+        def identity(config: dict) -> str:
+            return repr(sorted((k, v) for k, v in config.items() if k != "seed"))
+
+        by_key = {identity(r.config): r for r in results}
         for e in group:
-            e["result"] = by_key[repr(sorted(e["params"].items()))]
+            config, _ = searcher.create_model({**e["params"], "seed": STAGE2_SEED})
+            e["result"] = by_key[identity(config.to_dict())]
     return time.perf_counter() - start
 
 

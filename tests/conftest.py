@@ -24,9 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).parent / ".jax-cache"))
 
 pytest_plugins = ["fuzz_plugin"]
+
+
+def pytest_configure(config):
+    """Pin the tests' JAX cache before any test module imports JAX (a hook, not an
+    import-time side effect: the scripts some tests run import this module too, and set
+    their own cache folders)."""
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).parent / ".jax-cache"))
 
 from dendrax.search import HyperparameterSearcher
 from dendrax.config import ModelConfig, count_params
@@ -72,6 +78,16 @@ def prototype_data(n_train=1024, n_val=256, n_test=256, in_dim=784, n_classes=10
 
     return ArrayData(*split(n_train), *split(n_val), *split(n_test),
                      image_shape=image_shape, n_classes=n_classes)
+
+
+# The two datasets the training tests share. A compiled program's key (ProgramSpec) holds
+# the training and evaluation sizes, so modules that train on the same one reuse each
+# other's programs: from the in-memory cache within a session, from the persistent cache
+# across sessions. Read-only arrays: no test may change them.
+SMALL_DATA = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+TINY_DATA = prototype_data(n_train=256, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+for _array in (*dataclasses.astuple(SMALL_DATA)[:6], *dataclasses.astuple(TINY_DATA)[:6]):
+    _array.flags.writeable = False
 
 
 def fake_data(in_dim: int = 784, n_classes: int = 10, is_sample: bool = True) -> ArrayData:

@@ -13,7 +13,7 @@ from dendrax import cli
 from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import Callback, load_callback
 from dendrax.errors import ConfigError
-from conftest import prototype_data
+from conftest import TINY_DATA
 from conftest import fake_data, FakeTrainer, make_searcher
 
 GRID = {"n_neurons": [8, 12], "n_dendrites": [4], "n_dendrite_inputs": [16]}
@@ -50,8 +50,7 @@ def test_on_epoch_gets_every_members_metrics_from_the_real_trainer():
     reports compile, the start of training and each epoch, with every member's metrics."""
     from dendrax.population import train_configs
 
-    data = prototype_data(n_train=256, n_val=64, n_test=64, in_dim=64, n_classes=4,
-                          image_shape=(8, 8, 1))
+    data = TINY_DATA
     events = []
 
     def trainer(configs, data, settings, *, progress=None, **kwargs):

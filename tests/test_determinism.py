@@ -14,10 +14,10 @@ HERE = Path(__file__).resolve().parent
 CHILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, {here!r})
-    from conftest import prototype_data
+    from conftest import SMALL_DATA
     from dendrax import HyperparameterSearcher
 
-    data = prototype_data(n_train=512, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+    data = SMALL_DATA
     searcher = HyperparameterSearcher(max_params=600, min_param_ratio=0.1, n_epochs=2,
                                       batch_size=64, verbose=False, seeds_per_config=2,
                                       data=data, seed=5)

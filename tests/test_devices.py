@@ -18,12 +18,12 @@ CHILD = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {here!r})
     import jax
-    from conftest import prototype_data
+    from conftest import TINY_DATA
     from dendrax import ModelConfig, TrainSettings
     from dendrax.population import train_configs, train_population
 
     devices = int(sys.argv[1])
-    data = prototype_data(n_train=320, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+    data = TINY_DATA
     configs = [ModelConfig(n_neurons=3, n_dendrites=2, n_dendrite_inputs=8, seed=s,
                            steps_to_resample=3, lr=1e-3 * (1 + s)) for s in range(6)]
     settings = TrainSettings(n_epochs=2, batch_size=32, devices=devices)

@@ -12,7 +12,7 @@ from dendrax.config import ModelConfig, count_params
 from dendrax.errors import ConfigError
 from dendrax.plan import plan_buckets
 from dendrax.spec import TrainSettings
-from conftest import prototype_data
+from conftest import prototype_data, SMALL_DATA
 
 IN_DIM, CLASSES, BATCH = 48, 5, 32
 DATA = prototype_data(n_train=BATCH, n_val=8, n_test=8, in_dim=IN_DIM, n_classes=CLASSES,
@@ -98,7 +98,7 @@ def test_one_training_step_equals_a_numpy_mlp(hidden_dim):
 
 
 def test_padded_mlp_equals_the_same_mlp_alone():
-    data = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+    data = SMALL_DATA
     settings = TrainSettings(n_epochs=1, batch_size=32)  # 20 steps
     small = ModelConfig(architecture="mlp", hidden_dim=5, seed=11, lr=3e-3)
     large = ModelConfig(architecture="mlp", hidden_dim=9, seed=12)

@@ -13,9 +13,9 @@ from dendrax.plan import plan_buckets
 from dendrax.config import ModelConfig, count_params
 from dendrax.nn.layers import branch_coordinates
 from dendrax.spec import TrainSettings
-from conftest import prototype_data
+from conftest import SMALL_DATA
 
-DATA = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+DATA = SMALL_DATA
 SETTINGS = TrainSettings(n_epochs=1, batch_size=32)  # 20 steps
 
 

@@ -24,7 +24,7 @@ from dendrax.data import Dataset
 from dendrax.search.executors import RayExecutor, _chunks, bucket_task
 from dendrax.search import HyperparameterSearcher, read_log, trial_key
 from dendrax.spec import TrainSettings
-from conftest import prototype_data
+from conftest import TINY_DATA
 
 GRID = {"n_neurons": [4], "n_dendrites": [3], "n_dendrite_inputs": [16], "lr": [5e-4, 1e-3]}
 SEEDS = 2  # 2 configs × 2 seeds = 4 trials: two tasks of two models
@@ -32,7 +32,7 @@ SEEDS = 2  # 2 configs × 2 seeds = 4 trials: two tasks of two models
 
 def generated_dataset() -> Dataset:
     """A real dendrax Dataset (what a search ships to the workers), from generated arrays."""
-    a = prototype_data(n_train=256, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+    a = TINY_DATA
     return Dataset(name="generated", x_train=a.x_train, y_train=a.y_train, x_val=a.x_val,
                    y_val=a.y_val, x_test=a.x_test, y_test=a.y_test,
                    class_names=tuple(str(i) for i in range(10)), image_shape=(8, 8, 1),

@@ -20,7 +20,7 @@ from dendrax.nn import sparse_cpu  # noqa: E402
 from dendrax.population import compile as compile_module  # noqa: E402
 from dendrax.config import ModelConfig
 from dendrax.spec import ModelShape, ModelSizes, TrainSettings
-from conftest import prototype_data  # noqa: E402
+from conftest import SMALL_DATA  # noqa: E402
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -164,7 +164,7 @@ def test_bfloat16_products_match_dense():
     assert np.abs(np.asarray(got) - _numpy_forward(x, kernel, index)).max() > 1e-4
 
 
-DATA = prototype_data(n_train=640, n_val=64, n_test=64, in_dim=64, image_shape=(8, 8, 1))
+DATA = SMALL_DATA
 
 
 @pytest.mark.slow  # two population compiles: about a minute each on a busy 2-core CPU

@@ -13,9 +13,9 @@ from dendrax.population.program import seed_keys
 from dendrax.plan import group_by_shape
 from dendrax.config import ModelConfig
 from dendrax.spec import TrainSettings
-from conftest import prototype_data
+from conftest import SMALL_DATA
 
-DATA = prototype_data(n_train=640, n_val=100, n_test=100, in_dim=64, image_shape=(8, 8, 1))
+DATA = SMALL_DATA
 SMALL = ModelConfig(n_neurons=4, n_dendrites=3, n_dendrite_inputs=16, steps_to_resample=5)
 SETTINGS = TrainSettings(n_epochs=1, batch_size=32)  # 20 steps, resampling 4 times
 

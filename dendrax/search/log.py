@@ -5,7 +5,10 @@ Layout: one JSON object per line.
   {"type": "trial", "search_index": 0, "key": ..., "config": {...}, "history": {...}, ...}
   ...
 The first line is the header of the searcher's first search call; each later search call
-of the same searcher (a second grid_search, say) appends its own header. Trial lines are
+of the same searcher (a second grid_search, say) appends its own header. Headers are found
+by their search index, never by position, and must agree: indices 0, 1, 2... in file order,
+one spec per index, the same settings in every call. A file where they disagree (two logs
+joined with cat, say) is refused by :func:`read_log`, naming the lines. Trial lines are
 written per finished bucket, then flushed and fsync'ed, so a killed run loses at most the
 bucket in flight. A trial is identified by its full config including the seed, so resuming
 skips exactly the models that were finished.
@@ -180,11 +183,18 @@ def _numbers(what: str, values: Any) -> list[float]:
 
 @dataclasses.dataclass
 class LogContents:
-    headers: list[dict]
+    headers: list[dict]            # one per search call, in order: headers[i] is search #i
     trials: dict[str, dict]        # trial key -> its log record
     outcomes: dict[str, TrialOutcome] = dataclasses.field(default_factory=dict)
     torn_line: str | None = None   # an incomplete last line, ignored
     good_bytes: int = 0            # length of the file up to the end of its last whole line
+    lines: int = 0                 # number of whole lines (blank ones included)
+    header_lines: list[int] = dataclasses.field(default_factory=list)  # line of headers[i]
+
+    def copy(self) -> "LogContents":
+        return dataclasses.replace(self, headers=list(self.headers), trials=dict(self.trials),
+                                   outcomes=dict(self.outcomes),
+                                   header_lines=list(self.header_lines))
 
 
 def read_log(path: str) -> LogContents:
@@ -193,7 +203,13 @@ def read_log(path: str) -> LogContents:
     returned as ``torn_line`` and otherwise ignored. An unparsable line anywhere else is
     corruption, and a whole line that parses but is not a valid record (a missing key, a
     mistyped field, a config that fails validation, a key that is not its config's) is
-    an error too: every LogError names the file and the line."""
+    an error too: every LogError names the file and the line.
+
+    The headers must agree, or the file is not one search (two logs joined with ``cat``,
+    say): search #0's header comes first, each new search index is the next one, every
+    call's spec equals search #0's in everything but the strategy and the space, and a
+    trial line follows its call's header. A header repeated with the same index and the
+    same spec hash describes the same search and is read once."""
     check_regular_file(path, "read")
     try:
         with open(path, "rb") as f:
@@ -201,12 +217,23 @@ def read_log(path: str) -> LogContents:
     except OSError as e:
         raise LogError(f"cannot read the search log {path!r}: {e.strerror or e}") from None
     contents = LogContents(headers=[], trials={})
+    _parse_lines(raw, path, contents)
+    if contents.trials and not contents.headers:
+        raise LogError(f"{path}: trial lines but no header; this is not a dendrax search log")
+    return contents
+
+
+def _parse_lines(raw: bytes, path: str, contents: LogContents) -> None:
+    """Read the lines of ``raw`` into ``contents``, which holds what comes before them
+    (``contents.lines`` of them, numbered from 1). Shared by :func:`read_log` and a
+    writer catching up with the lines it appended."""
     complete_file = raw.endswith(b"\n")
     lines = raw.split(b"\n")
-    if complete_file:
+    if complete_file or not raw:
         lines.pop()  # the empty piece after the final newline
-    for number, line in enumerate(lines, 1):
-        is_last = number == len(lines)
+    for i, line in enumerate(lines):
+        number = contents.lines + 1
+        is_last = i == len(lines) - 1
         try:
             if not line.strip():
                 record = None
@@ -222,23 +249,77 @@ def read_log(path: str) -> LogContents:
                 break
             raise LogError(f"{path}: line {number} is not a valid log record and is not the "
                            f"last line, so the log is corrupt (not just cut short)") from None
+        if record is not None:
+            try:
+                _read_record(record, contents, number)
+            except LogError as e:
+                raise LogError(f"{path}: line {number}: {e}") from None
+            except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+                raise LogError(f"{path}: line {number}: invalid {record.get('type')!r} "
+                               f"record: {e}") from None
         contents.good_bytes += len(line) + 1
-        if record is None:
-            continue
-        try:
-            _read_record(record, contents)
-        except LogError as e:
-            raise LogError(f"{path}: line {number}: {e}") from None
-        except (ValueError, TypeError) as e:  # ConfigError is a ValueError
-            raise LogError(f"{path}: line {number}: invalid {record.get('type')!r} record: "
-                           f"{e}") from None
-    if contents.trials and not contents.headers:
-        raise LogError(f"{path}: trial lines but no header; this is not a dendrax search log")
-    return contents
+        contents.lines = number
 
 
-def _read_record(record: dict, contents: LogContents) -> None:
-    """Check one parsed line and add it to ``contents``."""
+def _search_index(record: Mapping[str, Any]) -> int:
+    index = record.get("search_index")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"'search_index' must be an integer >= 0, got {index!r}")
+    return index
+
+
+_NOT_ONE_SEARCH = ("this file holds more than one search (two logs joined together, with "
+                   "cat say, or another program's lines): one log holds the calls of one "
+                   "searcher, so dendrax neither shows nor resumes it; keep each search in "
+                   "its own log")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = canonical(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_header(record: dict, contents: LogContents, number: int) -> bool:
+    """Check a header against the headers before it; True if it is a new search call,
+    False if it repeats one (same index, same spec hash). Raises LogError if they
+    disagree, naming the lines."""
+    index = _search_index(record)
+    known = len(contents.headers)
+    if index < known:
+        first, line = contents.headers[index], contents.header_lines[index]
+        if first["spec_hash"] == record["spec_hash"]:
+            return False  # the same call's header again: the same search
+        diffs = [f"{name} (line {line}: {_short(first['spec'].get(name, '<absent>'))}, "
+                 f"line {number}: {_short(record['spec'].get(name, '<absent>'))})"
+                 for name in sorted(set(first["spec"]) | set(record["spec"]))
+                 if canonical(first["spec"].get(name)) != canonical(record["spec"].get(name))]
+        raise LogError(f"a second header for search #{index}, with another spec than the one "
+                       f"at line {line} (they differ in {'; '.join(diffs) or 'their hash'}): "
+                       f"{_NOT_ONE_SEARCH}")
+    if index > known:
+        before = (f"the headers before it (the last at line {contents.header_lines[-1]}) "
+                  f"end at search #{known - 1}" if known else "it is the first header")
+        raise LogError(f"the header of search #{index}, but {before}, so search #{known} "
+                       f"has no header: {_NOT_ONE_SEARCH}")
+    if known:
+        first, line = contents.headers[0], contents.header_lines[0]
+        settings = sorted(name for name in set(first["spec"]) | set(record["spec"])
+                          if name not in ("strategy", "space")
+                          and canonical(first["spec"].get(name, "<absent>"))
+                          != canonical(record["spec"].get(name, "<absent>")))
+        if settings:
+            diffs = [f"{name} (line {line}: {_short(first['spec'].get(name, '<absent>'))}, "
+                     f"line {number}: {_short(record['spec'].get(name, '<absent>'))})"
+                     for name in settings]
+            raise LogError(f"the header of search #{index} has other settings than search "
+                           f"#0's at line {line}, while the calls of one searcher share all "
+                           f"but the strategy and the space: {'; '.join(diffs)}; "
+                           f"{_NOT_ONE_SEARCH}")
+    return True
+
+
+def _read_record(record: dict, contents: LogContents, number: int = 0) -> None:
+    """Check one parsed line (line ``number``) and add it to ``contents``."""
     kind = record["type"]
     if kind == "header":
         if record.get("version") != LOG_VERSION:
@@ -250,11 +331,18 @@ def _read_record(record: dict, contents: LogContents) -> None:
         if spec_hash(record["spec"]) != record["spec_hash"]:
             raise ValueError(f"'spec_hash' {record['spec_hash']!r} is not the hash of its "
                              f"'spec'; the line was edited")
-        contents.headers.append(record)
+        if _check_header(record, contents, number):
+            contents.headers.append(record)
+            contents.header_lines.append(number)
     elif kind == "trial":
         key = record.get("key")
         if not isinstance(key, str):
             raise ValueError(f"'key' must be a string, got {key!r}")
+        if "search_index" in record:
+            index = _search_index(record)
+            if index >= len(contents.headers):
+                raise LogError(f"a trial of search #{index} before the header of search "
+                               f"#{index}, which is written first: {_NOT_ONE_SEARCH}")
         outcome = outcome_from_record(record)
         if trial_key(outcome.config) != key:
             raise ValueError(f"'key' {key!r} is not the key of its config "

@@ -1,14 +1,21 @@
-"""A file whose headers disagree (two logs joined with cat: issue 29, cause 2) is refused,
-naming the lines; a legitimate resumed log reads fine."""
+"""Log headers follow the file, not positions (issue 29, cause 5), and a file whose headers
+disagree (two logs joined with cat: cause 2) is refused, naming the lines.
+
+Interruptions are simulated by monkeypatching: a KeyboardInterrupt from os.fsync (after the
+bytes reached the file) or right after the write, and an OSError from the log's ``open``.
+"""
 
 import contextlib
+import errno
 import io
 import json
+import os
 
 import pytest
 
 from dendrax import cli
-from dendrax.search import LogError, read_log, trial_key
+from dendrax.search import LogError, SearchLog, read_log, trial_key
+from dendrax.search import log as log_module
 from conftest import FakeTrainer, make_searcher
 
 GRID = {"n_neurons": [11, 12], "n_dendrites": [6], "n_dendrite_inputs": [96],
@@ -47,6 +54,209 @@ def resume_trains_nothing(path, *grids, **kwargs):
     resumed.close()
     assert trainer.calls == []
     return resumed
+
+
+# ---- I-7: Ctrl-C between the write and the bookkeeping, then the same call again -----------
+
+def interrupt_fsync_once(monkeypatch, before=False):
+    """os.fsync raises KeyboardInterrupt once: after the real fsync (the Ctrl-C lands on
+    the way out), or before it (the bytes are in the file, not yet synced)."""
+    real, state = os.fsync, {"armed": True}
+
+    def fsync(fd):
+        if state["armed"]:
+            state["armed"] = False
+            if before:
+                raise KeyboardInterrupt
+            real(fd)
+            raise KeyboardInterrupt
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return state
+
+
+@pytest.mark.parametrize("before_fsync", [False, True])
+def test_I7_interrupt_between_write_and_bookkeeping_then_retry(tmp_path, monkeypatch,
+                                                               before_fsync):
+    log = tmp_path / "w.jsonl"
+    interrupt_fsync_once(monkeypatch, before=before_fsync)
+    trainer = FakeTrainer()
+    s = make_searcher(trainer, log_path=str(log))
+    with pytest.raises(KeyboardInterrupt):
+        s.grid_search(GRID)                       # the first bucket's write is interrupted
+    first_bucket = [r["key"] for r in records(log) if r["type"] == "trial"]
+    assert [r["type"] for r in records(log)] == ["header", "trial", "trial"]
+    s.grid_search(GRID)                           # the notebook cell, run again
+    s.grid_search(NEXT)                           # the next cell
+    # The interrupted bucket's models were in the file: the retry hands only the others
+    # to the trainer (a FakeTrainer's calls are what it was handed).
+    assert [len(call) for call in trainer.calls] == [4, 2, 2]
+    assert not set(first_bucket) & {trial_key(c) for c in trainer.calls[1]}
+    assert_one_search(log, 2, [trained_keys(trainer)])
+    assert len(s.results) == 4 + 2
+    s.close()
+    resume_trains_nothing(log, GRID, NEXT)
+
+
+def test_I7_interrupt_after_the_write_and_in_the_bookkeeping(tmp_path, monkeypatch):
+    """The Ctrl-C lands right after the write, and a second one in the reading back: the
+    next call on the same SearchLog still finds the header and the trials in the file."""
+    path = str(tmp_path / "w.jsonl")
+    log = SearchLog(path)
+    spec = {"space": "a"}
+    trial = records_of(tmp_path)[1]
+    real_write, real_catch_up = SearchLog._write, SearchLog._catch_up
+    state = {"written": False}
+
+    def write_then_interrupt(self, text):
+        real_write(self, text)
+        state["written"] = True
+        raise KeyboardInterrupt
+
+    def catch_up(self):
+        if state["written"]:
+            state["written"] = False
+            raise KeyboardInterrupt              # the bookkeeping is interrupted too
+        return real_catch_up(self)
+
+    monkeypatch.setattr(SearchLog, "_write", write_then_interrupt)
+    monkeypatch.setattr(SearchLog, "_catch_up", catch_up)
+    log.begin(0, spec)
+    with pytest.raises(KeyboardInterrupt):
+        log.append([trial])
+    monkeypatch.setattr(SearchLog, "_write", real_write)
+    log.begin(0, spec)                          # the same call again
+    log.append([trial])
+    log.finish()
+    assert [r["type"] for r in records(path)] == ["header", "trial"]
+    assert list(log.completed) == [trial["key"]] and len(log.headers) == 1
+    log.begin(1, {"space": "b"})
+    log.finish()
+    log.close()
+    assert [r["search_index"] for r in records(path)] == [0, 0, 1]
+    again = SearchLog(path, resume=True)
+    again.begin(0, spec)
+    again.begin(1, {"space": "b"})
+    again.close()
+
+
+def records_of(tmp_path):
+    """A real header and trial lines, from a small search."""
+    path = tmp_path / "source.jsonl"
+    make_searcher(log_path=str(path)).grid_search(GRID)
+    return records(path)
+
+
+# ---- K-15: a failed write, the problem fixed, the same call again ---------------------------
+
+def fail_log_open_once(monkeypatch, on_call, partial=None, also_truncate=False):
+    """The log module's ``open`` for appending raises OSError (EIO) on call ``on_call``.
+    ``partial``: first write that many characters of the text (a write cut short), and
+    with ``also_truncate`` the cleanup's truncation fails too."""
+    state = {"appends": 0, "failing": False}
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            if partial:
+                self.f.write(text[:partial])
+                self.f.flush()
+            raise OSError(errno.EIO, "Input/output error")
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        if mode == "a" and os.fspath(path).endswith(".jsonl"):
+            state["appends"] += 1
+            if state["appends"] == on_call:
+                state["failing"] = also_truncate
+                return Failing(open(path, mode, *args, **kwargs))
+        if mode == "r+b" and state["failing"]:
+            state["failing"] = False
+            raise OSError(errno.EROFS, "Read-only file system")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(log_module, "open", fake_open, raising=False)
+    return state
+
+
+def test_K15_write_cut_short_and_not_cut_back(tmp_path, monkeypatch):
+    """The write fails after one and a half lines, and cutting it back fails too: the whole
+    line counts as written, the half line is cut off by the next write."""
+    path = str(tmp_path / "k.jsonl")
+    trials = records_of(tmp_path)[1:]
+    log = SearchLog(path)
+    log.begin(0, {"space": "a"})
+    # The header and the first trial line reach the file, then 20 characters of the second.
+    whole = len(json.dumps(log._pending_header)) + len(json.dumps(trials[0])) + 2
+    fail_log_open_once(monkeypatch, 1, partial=whole + 20, also_truncate=True)
+    with pytest.raises(LogError, match="Input/output error"):
+        log.append(trials[:2])
+    assert list(log.completed) == [trials[0]["key"]] and len(log.headers) == 1
+    log.append(trials[:2])                        # the same records again
+    log.close()
+    assert [r["type"] for r in records(path)] == ["header", "trial", "trial"]
+    assert [r["key"] for r in records(path)[1:]] == [t["key"] for t in trials[:2]]
+    assert read_log(path).torn_line is None
+
+
+def test_a_header_on_disk_is_reused_not_rewritten(tmp_path):
+    path = str(tmp_path / "h.jsonl")
+    log = SearchLog(path)
+    log.begin(0, {"space": "a"})
+    log.finish()
+    log.begin(0, {"space": "a"})                  # a retried call: the header is there
+    log.finish()
+    with pytest.raises(LogError, match=r"search #0 was interrupted \(or failed\) before it "
+                                       r"finished.*from line 1\).*space \(log: \"a\", now: "
+                                       r"\"b\"\)"):
+        log.begin(0, {"space": "b"})
+    with pytest.raises(LogError, match=r"search #2 .* headers up to search #0 only"):
+        log.begin(2, {"space": "c"})
+    log.close()
+    assert len(records(path)) == 1
+
+
+def test_I9_another_search_after_an_interrupted_one_says_so(tmp_path):
+    """A notebook: a search interrupted after one bucket, then another grid on the same
+    searcher. It is refused (the interrupted call holds search #0), saying why."""
+    log = tmp_path / "jup.jsonl"
+    trainer = FakeTrainer(fail_after_buckets=1)
+    s = make_searcher(trainer, log_path=str(log))
+    with pytest.raises(RuntimeError, match="killed"):
+        s.grid_search(GRID)
+    trainer.fail_after_buckets = None
+    with pytest.raises(LogError, match=r"this searcher's search #0 was interrupted \(or "
+                                       r"failed\) before it finished.*from line 1\)\. Run "
+                                       r"that search call again"):
+        s.grid_search(NEXT)
+    s.grid_search(GRID)                           # finishing it works, then the next one
+    s.grid_search(NEXT)
+    assert [len(call) for call in trainer.calls] == [4, 2, 2]
+    assert_one_search(log, 2)
+
+
+# ---- X-3: two searchers with resume=True on one log ----------------------------------------
+
+def test_X3_two_searchers_on_one_log(tmp_path):
+    log = tmp_path / "two.jsonl"
+    a = make_searcher(log_path=str(log), resume=True)
+    b = make_searcher(log_path=str(log), resume=True)   # takes the log over
+    with pytest.raises(LogError, match="can no longer write it"):
+        a.grid_search(GRID)
+    assert not log.stat().st_size
+    b.grid_search(GRID)
+    b.grid_search(NEXT)
+    assert_one_search(log, 2)
+    b.close()
+    resume_trains_nothing(log, GRID, NEXT)
 
 
 # ---- X-4: concatenated logs, and other headers that disagree --------------------------------

@@ -632,6 +632,12 @@ class SearchLog:
     """An open, append-only log. ``resume=False`` refuses to touch a non-empty file;
     ``resume=True`` loads the finished trials (``completed``) and continues the file.
 
+    Its bookkeeping (``headers``, ``completed``) is what the file holds, not what it meant
+    to write: after every write, whether it succeeded, failed or was interrupted (Ctrl-C),
+    it reads back the lines it appended, as the log's only writer. A header is looked up
+    by its search index: one already in the file with the same spec hash is reused, never
+    written twice, and a trial already in the file is not written again.
+
     It holds the log's writer lock from construction until :meth:`close` (or the end of a
     ``with`` block, or garbage collection, or the exit of the process); see the module
     docstring. Opening a log that another process writes raises LogError naming it."""
@@ -639,8 +645,11 @@ class SearchLog:
     def __init__(self, path: str, resume: bool = False, verbose: bool = False):
         self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
         _check_path(self.path)
-        self.headers: list[dict] = []
-        self.completed: dict[str, TrialOutcome] = {}
+        # What the file holds, up to the end of its last whole line (its good_bytes):
+        # replaced as a whole, never edited in place, so an interrupt leaves it consistent.
+        # Trial records are not kept (``completed`` holds their outcomes).
+        self._contents = LogContents(headers=[], trials={})
+        self._resumed_headers = 0  # headers the file held when this SearchLog opened it
         self.torn_line: str | None = None
         self._pending_header: dict | None = None
         self._lock: _WriterLock | None = None
@@ -691,10 +700,27 @@ class SearchLog:
             # Cut the fragment off so the next append starts on a fresh line.
             with open(self.path, "r+b") as f:
                 f.truncate(contents.good_bytes)
-        self.headers = contents.headers
-        self.completed = dict(contents.outcomes)
+        contents.torn_line = None
+        contents.trials = {}
+        self._contents = contents
+        self._resumed_headers = len(contents.headers)
         if verbose:
             print(f"Resuming from {self.path}: {len(self.completed)} finished models")
+
+    @property
+    def headers(self) -> list[dict]:
+        """The headers in the file, one per search call: ``headers[i]`` is search #i's."""
+        return self._contents.headers
+
+    @property
+    def completed(self) -> dict[str, TrialOutcome]:
+        """The finished models in the file, by trial key."""
+        return self._contents.outcomes
+
+    def header(self, search_index: int) -> dict | None:
+        """Search #``search_index``'s header in the file, or None if it has none yet."""
+        headers = self._contents.headers
+        return headers[search_index] if 0 <= search_index < len(headers) else None
 
     @property
     def closed(self) -> bool:
@@ -719,20 +745,44 @@ class SearchLog:
 
     def begin(self, search_index: int, spec: Mapping[str, Any],
               about: Mapping[str, Any] | None = None) -> None:
-        """Check the spec of search call ``search_index`` against the log, or record it.
-        ``about`` adds fields to a new header that describe the call without being part of
-        its spec (not hashed, never compared on resume)."""
+        """Check the spec of search call ``search_index`` against its header in the file
+        (found by index: a header there with the same spec hash is reused, never written
+        again), or prepare a header to write with the call's first records. ``about`` adds
+        fields to a new header that describe the call without being part of its spec (not
+        hashed, never compared on resume)."""
+        if isinstance(search_index, bool) or not isinstance(search_index, int) \
+                or search_index < 0:
+            raise LogError(f"search_index={search_index!r} must be an integer >= 0")
         digest = spec_hash(spec)
-        if search_index < len(self.headers):
-            logged = self.headers[search_index]
+        lock = self._lock
+        if lock is not None:
+            with lock.mutex:
+                if self._lock is lock:
+                    self._catch_up()  # a write interrupted after its bytes reached the file
+        logged = self.header(search_index)
+        if logged is not None:
             if logged.get("spec_hash") != digest:
                 diffs = spec_differences(logged.get("spec", {}), spec)
+                if search_index >= self._resumed_headers:  # written by this SearchLog (I-9)
+                    raise LogError(
+                        f"cannot start another search as search #{search_index} in "
+                        f"{self.path!r}: this searcher's search #{search_index} was "
+                        f"interrupted (or failed) before it finished, and its header and "
+                        f"finished models are in the log (from line "
+                        f"{self._contents.header_lines[search_index]}). Run that search "
+                        f"call again to finish it, or use another log_path for a new search. "
+                        f"Differing fields: {'; '.join(diffs) or 'unknown'}.")
                 raise LogError(
                     f"cannot resume from {self.path!r}: search #{search_index} there was run "
                     f"with a different spec (hash {logged.get('spec_hash')} vs {digest}). "
                     f"Differing fields: {'; '.join(diffs) or 'unknown'}. Use the same "
                     f"settings to resume, or another log_path for a new search.")
+            self._pending_header = None  # in the file already: reused, never written again
             return
+        if search_index > len(self.headers):
+            raise LogError(f"cannot log search #{search_index} in {self.path!r}: the log "
+                           f"holds headers up to search #{len(self.headers) - 1} only, and "
+                           f"search calls are logged in order")
         # Written with the call's first finished models (or by finish()), never before:
         # a call that fails before any model finished leaves the log as it was.
         self._pending_header = {"type": "header", "version": LOG_VERSION,
@@ -741,20 +791,21 @@ class SearchLog:
                                 "created": time.time()}
 
     def finish(self) -> None:
-        """Write the current call's header if nothing has written it yet (a call that had
-        nothing left to train), so that later calls' headers keep their positions."""
+        """Write the current call's header if the file does not hold it yet (a call that had
+        nothing left to train), so that every call has its header, in order."""
         self.append([])
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append records as lines (after the pending header, if any), then flush and fsync:
         they survive a crash after this. A failed write (disk full, say) is cut back off,
-        so every line already in the file stays whole, and raised as a LogError."""
-        records = list(records)
-        header = self._pending_header
-        if header is not None:
-            records.insert(0, header)
-        text = "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in records)
-        if not text:
+        so every line already in the file stays whole, and raised as a LogError.
+
+        Whatever happens, the bookkeeping then follows the file: a header or trial that
+        reached it counts as written (an interrupt after the write), one that did not is
+        still to write (a failed write), so calling again writes each line once. A trial
+        whose key the file already holds is not written again."""
+        records = [dict(r) for r in records]
+        if not records and self._pending_header is None:
             return
         lock = self._lock
         if lock is None:
@@ -768,13 +819,95 @@ class SearchLog:
             if lock.forked:
                 raise LogError(f"cannot write to the search log {self.path!r} from a forked "
                                f"child process: the parent process is its writer")
-            self._write(text)
+            self._catch_up()
+            text = self._text(records)
+            if not text:
+                return
+            try:
+                self._write(text)
+            except BaseException as e:
+                try:
+                    self._catch_up()
+                    if not isinstance(e, (OSError, LogError)):
+                        self._sync_quietly()  # interrupted before its fsync, say
+                except Exception:
+                    pass  # the next write catches up; this error is the one to report
+                raise
+            self._catch_up()
+
+    def _text(self, records: list[dict]) -> str:
+        """The lines still to write: the pending header unless the file holds it, and the
+        records whose trial key it does not."""
+        header = self._pending_header
         if header is not None:
-            self.headers.append(header)
-            self._pending_header = None
+            logged = self.header(header["search_index"])
+            if logged is not None:
+                if logged.get("spec_hash") != header["spec_hash"]:
+                    raise LogError(f"cannot write to the search log {self.path!r}: it already "
+                                   f"holds a header for search #{header['search_index']} with "
+                                   f"another spec")
+                header = self._pending_header = None
+        fresh = [r for r in records if not (r.get("type") == "trial"
+                                            and r.get("key") in self.completed)]
+        if header is not None:
+            fresh.insert(0, header)
+        return "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in fresh)
+
+    def _catch_up(self) -> None:
+        """Make the bookkeeping follow the file: read the whole lines past the known end
+        (this writer's own, of a write that failed or was interrupted before its
+        bookkeeping) and cut off an incomplete last line, so the next write starts on a
+        fresh line. The state is replaced at once, so an interrupt here leaves the old
+        one, and the next call catches up again."""
+        known = self._contents.good_bytes
+        try:
+            size = os.path.getsize(self.path)
+        except OSError as e:
+            raise LogError(f"cannot read the search log {self.path!r}: "
+                           f"{e.strerror or e}") from None
+        if size == known:
+            return
+        if size < known:
+            raise LogError(f"the search log {self.path!r} is {size} bytes long, shorter than "
+                           f"the {known} this search has written: another program changed "
+                           f"it. Check the file, then resume from it with a new searcher "
+                           f"(resume=True)")
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(known)
+                tail = f.read(size - known)
+        except OSError as e:
+            raise LogError(f"cannot read the search log {self.path!r}: "
+                           f"{e.strerror or e}") from None
+        contents = self._contents.copy()
+        _parse_lines(tail, self.path, contents)
+        torn, contents.torn_line, contents.trials = contents.torn_line, None, {}
+        self._contents = contents  # the whole lines count, even if the rest cannot be cut
+        if torn is not None:
+            try:
+                with open(self.path, "r+b") as f:
+                    f.truncate(contents.good_bytes)
+            except OSError as e:
+                raise LogError(f"cannot write to the search log {self.path!r}: it ends in "
+                               f"an incomplete line that cannot be cut off "
+                               f"({e.strerror or e}); the lines before it are intact, so "
+                               f"the search can be resumed once the problem is "
+                               f"fixed") from None
+
+    def _sync_quietly(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _write(self, text: str) -> None:
-        size = os.path.getsize(self.path)
+        size = self._contents.good_bytes
         try:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(text)
@@ -785,7 +918,7 @@ class SearchLog:
                 with open(self.path, "r+b") as f:
                     f.truncate(size)
             except OSError:
-                pass  # the next read treats a partial last line as torn
+                pass  # the next write reads back what remains, and cuts a partial line off
             raise LogError(f"cannot write to the search log {self.path!r}: "
                            f"{e.strerror or e}. The search stopped; the lines already "
                            f"written are intact, so it can be resumed once the problem is "

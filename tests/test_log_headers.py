@@ -187,6 +187,28 @@ def fail_log_open_once(monkeypatch, on_call, partial=None, also_truncate=False):
     return state
 
 
+@pytest.mark.parametrize("failing_write", [1, 2])
+def test_K15_failed_write_then_retry_in_the_same_searcher(tmp_path, monkeypatch,
+                                                          failing_write):
+    """Write 1 holds the header and bucket 1, write 2 bucket 2 (of 3)."""
+    log = tmp_path / "k.jsonl"
+    trainer = FakeTrainer()
+    s = make_searcher(trainer, log_path=str(log), min_param_ratio=0.5)
+    fail_log_open_once(monkeypatch, failing_write)
+    with pytest.raises(LogError, match="Input/output error.*resumed once the problem"):
+        s.grid_search(GRID3)
+    logged = [r for r in records(log) if r["type"] == "trial"] if log.stat().st_size else []
+    assert len(logged) == 2 * (failing_write - 1)
+    s.grid_search(GRID3)                          # the problem fixed, the same call again
+    assert len(s.results) == 6
+    keys = assert_one_search(log, 1, [trained_keys(trainer)])
+    assert len(keys) == 6
+    # The retry is handed what the log lacks: the lost bucket and the one never reached.
+    assert [len(call) for call in trainer.calls] == [6, 6 - 2 * (failing_write - 1)]
+    s.close()
+    resume_trains_nothing(log, GRID3, min_param_ratio=0.5)
+
+
 def test_K15_write_cut_short_and_not_cut_back(tmp_path, monkeypatch):
     """The write fails after one and a half lines, and cutting it back fails too: the whole
     line counts as written, the half line is cut off by the next write."""

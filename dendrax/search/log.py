@@ -5,7 +5,10 @@ Layout: one JSON object per line.
   {"type": "trial", "search_index": 0, "key": ..., "config": {...}, "history": {...}, ...}
   ...
 The first line is the header of the searcher's first search call; each later search call
-of the same searcher (a second grid_search, say) appends its own header. Trial lines are
+of the same searcher (a second grid_search, say) appends its own header. Headers are found
+by their search index, never by position, and must agree: indices 0, 1, 2... in file order,
+one spec per index, the same settings in every call. A file where they disagree (two logs
+joined with cat, say) is refused by :func:`read_log`, naming the lines. Trial lines are
 written per finished bucket, then flushed and fsync'ed, so a killed run loses at most the
 bucket in flight. A trial is identified by its full config including the seed, so resuming
 skips exactly the models that were finished.
@@ -180,11 +183,18 @@ def _numbers(what: str, values: Any) -> list[float]:
 
 @dataclasses.dataclass
 class LogContents:
-    headers: list[dict]
+    headers: list[dict]            # one per search call, in order: headers[i] is search #i
     trials: dict[str, dict]        # trial key -> its log record
     outcomes: dict[str, TrialOutcome] = dataclasses.field(default_factory=dict)
     torn_line: str | None = None   # an incomplete last line, ignored
     good_bytes: int = 0            # length of the file up to the end of its last whole line
+    lines: int = 0                 # number of whole lines (blank ones included)
+    header_lines: list[int] = dataclasses.field(default_factory=list)  # line of headers[i]
+
+    def copy(self) -> "LogContents":
+        return dataclasses.replace(self, headers=list(self.headers), trials=dict(self.trials),
+                                   outcomes=dict(self.outcomes),
+                                   header_lines=list(self.header_lines))
 
 
 def read_log(path: str) -> LogContents:
@@ -193,7 +203,13 @@ def read_log(path: str) -> LogContents:
     returned as ``torn_line`` and otherwise ignored. An unparsable line anywhere else is
     corruption, and a whole line that parses but is not a valid record (a missing key, a
     mistyped field, a config that fails validation, a key that is not its config's) is
-    an error too: every LogError names the file and the line."""
+    an error too: every LogError names the file and the line.
+
+    The headers must agree, or the file is not one search (two logs joined with ``cat``,
+    say): search #0's header comes first, each new search index is the next one, every
+    call's spec equals search #0's in everything but the strategy and the space, and a
+    trial line follows its call's header. A header repeated with the same index and the
+    same spec hash describes the same search and is read once."""
     check_regular_file(path, "read")
     try:
         with open(path, "rb") as f:
@@ -201,12 +217,23 @@ def read_log(path: str) -> LogContents:
     except OSError as e:
         raise LogError(f"cannot read the search log {path!r}: {e.strerror or e}") from None
     contents = LogContents(headers=[], trials={})
+    _parse_lines(raw, path, contents)
+    if contents.trials and not contents.headers:
+        raise LogError(f"{path}: trial lines but no header; this is not a dendrax search log")
+    return contents
+
+
+def _parse_lines(raw: bytes, path: str, contents: LogContents) -> None:
+    """Read the lines of ``raw`` into ``contents``, which holds what comes before them
+    (``contents.lines`` of them, numbered from 1). Shared by :func:`read_log` and a
+    writer catching up with the lines it appended."""
     complete_file = raw.endswith(b"\n")
     lines = raw.split(b"\n")
-    if complete_file:
+    if complete_file or not raw:
         lines.pop()  # the empty piece after the final newline
-    for number, line in enumerate(lines, 1):
-        is_last = number == len(lines)
+    for i, line in enumerate(lines):
+        number = contents.lines + 1
+        is_last = i == len(lines) - 1
         try:
             if not line.strip():
                 record = None
@@ -222,23 +249,77 @@ def read_log(path: str) -> LogContents:
                 break
             raise LogError(f"{path}: line {number} is not a valid log record and is not the "
                            f"last line, so the log is corrupt (not just cut short)") from None
+        if record is not None:
+            try:
+                _read_record(record, contents, number)
+            except LogError as e:
+                raise LogError(f"{path}: line {number}: {e}") from None
+            except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+                raise LogError(f"{path}: line {number}: invalid {record.get('type')!r} "
+                               f"record: {e}") from None
         contents.good_bytes += len(line) + 1
-        if record is None:
-            continue
-        try:
-            _read_record(record, contents)
-        except LogError as e:
-            raise LogError(f"{path}: line {number}: {e}") from None
-        except (ValueError, TypeError) as e:  # ConfigError is a ValueError
-            raise LogError(f"{path}: line {number}: invalid {record.get('type')!r} record: "
-                           f"{e}") from None
-    if contents.trials and not contents.headers:
-        raise LogError(f"{path}: trial lines but no header; this is not a dendrax search log")
-    return contents
+        contents.lines = number
 
 
-def _read_record(record: dict, contents: LogContents) -> None:
-    """Check one parsed line and add it to ``contents``."""
+def _search_index(record: Mapping[str, Any]) -> int:
+    index = record.get("search_index")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"'search_index' must be an integer >= 0, got {index!r}")
+    return index
+
+
+_NOT_ONE_SEARCH = ("this file holds more than one search (two logs joined together, with "
+                   "cat say, or another program's lines): one log holds the calls of one "
+                   "searcher, so dendrax neither shows nor resumes it; keep each search in "
+                   "its own log")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = canonical(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_header(record: dict, contents: LogContents, number: int) -> bool:
+    """Check a header against the headers before it; True if it is a new search call,
+    False if it repeats one (same index, same spec hash). Raises LogError if they
+    disagree, naming the lines."""
+    index = _search_index(record)
+    known = len(contents.headers)
+    if index < known:
+        first, line = contents.headers[index], contents.header_lines[index]
+        if first["spec_hash"] == record["spec_hash"]:
+            return False  # the same call's header again: the same search
+        diffs = [f"{name} (line {line}: {_short(first['spec'].get(name, '<absent>'))}, "
+                 f"line {number}: {_short(record['spec'].get(name, '<absent>'))})"
+                 for name in sorted(set(first["spec"]) | set(record["spec"]))
+                 if canonical(first["spec"].get(name)) != canonical(record["spec"].get(name))]
+        raise LogError(f"a second header for search #{index}, with another spec than the one "
+                       f"at line {line} (they differ in {'; '.join(diffs) or 'their hash'}): "
+                       f"{_NOT_ONE_SEARCH}")
+    if index > known:
+        before = (f"the headers before it (the last at line {contents.header_lines[-1]}) "
+                  f"end at search #{known - 1}" if known else "it is the first header")
+        raise LogError(f"the header of search #{index}, but {before}, so search #{known} "
+                       f"has no header: {_NOT_ONE_SEARCH}")
+    if known:
+        first, line = contents.headers[0], contents.header_lines[0]
+        settings = sorted(name for name in set(first["spec"]) | set(record["spec"])
+                          if name not in ("strategy", "space")
+                          and canonical(first["spec"].get(name, "<absent>"))
+                          != canonical(record["spec"].get(name, "<absent>")))
+        if settings:
+            diffs = [f"{name} (line {line}: {_short(first['spec'].get(name, '<absent>'))}, "
+                     f"line {number}: {_short(record['spec'].get(name, '<absent>'))})"
+                     for name in settings]
+            raise LogError(f"the header of search #{index} has other settings than search "
+                           f"#0's at line {line}, while the calls of one searcher share all "
+                           f"but the strategy and the space: {'; '.join(diffs)}; "
+                           f"{_NOT_ONE_SEARCH}")
+    return True
+
+
+def _read_record(record: dict, contents: LogContents, number: int = 0) -> None:
+    """Check one parsed line (line ``number``) and add it to ``contents``."""
     kind = record["type"]
     if kind == "header":
         if record.get("version") != LOG_VERSION:
@@ -250,11 +331,18 @@ def _read_record(record: dict, contents: LogContents) -> None:
         if spec_hash(record["spec"]) != record["spec_hash"]:
             raise ValueError(f"'spec_hash' {record['spec_hash']!r} is not the hash of its "
                              f"'spec'; the line was edited")
-        contents.headers.append(record)
+        if _check_header(record, contents, number):
+            contents.headers.append(record)
+            contents.header_lines.append(number)
     elif kind == "trial":
         key = record.get("key")
         if not isinstance(key, str):
             raise ValueError(f"'key' must be a string, got {key!r}")
+        if "search_index" in record:
+            index = _search_index(record)
+            if index >= len(contents.headers):
+                raise LogError(f"a trial of search #{index} before the header of search "
+                               f"#{index}, which is written first: {_NOT_ONE_SEARCH}")
         outcome = outcome_from_record(record)
         if trial_key(outcome.config) != key:
             raise ValueError(f"'key' {key!r} is not the key of its config "
@@ -544,6 +632,12 @@ class SearchLog:
     """An open, append-only log. ``resume=False`` refuses to touch a non-empty file;
     ``resume=True`` loads the finished trials (``completed``) and continues the file.
 
+    Its bookkeeping (``headers``, ``completed``) is what the file holds, not what it meant
+    to write: after every write, whether it succeeded, failed or was interrupted (Ctrl-C),
+    it reads back the lines it appended, as the log's only writer. A header is looked up
+    by its search index: one already in the file with the same spec hash is reused, never
+    written twice, and a trial already in the file is not written again.
+
     It holds the log's writer lock from construction until :meth:`close` (or the end of a
     ``with`` block, or garbage collection, or the exit of the process); see the module
     docstring. Opening a log that another process writes raises LogError naming it."""
@@ -551,8 +645,11 @@ class SearchLog:
     def __init__(self, path: str, resume: bool = False, verbose: bool = False):
         self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
         _check_path(self.path)
-        self.headers: list[dict] = []
-        self.completed: dict[str, TrialOutcome] = {}
+        # What the file holds, up to the end of its last whole line (its good_bytes):
+        # replaced as a whole, never edited in place, so an interrupt leaves it consistent.
+        # Trial records are not kept (``completed`` holds their outcomes).
+        self._contents = LogContents(headers=[], trials={})
+        self._resumed_headers = 0  # headers the file held when this SearchLog opened it
         self.torn_line: str | None = None
         self._pending_header: dict | None = None
         self._lock: _WriterLock | None = None
@@ -603,10 +700,27 @@ class SearchLog:
             # Cut the fragment off so the next append starts on a fresh line.
             with open(self.path, "r+b") as f:
                 f.truncate(contents.good_bytes)
-        self.headers = contents.headers
-        self.completed = dict(contents.outcomes)
+        contents.torn_line = None
+        contents.trials = {}
+        self._contents = contents
+        self._resumed_headers = len(contents.headers)
         if verbose:
             print(f"Resuming from {self.path}: {len(self.completed)} finished models")
+
+    @property
+    def headers(self) -> list[dict]:
+        """The headers in the file, one per search call: ``headers[i]`` is search #i's."""
+        return self._contents.headers
+
+    @property
+    def completed(self) -> dict[str, TrialOutcome]:
+        """The finished models in the file, by trial key."""
+        return self._contents.outcomes
+
+    def header(self, search_index: int) -> dict | None:
+        """Search #``search_index``'s header in the file, or None if it has none yet."""
+        headers = self._contents.headers
+        return headers[search_index] if 0 <= search_index < len(headers) else None
 
     @property
     def closed(self) -> bool:
@@ -631,20 +745,44 @@ class SearchLog:
 
     def begin(self, search_index: int, spec: Mapping[str, Any],
               about: Mapping[str, Any] | None = None) -> None:
-        """Check the spec of search call ``search_index`` against the log, or record it.
-        ``about`` adds fields to a new header that describe the call without being part of
-        its spec (not hashed, never compared on resume)."""
+        """Check the spec of search call ``search_index`` against its header in the file
+        (found by index: a header there with the same spec hash is reused, never written
+        again), or prepare a header to write with the call's first records. ``about`` adds
+        fields to a new header that describe the call without being part of its spec (not
+        hashed, never compared on resume)."""
+        if isinstance(search_index, bool) or not isinstance(search_index, int) \
+                or search_index < 0:
+            raise LogError(f"search_index={search_index!r} must be an integer >= 0")
         digest = spec_hash(spec)
-        if search_index < len(self.headers):
-            logged = self.headers[search_index]
+        lock = self._lock
+        if lock is not None:
+            with lock.mutex:
+                if self._lock is lock:
+                    self._catch_up()  # a write interrupted after its bytes reached the file
+        logged = self.header(search_index)
+        if logged is not None:
             if logged.get("spec_hash") != digest:
                 diffs = spec_differences(logged.get("spec", {}), spec)
+                if search_index >= self._resumed_headers:  # written by this SearchLog (I-9)
+                    raise LogError(
+                        f"cannot start another search as search #{search_index} in "
+                        f"{self.path!r}: this searcher's search #{search_index} was "
+                        f"interrupted (or failed) before it finished, and its header and "
+                        f"finished models are in the log (from line "
+                        f"{self._contents.header_lines[search_index]}). Run that search "
+                        f"call again to finish it, or use another log_path for a new search. "
+                        f"Differing fields: {'; '.join(diffs) or 'unknown'}.")
                 raise LogError(
                     f"cannot resume from {self.path!r}: search #{search_index} there was run "
                     f"with a different spec (hash {logged.get('spec_hash')} vs {digest}). "
                     f"Differing fields: {'; '.join(diffs) or 'unknown'}. Use the same "
                     f"settings to resume, or another log_path for a new search.")
+            self._pending_header = None  # in the file already: reused, never written again
             return
+        if search_index > len(self.headers):
+            raise LogError(f"cannot log search #{search_index} in {self.path!r}: the log "
+                           f"holds headers up to search #{len(self.headers) - 1} only, and "
+                           f"search calls are logged in order")
         # Written with the call's first finished models (or by finish()), never before:
         # a call that fails before any model finished leaves the log as it was.
         self._pending_header = {"type": "header", "version": LOG_VERSION,
@@ -653,20 +791,21 @@ class SearchLog:
                                 "created": time.time()}
 
     def finish(self) -> None:
-        """Write the current call's header if nothing has written it yet (a call that had
-        nothing left to train), so that later calls' headers keep their positions."""
+        """Write the current call's header if the file does not hold it yet (a call that had
+        nothing left to train), so that every call has its header, in order."""
         self.append([])
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append records as lines (after the pending header, if any), then flush and fsync:
         they survive a crash after this. A failed write (disk full, say) is cut back off,
-        so every line already in the file stays whole, and raised as a LogError."""
-        records = list(records)
-        header = self._pending_header
-        if header is not None:
-            records.insert(0, header)
-        text = "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in records)
-        if not text:
+        so every line already in the file stays whole, and raised as a LogError.
+
+        Whatever happens, the bookkeeping then follows the file: a header or trial that
+        reached it counts as written (an interrupt after the write), one that did not is
+        still to write (a failed write), so calling again writes each line once. A trial
+        whose key the file already holds is not written again."""
+        records = [dict(r) for r in records]
+        if not records and self._pending_header is None:
             return
         lock = self._lock
         if lock is None:
@@ -680,13 +819,95 @@ class SearchLog:
             if lock.forked:
                 raise LogError(f"cannot write to the search log {self.path!r} from a forked "
                                f"child process: the parent process is its writer")
-            self._write(text)
+            self._catch_up()
+            text = self._text(records)
+            if not text:
+                return
+            try:
+                self._write(text)
+            except BaseException as e:
+                try:
+                    self._catch_up()
+                    if not isinstance(e, (OSError, LogError)):
+                        self._sync_quietly()  # interrupted before its fsync, say
+                except Exception:
+                    pass  # the next write catches up; this error is the one to report
+                raise
+            self._catch_up()
+
+    def _text(self, records: list[dict]) -> str:
+        """The lines still to write: the pending header unless the file holds it, and the
+        records whose trial key it does not."""
+        header = self._pending_header
         if header is not None:
-            self.headers.append(header)
-            self._pending_header = None
+            logged = self.header(header["search_index"])
+            if logged is not None:
+                if logged.get("spec_hash") != header["spec_hash"]:
+                    raise LogError(f"cannot write to the search log {self.path!r}: it already "
+                                   f"holds a header for search #{header['search_index']} with "
+                                   f"another spec")
+                header = self._pending_header = None
+        fresh = [r for r in records if not (r.get("type") == "trial"
+                                            and r.get("key") in self.completed)]
+        if header is not None:
+            fresh.insert(0, header)
+        return "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in fresh)
+
+    def _catch_up(self) -> None:
+        """Make the bookkeeping follow the file: read the whole lines past the known end
+        (this writer's own, of a write that failed or was interrupted before its
+        bookkeeping) and cut off an incomplete last line, so the next write starts on a
+        fresh line. The state is replaced at once, so an interrupt here leaves the old
+        one, and the next call catches up again."""
+        known = self._contents.good_bytes
+        try:
+            size = os.path.getsize(self.path)
+        except OSError as e:
+            raise LogError(f"cannot read the search log {self.path!r}: "
+                           f"{e.strerror or e}") from None
+        if size == known:
+            return
+        if size < known:
+            raise LogError(f"the search log {self.path!r} is {size} bytes long, shorter than "
+                           f"the {known} this search has written: another program changed "
+                           f"it. Check the file, then resume from it with a new searcher "
+                           f"(resume=True)")
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(known)
+                tail = f.read(size - known)
+        except OSError as e:
+            raise LogError(f"cannot read the search log {self.path!r}: "
+                           f"{e.strerror or e}") from None
+        contents = self._contents.copy()
+        _parse_lines(tail, self.path, contents)
+        torn, contents.torn_line, contents.trials = contents.torn_line, None, {}
+        self._contents = contents  # the whole lines count, even if the rest cannot be cut
+        if torn is not None:
+            try:
+                with open(self.path, "r+b") as f:
+                    f.truncate(contents.good_bytes)
+            except OSError as e:
+                raise LogError(f"cannot write to the search log {self.path!r}: it ends in "
+                               f"an incomplete line that cannot be cut off "
+                               f"({e.strerror or e}); the lines before it are intact, so "
+                               f"the search can be resumed once the problem is "
+                               f"fixed") from None
+
+    def _sync_quietly(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _write(self, text: str) -> None:
-        size = os.path.getsize(self.path)
+        size = self._contents.good_bytes
         try:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(text)
@@ -697,7 +918,7 @@ class SearchLog:
                 with open(self.path, "r+b") as f:
                     f.truncate(size)
             except OSError:
-                pass  # the next read treats a partial last line as torn
+                pass  # the next write reads back what remains, and cuts a partial line off
             raise LogError(f"cannot write to the search log {self.path!r}: "
                            f"{e.strerror or e}. The search stopped; the lines already "
                            f"written are intact, so it can be resumed once the problem is "

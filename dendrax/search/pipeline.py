@@ -263,17 +263,25 @@ class SearchCall:
             if key not in self.logged and key not in fresh:
                 fresh[key] = o
         for key, o in fresh.items():
-            self.logged.add(key)
-            searcher._completed[key] = o
             expected = count_params(o.config, in_dim=searcher.in_dim,
                                     n_classes=searcher.n_classes)
             if int(o.total_params) != expected:
                 warnings.warn(f"trainer counted {o.total_params} parameters for "
                               f"{o.config}, count_params says {expected}", RuntimeWarning)
-        if searcher._log is not None:
-            searcher._log.append({**outcome_record(o, self.index),
-                                  "position": self.positions.get(key)}
-                                 for key, o in fresh.items())
+        log = searcher._log
+        try:
+            if log is not None:
+                log.append([{**outcome_record(o, self.index),
+                             "position": self.positions.get(key)}
+                            for key, o in fresh.items()])
+        finally:
+            # With a log, a model is finished once the log holds it: after a failed write
+            # the same call run again trains it again, and after an interrupted one what
+            # reached the file counts (the log reads back what it appended).
+            for key, o in fresh.items():
+                if log is None or key in log.completed:
+                    self.logged.add(key)
+                    searcher._completed[key] = o
         if fresh:
             key, first = next(iter(fresh.items()))
             if self.display is not None:

@@ -145,8 +145,12 @@ class Summary:
 def summarize(scores, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> Summary:
     """Mean, std (ddof=1: sqrt(Σ(x-x̄)²/(n-1))), median, IQM (:func:`iqm`) of ``scores``
     (a vector of runs, or a runs × tasks matrix, pooled), and a percentile bootstrap CI
-    for the mean, the median and the IQM (:func:`stratified_bootstrap_ci`; each statistic
-    from its own stream, seeded ``seed``)."""
+    for the mean, the median and the IQM (:func:`stratified_bootstrap_ci`, each from the
+    same ``seed``).
+
+    The median is of all scores pooled: the middle run. rliable's ``aggregate_median`` is
+    another statistic, the median over tasks of each task's mean, which for one config is
+    its mean; for a config's spread over seeds the pooled median is the one that reads."""
     matrix = _as_matrix(scores)
     confidence = _check_confidence(confidence)
     pooled = matrix.ravel()
@@ -234,9 +238,12 @@ def _design_array(scores, factors) -> tuple[np.ndarray, tuple[str, ...]]:
             if len(labels) != values.size:
                 raise ValueError(f"factor {name!r} has {len(labels)} labels for "
                                  f"{values.size} scores")
-            order = {}
-            for label in labels:
-                order.setdefault(label, len(order))
+            try:  # levels in sorted order, so the array does not depend on run order
+                order = {label: i for i, label in enumerate(sorted(set(labels)))}
+            except TypeError:  # labels of mixed types: order of first appearance
+                order = {}
+                for label in labels:
+                    order.setdefault(label, len(order))
             codes.append([order[label] for label in labels])
             sizes.append(len(order))
         counts = np.zeros(sizes, dtype=int)

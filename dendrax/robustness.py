@@ -502,13 +502,12 @@ class RobustnessReport:
                 rows.append([name + (" *" if name == best else ""), f"0/{total}"] + ["–"] * 6)
                 continue
             rows.append([name + (" *" if name == best else ""), f"{s.n}/{total}",
-                         f"{_pct(s.mean)} ± {_pct(s.std)}", _pct(s.median),
-                         f"{_pct(s.iqm)} {_interval(s.iqm_ci)}",
-                         _pct(floor[name]) if name in floor else "–",
-                         _interval(s.mean_ci),
+                         f"{_pct(s.mean)} ± {_pct(s.std)}",
+                         _pct(floor[name]) if name in floor else "–", _pct(s.median),
+                         f"{_pct(s.iqm)} {_interval(s.iqm_ci)}", _interval(s.mean_ci),
                          _pct(val[name].mean()) if val[name].size else "–"])
-        lines += _table(["config", "runs", "mean ± std", "median", f"IQM [{pct}% CI]",
-                         "binomial SE", f"mean {pct}% CI", "val mean"], rows)
+        lines += _table(["config", "runs", "mean ± std", "binomial SE", "median",
+                         f"IQM [{pct}% CI]", f"mean {pct}% CI", "val mean"], rows)
         if floor:
             lines.append(f"binomial SE: sqrt(p(1-p)/n) with n = {self.n_test} test examples, "
                          "the spread a finite test set alone gives; compare it with the std.")

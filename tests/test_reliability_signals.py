@@ -471,18 +471,39 @@ def test_X7_a_search_piped_into_head_keeps_training_and_logging(tmp_path, monkey
     assert len(json.loads((tmp_path / "r.json").read_text())) == 3
 
 
+FAKE_CLI = """
+import functools, sys
+sys.path.insert(0, sys.argv.pop(1))
+from conftest import FakeTrainer, fake_data
+from dendrax import cli
+from dendrax.search import HyperparameterSearcher
+cli.HyperparameterSearcher = functools.partial(HyperparameterSearcher, data=fake_data(),
+                                               trainer=FakeTrainer())
+sys.exit(cli.main())
+"""
+
+
 def test_X7_search_piped_into_head_in_a_real_process(tmp_path):
-    """The same through a real pipe (a search of the embedded sample with a fake trainer
-    would need JAX-free training, so this runs `show` in a loop's stead: the mechanism,
-    the command's stdout, is the one X-7 broke)."""
-    log = _big_log(tmp_path)
-    p = subprocess.Popen([sys.executable, "-m", "dendrax", "show", log, "--format", "table",
-                          "--per-seed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=_env(), cwd=str(tmp_path))
+    """`dendrax search SPEC --log L | head -3`, through a real pipe, as the command (with
+    a fake trainer): the search trains and logs everything and exits 0."""
+    log = tmp_path / "p.jsonl"
+    # Each result takes a moment, so the search still prints after `head` has gone.
+    (tmp_path / "slow_cb.py").write_text("import time\ndef wait(result): time.sleep(0.3)\n")
+    p = subprocess.Popen([sys.executable, "-c", FAKE_CLI, os.path.join(REPO, "tests"),
+                          "search", _spec(tmp_path), "--log", str(log), "--callback",
+                          "slow_cb:wait"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(_env(), PYTHONPATH=os.pathsep.join(
+                             [REPO, str(tmp_path)]), PYTHONUNBUFFERED="1"),
+                         cwd=str(tmp_path))
     for _ in range(3):
         p.stdout.readline()
     p.stdout.close()
-    assert p.wait(timeout=60) == 0 and p.stderr.read() == b""
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert "standard output was closed; the search goes on" in err
+    assert read_search(str(log)).n_models == 3
 
 
 @pytest.mark.slow

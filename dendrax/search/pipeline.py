@@ -11,6 +11,10 @@ SearchCall then runs these steps, each a method:
            so a call that fails before any model finished leaves the log as it was);
   finish   fold each config's seeds into one SearchResult as soon as all are done, and
            hand it to the on_result callbacks.
+Callbacks run guarded (dendrax.search.callbacks.hooks); the time progress events take is
+taken out of the trainer's timings. Under successive halving, the call's models finished
+before (an interrupted run's, from the log) go to the trainer as ``replay``, so its rungs
+rank every model of the call as the uninterrupted run did.
 Pure Python: the trainer is the searcher's (imported lazily there).
 """
 

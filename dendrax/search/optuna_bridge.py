@@ -88,7 +88,7 @@ def optuna_search(searcher, param_distributions: Mapping[str, Any], n_rounds: in
                   trials_per_round: int = 8, *, study=None, sampler=None, storage=None,
                   study_name: str | None = None):
     """See :meth:`dendrax.search.HyperparameterSearcher.optuna_search`."""
-    optuna = _optuna()
+    _optuna()  # fails first, naming the extra, when optuna is not installed
     for name, value in (("n_rounds", n_rounds), ("trials_per_round", trials_per_round)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name}={value!r} must be an integer >= 1")

@@ -251,3 +251,18 @@ def test_cli_robustness_out_that_cannot_be_made_fails_before_training(fake_cli, 
     assert cli.main(["robustness", str(spec), "--out", str(blocker / "sub")]) == 2
     assert "--out" in capsys.readouterr().err
     assert fake_cli.calls == []
+
+
+def test_the_readme_spec_runs(fake_cli, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    readme = open(os.path.join(HERE, "..", "README.md"), encoding="utf-8").read()
+    section = readme.split("## Robustness studies", 1)[1]
+    block = section.split("```json", 1)[1].split("```", 1)[0]
+    spec = tmp_path / "study.json"
+    spec.write_text(block)
+    assert cli.main(["robustness", str(spec), "--out", str(tmp_path / "study"),
+                     "--quiet"]) == 0
+    report = RobustnessReport.load(str(tmp_path / "study" / "robustness.json"))
+    assert report.design.kind == "factorial" and len(report.design) == 128
+    assert set(report.variance_components()) == {"on", "off"}
+    assert "Paired differences" in capsys.readouterr().out

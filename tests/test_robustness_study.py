@@ -96,6 +96,11 @@ def test_a_config_outside_the_budget_or_invalid_is_refused_before_training():
         _searcher(trainer=trainer).robustness([A, {**B, "n_dendrites": 0}], n_seeds=2)
     with pytest.raises(ConfigError, match="halving"):
         _searcher(trainer=trainer, halving_eta=2).robustness([A], n_seeds=2)
+    with pytest.raises(ConfigError, match="data_order"):
+        _searcher(trainer=trainer, data_order="shared").robustness([A], design="factorial")
+    # Without an order factor, a shared batch order is fine.
+    _searcher(trainer=FakeTrainer(), data_order="shared").robustness(
+        [A], design="factorial", levels={"init": 2, "rewire": 2})
     assert trainer.calls == []
 
 

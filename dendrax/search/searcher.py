@@ -495,8 +495,9 @@ class HyperparameterSearcher:
         anything trains, padded buckets where shapes differ, logged, resumable: with a
         log, a rerun trains only the runs the log lacks). ``seeds_per_config`` does not
         apply (each run's seeds are the design's). Every config must fit the budget, and
-        successive halving is refused (every run trains all epochs). The runs are not
-        added to ``results``.
+        successive halving is refused (every run trains all epochs), and so is an "order"
+        factor under data_order="shared" (one batch order for all). The runs are not added
+        to ``results``.
         """
         from dendrax import robustness as rb  # pure Python, no JAX
         from dendrax import stats
@@ -505,6 +506,11 @@ class HyperparameterSearcher:
         if self.settings.halving_eta:
             raise ConfigError("a robustness study trains every run for all epochs; "
                               "build the searcher without halving_eta")
+        if design == "factorial" and self.settings.data_order == "shared" and \
+                "order" in (levels if levels is not None else rb.STREAMS):
+            raise ConfigError("data_order='shared' gives every model the same batch order "
+                              "(from the master seed), so order seeds would vary nothing; "
+                              "use data_order='own', or leave 'order' out of levels")
         try:
             study = rb.make_design(design, configs, n_seeds, levels, master)
         except (TypeError, ValueError) as e:

@@ -6,6 +6,7 @@
     dendrax plot LOG.jsonl --out DIR   its figures as PNG/PDF/SVG files (needs matplotlib)
     dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
     dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
+    dendrax robustness SPEC.json       a robustness study: seeds, variance, paired comparisons
 
 Bad input (a config, the spec, the log, the budget, a data file: any DendraxError) prints one
 error line and exits 2, with no traceback unless ``dendrax --debug``; a dataset that cannot
@@ -180,6 +181,59 @@ def cmd_search(args: argparse.Namespace) -> int:
         searcher.save_report(args.report)
         if args.quiet:
             print(f"Report saved to {args.report}")
+    return 0
+
+
+# ---- dendrax robustness -----------------------------------------------------------------
+
+_STUDY_KEYS = ("configs", "design", "n_seeds", "levels")
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    """A robustness study (HyperparameterSearcher.robustness): the spec holds the
+    searcher's settings plus "configs", "design", "n_seeds" and "levels"."""
+    spec = load_spec(args.spec)
+    allowed = searcher_options()
+    for key in spec:
+        if not isinstance(key, str):
+            raise UsageError(f"{args.spec}: setting names must be strings, got {key!r}")
+        if key not in allowed and key not in _STUDY_KEYS:
+            close = difflib.get_close_matches(key, [*allowed, *_STUDY_KEYS], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"allowed: {', '.join([*allowed, *_STUDY_KEYS])}"
+            raise UsageError(f"{args.spec}: unknown key {key!r}; {hint}")
+    if "configs" not in spec:
+        raise UsageError(f"{args.spec}: a robustness spec needs 'configs': a list of "
+                         f"configurations (or a mapping name -> configuration)")
+    options = {k: v for k, v in spec.items() if k not in _STUDY_KEYS}
+    if args.log is not None:
+        options["log_path"] = args.log
+    if args.resume:
+        options["resume"] = True
+    log = options.get("log_path")
+    if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
+        raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
+                         f"it, or choose another --log")
+    try:  # the output folder must take files before anything trains
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {args.out!r}: cannot create it ({e.strerror or e})") from None
+    if not os.access(args.out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {args.out!r}: the folder is not writable")
+    searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
+    report = searcher.robustness(spec["configs"], n_seeds=spec.get("n_seeds"),
+                                 design=spec.get("design", "replicate"),
+                                 levels=spec.get("levels"))
+    print(report.format())
+    path = report.save(os.path.join(args.out, "robustness.json"))
+    print(f"Report saved to {path}")
+    from dendrax.robustness_plots import plot_report  # matplotlib only when drawing
+
+    try:
+        for figure in plot_report(report, args.out, args.format):
+            print(figure)
+    except ImportError as error:  # no matplotlib: the report is saved; say how to draw
+        raise UsageError(f"{error} (the report is saved in {path})") from None
     return 0
 
 
@@ -389,6 +443,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "instance, or $RAY_ADDRESS)")
     p.set_defaults(run=cmd_search)
 
+    p = sub.add_parser("robustness", help="a robustness study: seeds, variance components, "
+                       "paired comparisons (dendrax.robustness)",
+                       description="Train a robustness study described by a spec file: the "
+                       "searcher's settings plus 'configs', 'design' (replicate, paired or "
+                       "factorial), 'n_seeds' and 'levels' (factorial: seeds per stream, "
+                       "e.g. {\"init\": 4, \"order\": 4, \"rewire\": 4}). Prints the "
+                       "tables (test accuracy; choices use validation), saves "
+                       "robustness.json and the figures in --out.",
+                       parents=[output])
+    p.add_argument("spec", help="JSON or YAML (.yaml/.yml, needs pyyaml) spec file")
+    p.add_argument("--log", metavar="PATH", help="JSONL log of every finished run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the study in --log, training only the runs it lacks")
+    p.add_argument("--out", metavar="DIR", default="robustness",
+                   help="folder for robustness.json and the figures (./robustness)")
+    p.add_argument("--format", choices=("png", "pdf", "svg"), default="png",
+                   help="figure format (png)")
+    p.set_defaults(run=cmd_robustness)
+
     p = sub.add_parser("show", help="print the results table of a search log",
                        description="Print the results of a JSONL search log without "
                        "training.")
@@ -577,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not getattr(args, "verbose", False):
         quiet_libraries()
-    searching = args.command in ("search", "scenario", "quickstart")
+    searching = args.command in ("search", "scenario", "quickstart", "robustness")
 
     def note_break() -> None:
         if searching:
@@ -601,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
     except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM, SIGHUP, a callback's sys.exit
         status = _interrupt_status(error)
-        resumable = args.command in ("search", "scenario") and _log_of(args)
+        resumable = args.command in ("search", "scenario", "robustness") and _log_of(args)
         why = (f" by {signal_name(error.signum)}" if isinstance(error, Terminated)
                else f" ({error})" if isinstance(error, CallbackExit) else "")
         print(f"\ndendrax: interrupted{why}" + (

@@ -30,7 +30,7 @@ import math
 import os
 from typing import Any, Iterable, Mapping
 
-from dendrax.config import ModelConfig
+from dendrax.config import STREAM_SEED_FIELDS, ModelConfig
 from dendrax.errors import ConfigError
 from dendrax.search.budget import Budget, Rejection
 from dendrax.search.log import LogError, config_key, read_log
@@ -57,8 +57,8 @@ def call_parameters(space: Any, sampled: Iterable[Mapping[str, Any]] = ()) -> li
 
 def labelled_params(config: ModelConfig, names: Iterable[str]) -> dict[str, Any]:
     """A result's ``params``: its config's value of each searched parameter in ``names``."""
-    fields = config.to_dict()
-    return {name: fields[name] for name in names}
+    fields = config.to_dict()  # leaves out the stream seeds that are None
+    return {name: fields[name] if name in fields else getattr(config, name) for name in names}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +204,7 @@ def read_search(path: str, rank_by: str | None = None) -> SearchRecord:
         return (index if _is_int(index) else math.inf,
                 position if _is_int(position) else math.inf, line)
 
-    every_field = [name for name in _FIELDS if name != "seed"]
+    every_field = [name for name in _FIELDS if name != "seed" and name not in STREAM_SEED_FIELDS]
     groups: dict[str, list] = {}
     names: dict[str, list[str]] = {}
     for _, key, record in sorted(((line, key, record) for line, (key, record)
@@ -241,7 +241,7 @@ def _logged_parameters(header: Mapping[str, Any]) -> list[str]:
     names = call_parameters(space, configs)
     if (names or configs) and all(name in _FIELDS for name in names):
         return names
-    return [name for name in _FIELDS if name != "seed"]
+    return [name for name in _FIELDS if name != "seed" and name not in STREAM_SEED_FIELDS]
 
 
 def _is_int(value: Any) -> bool:

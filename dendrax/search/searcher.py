@@ -34,13 +34,14 @@ from dendrax.search.table import format_results
 from dendrax.spec import Trainer, TrainSettings, TrialOutcome
 
 
-def _fixed(owner: str, name: str, doc: str) -> property:
-    """A read-only attribute over ``self.<owner>.<name>``. Setting it raises: the value is
-    already in the trainer's settings, the budget and the log's spec, and a later
-    assignment would reach some of them but not the others."""
+def _fixed(owner: str, name: str, doc: str, field: str | None = None) -> property:
+    """A read-only attribute ``name`` over ``self.<owner>.<field>`` (field: the same name
+    unless given). Setting it raises: the value is already in the trainer's settings, the
+    budget, the data split and the log's spec, and a later assignment would reach some of
+    them but not the others."""
 
     def get(self: Any) -> Any:
-        return getattr(getattr(self, owner), name)
+        return getattr(getattr(self, owner), field or name)
 
     def refuse(self: Any, value: Any) -> None:
         raise AttributeError(
@@ -132,7 +133,6 @@ class HyperparameterSearcher:
         self.n_classes = checked["n_classes"]
         self.verbose = verbose
         self.seeds_per_config = checked["seeds_per_config"]
-        self.seed = checked["seed"]
         self.split_seed = check_int("split_seed", split_seed, 0, MAX_SEED, allow_none=True)
         if split_seed is not None and data is not None:
             raise ConfigError("split_seed sets how the searcher splits the data it loads; "
@@ -186,6 +186,8 @@ class HyperparameterSearcher:
     min_param_ratio = _fixed("budget", "min_param_ratio",
                              "The share of max_params a config must use at least.")
     min_params = _fixed("budget", "min_params", "floor(min_param_ratio × max_params).")
+    seed = _fixed("settings", "seed", "The master seed: draws, data split, trial seeds, shared "
+                  "batch order.", field="data_seed")
 
     @property
     def n_train(self) -> int | None:

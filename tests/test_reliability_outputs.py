@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dendrax import cli
@@ -515,3 +516,70 @@ def test_output_error_is_exported_and_is_a_dendrax_error():
     assert dendrax.search.OutputError is OutputError
     assert issubclass(OutputError, DendraxError) and issubclass(OutputError, OSError)
     assert results_module.write_atomic is write_atomic
+
+
+# ---- from_arrays: inputs the fuzz test (tests/test_fuzz.py::test_fuzz_from_arrays) found -------
+
+def _good_arrays():
+    rng = np.random.default_rng(0)
+    y, yt = np.arange(40) % 4, np.arange(8) % 4
+    return {"x_train": rng.normal(size=(40, 6)), "y_train": y,
+            "x_test": rng.normal(size=(8, 6)), "y_test": yt}
+
+
+HUGE = 10**5000  # Python refuses to print it: a message must not try
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"x_train": [[1.0, 2.0], [3.0]]}, "x_train"),                      # ragged list
+    ({"y_test": [[0], [1, 2]] * 4}, "y_test"),
+    ({"x_train": np.ma.masked_array(np.zeros((40, 6)), mask=True)}, "x_train"),
+    ({"x_train": np.zeros((40, 0)), "x_test": np.zeros((8, 0))}, "no features"),
+    ({"y_train": np.where(np.arange(40) == 0, np.inf, np.arange(40) % 4)}, "y_train"),
+    ({"y_train": np.where(np.arange(40) == 0, 1e20, np.arange(40) % 4)}, "y_train"),
+    ({"y_train": np.where(np.arange(40) == 0, np.iinfo(np.uint64).max,
+                          np.arange(40) % 4).astype(np.uint64)}, "y_train"),
+    ({"image_shape": 5}, "image_shape"),
+    ({"image_shape": ("a", 1, 1)}, "image_shape"),
+    ({"image_shape": (-1, -6, 1)}, "image_shape"),                       # product 6
+    ({"image_shape": (float("nan"), 6, 1)}, "image_shape"),
+    ({"image_shape": (1.5, 4, 1)}, "image_shape"),
+    ({"image_shape": (True, 6, 1)}, "image_shape"),
+    ({"image_shape": "1x6"}, "image_shape"),
+    ({"class_names": 5}, "class_names"),
+    ({"class_names": "abcd"}, "class_names"),                            # one name per letter
+    ({"class_names": [HUGE, 1, 2, 3]}, "class_names"),
+    ({"class_names": (c for c in "abcd")}, "class_names"),
+    ({"class_names": [None, "b", "c", "d"]}, "class_names"),
+    ({"name": None}, "name"),
+    ({"name": ""}, "name"),
+    ({"name": 3}, "name"),
+    ({"seed": HUGE}, "seed"),
+    ({"seed": 2**63}, "seed"),
+    ({"subset_size": -HUGE}, "subset_size"),
+    ({"validation_fraction": HUGE}, "validation_fraction"),
+    ({"normalise": HUGE}, "normalise"),
+    ({"normalise": ["auto"]}, "normalise"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_from_arrays_fuzz_findings_are_data_errors(change, named):
+    from dendrax.data import DataError, from_arrays
+
+    arguments = {**_good_arrays(), **change}
+    with pytest.raises(DataError) as caught:
+        from_arrays(**arguments)
+    message = str(caught.value)
+    assert named in message and len(message) < 600
+
+
+def test_from_arrays_still_takes_good_spellings():
+    from dendrax.data import from_arrays
+
+    arrays = _good_arrays()
+    for kwargs in ({"image_shape": [2, 3, 1]}, {"image_shape": np.array([1, 6, 1])},
+                   {"class_names": np.array(["a", "b", "c", "d"])},
+                   {"class_names": [0, 1, 2, 3]}, {"seed": 2**63 - 1},
+                   {"x_train": arrays["x_train"].tolist()}, {"y_train": arrays["y_train"][:, None]},
+                   {"x_train": np.ma.masked_array(arrays["x_train"])}):
+        dataset = from_arrays(**{**arrays, **kwargs})
+        assert dataset.n_classes == 4 and dataset.in_dim == 6 and dataset.n_val >= 1
+        assert all(isinstance(name, str) for name in dataset.class_names)

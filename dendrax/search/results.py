@@ -16,6 +16,7 @@ import secrets
 import stat
 from typing import Any, Iterable, Mapping, Sequence
 
+from dendrax.checks import shown
 from dendrax.errors import DendraxError
 from dendrax.search.log import LogError, jsonable
 
@@ -361,7 +362,7 @@ def check_output(path: Any, what: str = "output",
     this process is writing. Compares resolved paths (and inodes), so ``./run.json``, a
     symlink or a hard link to the log count as the log."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise OutputError(f"{what}={path!r} must be the path of a file")
+        raise OutputError(f"{what}={shown(path)} must be the path of a file")
     path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
@@ -411,7 +412,7 @@ def prepare_folder(path: Any, what: str = "out_dir") -> str:
     parents) if missing; returns it as a str. Raises :class:`OutputError`, in one line
     naming ``what`` and the path, when it is empty, names a file, or cannot be created."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise OutputError(f"{what}={path!r} must be the path of a folder")
+        raise OutputError(f"{what}={shown(path)} must be the path of a folder")
     path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
@@ -440,30 +441,38 @@ def write_atomic(path: Any, data: str | bytes, what: str = "output") -> None:
     it, flushed and fsynced, then renamed over it (``os.replace``), so a crash, Ctrl-C or a
     full disk never leaves a half-written file, and a previous file at that path stays
     whole until the new one replaces it. Every output file of dendrax (results, reports,
-    Pareto fronts, figures) is written here. A filesystem error is an :class:`OutputError`
-    naming ``what`` and the path; the temporary file is removed."""
+    Pareto fronts, figures) is written here. A symlink is written through (the file it
+    names is replaced, the link kept), and a file replaced keeps its permissions. A
+    filesystem error is an :class:`OutputError` naming ``what`` and the path; the
+    temporary file is removed."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise OutputError(f"{what}={path!r} must be the path of a file")
+        raise OutputError(f"{what}={shown(path)} must be the path of a file")
     path = os.fspath(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise OutputError(f"cannot write {what} {path!r}: it is a directory; {what} must "
                           f"name a file")
-    temporary = _temporary_path(path)
+    # Through a symlink to the file it names (replacing the link would cut it), in the
+    # folder of that file, so the rename stays within one file system.
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    folder = os.path.dirname(os.path.abspath(target))
+    temporary = _temporary_path(target)
     try:
         # os.open(..., O_EXCL) rather than tempfile.mkstemp: the file gets the usual
-        # permissions (0o666 less the umask), not mkstemp's owner-only 0o600.
+        # permissions (0o666 less the umask), not mkstemp's owner-only 0o600; a file it
+        # replaces keeps its own.
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
+            with contextlib.suppress(OSError):
+                os.chmod(fd, stat.S_IMODE(os.stat(target).st_mode))
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

@@ -593,3 +593,10 @@ def test_write_atomic_writes_through_a_symlink_and_keeps_a_files_mode(tmp_path):
     assert (real.stat().st_mode & 0o777) == 0o640
     with pytest.raises(OutputError, match="must be the path of a file"):
         write_atomic(HUGE, b"")  # a message that cannot print the value still says why
+
+
+def test_write_atomic_takes_a_name_at_the_file_system_limit(tmp_path):
+    name = "结" * 80 + ".json"  # 245 bytes: its temporary name must stay within 255
+    check_output(str(tmp_path / name), "--out")
+    write_json(str(tmp_path / name), {"a": 1})
+    assert json.loads((tmp_path / name).read_text()) == {"a": 1}

@@ -390,13 +390,14 @@ def check_output(path: Any, what: str = "output",
     if mode is not None and not stat.S_ISREG(mode):
         raise OutputError(f"cannot write {what} {path!r}: it is not a regular file (a FIFO, "
                           f"device or socket); {what} must name a plain file")
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path) if os.path.islink(path) else path  # as write_atomic
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise OutputError(f"cannot write {what} {path!r}: the folder {folder!r} does not "
                           f"exist (create it first)")
     # The one sure test that the folder takes a new file (permissions, a read-only file
     # system, an ACL): create the kind of temporary file the write will, and remove it.
-    probe = _temporary_path(path)
+    probe = _temporary_path(target)
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:
@@ -433,7 +434,8 @@ def _temporary_path(path: str) -> str:
     """A new name beside ``path`` for the file written before the rename (the name cut
     short so that it stays within a file system's 255-byte limit)."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name[:200]}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    short = os.fsencode(name)[:200].decode("utf-8", "ignore") if name else "output"
+    return os.path.join(folder, f".{short}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def write_atomic(path: Any, data: str | bytes, what: str = "output") -> None:

@@ -23,7 +23,9 @@ import argparse
 import difflib
 import inspect
 import json
+import errno
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -32,7 +34,8 @@ from typing import Any, Sequence
 from dendrax.spec import ARCHITECTURES, PADDINGS
 from dendrax.errors import ConfigError, DendraxError
 from dendrax.search import HyperparameterSearcher
-from dendrax.search.callbacks import load_callback
+from dendrax.search.callbacks import CallbackExit, load_callback
+from dendrax.search.interrupts import Terminated, signal_name, signals_as_interrupts
 from dendrax.search.record import SearchRecord, read_search
 from dendrax.search.results import (RANK_BY, OutputError, check_output, prepare_folder,
                                     same_file)
@@ -299,6 +302,10 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    if args.resume:
+        if args.log_path is None:
+            raise UsageError("--resume continues the scenario's --log; give --log too")
+        options["resume"] = True
     if args.callback:
         options["callbacks"] = [load_callback(spec) for spec in args.callback]
     budget = {} if args.max_params is None else (
@@ -316,9 +323,15 @@ def cmd_scenario(args: argparse.Namespace) -> int:
            "thorough": examples.thorough_optimization,
            "pareto": examples.find_pareto_optimal}[args.name]
     from dendrax.data import DataError
+    from dendrax.search.log import LogError
 
     try:
         run(**budget, **options)
+    except LogError as error:
+        if args.resume or "resume=True" not in str(error):
+            raise
+        raise UsageError(f"{error}".split(";")[0] + ": add --resume to continue it, or "
+                         f"choose another --log") from None
     except DataError as error:
         dataset = args.dataset or SCENARIO_DATASETS[args.name]
         if dataset == "fashion-mnist":
@@ -494,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the scenario in --log, training only what is missing")
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
@@ -518,25 +533,147 @@ def quiet_libraries() -> None:
         absl.set_verbosity(absl.ERROR)
 
 
+class _PipeSafeStdout:
+    """sys.stdout for the command: when the reader of a pipe goes away (``| head``,
+    ``| less`` then q), output is dropped instead of raising BrokenPipeError, so a search
+    keeps training and logging, and ``show`` ends quietly. The file descriptor is pointed
+    at /dev/null, so nothing buffered fails again at exit."""
+
+    def __init__(self, stream: Any, on_break: Any = None):
+        self._stream = stream
+        self._on_break = on_break
+        self.broken = False
+
+    def _guard(self, action: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, action)(*args)
+        except OSError as error:
+            if not isinstance(error, BrokenPipeError) and error.errno != errno.EPIPE:
+                raise
+            self._drop()
+            return len(args[0]) if action == "write" and args else None
+
+    def _drop(self) -> None:
+        if not self.broken:
+            self.broken = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                self._stream = open(os.devnull, "w")  # not a real file: drop into the void
+            if self._on_break is not None:
+                self._on_break()
+
+    def write(self, text: str) -> int:
+        return self._guard("write", text)
+
+    def flush(self) -> None:
+        self._guard("flush")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _interrupt_status(error: BaseException) -> int:
+    """128 + the signal: 130 for Ctrl-C (or a callback's sys.exit), 143 SIGTERM, 129 SIGHUP."""
+    return 128 + (error.signum if isinstance(error, Terminated) else signal.SIGINT)
+
+
+def _second_interrupt(signum: int, frame: Any) -> None:
+    """A Ctrl-C while the first one is being handled: leave at once."""
+    try:
+        sys.stderr.write("\ndendrax: interrupted again; quitting at once\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(128 + signum)
+
+
+def _first_interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, _second_interrupt)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dendrax`` console script; returns the exit status."""
+    """Entry point of the ``dendrax`` console script; returns the exit status.
+
+    Signals: Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the command the same way: what
+    finished stays in the log, one line says how to continue, and the status is 128 + the
+    signal (130, 143, 129). A second Ctrl-C while the first is handled quits at once
+    (status 130). Run as the command (``argv`` None), it leaves at once too if a program is
+    still compiling on the compile thread, rather than waiting for it. A closed standard
+    output (``| head``) is not an error: output is dropped, a search goes on."""
     args = build_parser().parse_args(argv)
     if not getattr(args, "verbose", False):
         quiet_libraries()
+    searching = args.command in ("search", "scenario", "quickstart")
+
+    def note_break() -> None:
+        if searching:
+            print("dendrax: standard output was closed; the search goes on without printing"
+                  + (" (finished models go to the log)" if _log_of(args) else ""),
+                  file=sys.stderr, flush=True)
+
+    stdout, sys.stdout = sys.stdout, _PipeSafeStdout(sys.stdout, note_break)
+    in_main = threading_main()
+    previous_sigint = signal.getsignal(signal.SIGINT) if in_main else None
+    if in_main and previous_sigint is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _first_interrupt)
     try:
-        return args.run(args)
-    except DendraxError as error:  # bad input: one line; anything else keeps its traceback
-        if args.debug:
-            traceback.print_exc()
-        print(f"dendrax: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        resumable = args.command in ("search", "scenario") and (
-            getattr(args, "log", None) or getattr(args, "log_path", None))
-        print("\ndendrax: interrupted" + (" (finished buckets are in the log; rerun with "
-                                          "--resume to continue)" if resumable else ""),
-              file=sys.stderr)
-        return 130
+        with signals_as_interrupts():
+            try:
+                return args.run(args)
+            except DendraxError as error:  # bad input: one line; anything else: traceback
+                if args.debug:
+                    traceback.print_exc()
+                print(f"dendrax: error: {error}", file=sys.stderr)
+                return 2
+    except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM, SIGHUP, a callback's sys.exit
+        status = _interrupt_status(error)
+        resumable = args.command in ("search", "scenario") and _log_of(args)
+        why = (f" by {signal_name(error.signum)}" if isinstance(error, Terminated)
+               else f" ({error})" if isinstance(error, CallbackExit) else "")
+        print(f"\ndendrax: interrupted{why}" + (
+            " (finished buckets are in the log; rerun with --resume to continue)"
+            if resumable else ""), file=sys.stderr, flush=True)
+        if argv is None and _compiling():
+            # Waiting for XLA would take seconds, and a compile running while the
+            # interpreter shuts down can abort it: leave now (the log is already whole).
+            _flush_quietly()
+            os._exit(status)
+        return status
+    finally:
+        # The command itself keeps the "second Ctrl-C quits at once" handler after an
+        # interrupt, through the interpreter's exit; a caller of main() gets its own back.
+        if in_main and previous_sigint is signal.default_int_handler and (
+                argv is not None or signal.getsignal(signal.SIGINT) is _first_interrupt):
+            signal.signal(signal.SIGINT, previous_sigint)
+        if isinstance(sys.stdout, _PipeSafeStdout):
+            sys.stdout = stdout
+
+
+def _log_of(args: argparse.Namespace) -> Any:
+    return getattr(args, "log", None) or getattr(args, "log_path", None)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _compiling() -> bool:
+    """Whether the compile thread is busy (without importing JAX if nothing did)."""
+    module = sys.modules.get("dendrax.population.compile")
+    return bool(module is not None and module.compiling())
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

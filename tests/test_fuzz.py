@@ -463,7 +463,7 @@ def mutate(lines: list[str], line: int, op: str, key, value, cut: int) -> bytes:
     elif op == "truncate":
         lines[i] = lines[i][:cut]
     elif op == "garbage":
-        lines[i] = str(value)
+        lines[i] = json_text(value)  # a line of garbage: any JSON value, huge integers too
     elif op == "duplicate":
         lines.insert(i, lines[i])
     elif op == "drop":

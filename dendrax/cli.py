@@ -38,7 +38,8 @@ from dendrax.search import HyperparameterSearcher
 from dendrax.search.callbacks import CallbackExit, load_callback
 from dendrax.search.interrupts import Terminated, signal_name, signals_as_interrupts
 from dendrax.search.record import SearchRecord, read_search
-from dendrax.search.results import RANK_BY
+from dendrax.search.results import (RANK_BY, OutputError, check_output, prepare_folder,
+                                    same_file)
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
 # Each scenario's default dataset: the original's (quick used MNIST).
@@ -144,10 +145,44 @@ def _check_top(top: int) -> None:
         raise UsageError(f"--top {top}: must be at least 1")
 
 
+def check_search_outputs(args: argparse.Namespace, log: str | None) -> None:
+    """--out, --report and the log, checked before anything trains: each output must be
+    writable (a folder that exists, not a directory) and must not be an input of the same
+    command, nor the other output (resolved paths are compared); else an OutputError."""
+    if isinstance(log, str) and log and same_file(log, args.spec):
+        raise UsageError(f"--log {log!r} is the spec {args.spec!r}; the log is a file of its "
+                         f"own: choose another --log")
+    inputs = {"the spec": args.spec, "the log (--log)": log if isinstance(log, str) else None}
+    if args.out is not None:
+        check_output(args.out, "--out", inputs)
+    if args.report is not None:
+        check_output(args.report, "--report", {**inputs, "--out": args.out})
+
+
+def _save_outputs(args: argparse.Namespace, searcher: HyperparameterSearcher,
+                  log: str | None) -> None:
+    """Write --out and --report (atomically, see write_atomic); a failure (a full disk)
+    says where the trained models still are."""
+    for path, save, label in ((args.out, searcher.save_results, "Results"),
+                              (args.report, searcher.save_report, "Report")):
+        if path is None:
+            continue
+        try:
+            save(path)
+        except OutputError as error:
+            if not log:
+                raise
+            raise OutputError(f"{error}; every trained model is in the log {log!r} "
+                              f"(dendrax show {log})") from None
+        if args.quiet:
+            print(f"{label} saved to {path}")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     _check_top(args.top)
     spec = load_spec(args.spec)
     options, strategy, space, call = split_spec(spec, where=args.spec)
+    check_search_outputs(args, args.log if args.log is not None else options.get("log_path"))
     if args.log is not None:
         options["log_path"] = args.log
     if args.resume:
@@ -173,14 +208,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         searcher.random_search(space, **call)
     searcher.print_results(args.top)
-    if args.out:
-        searcher.save_results(args.out)
-        if args.quiet:
-            print(f"Results saved to {args.out}")
-    if args.report:
-        searcher.save_report(args.report)
-        if args.quiet:
-            print(f"Report saved to {args.report}")
+    _save_outputs(args, searcher, log)
     return 0
 
 
@@ -294,6 +322,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from dendrax.plots import plot_search  # matplotlib only when drawing
 
     record = read_search(args.log, args.rank_by)
+    prepare_folder(args.out, "--out")  # a file there, say: one line before anything is drawn
     try:
         paths = plot_search(record, args.out, top=args.top, metric=args.metric,
                             fmt=args.format, caption=not args.no_caption)

@@ -163,12 +163,12 @@ def _save_outputs(args: argparse.Namespace, searcher: HyperparameterSearcher,
                   log: str | None) -> None:
     """Write --out and --report (atomically, see write_atomic); a failure (a full disk)
     says where the trained models still are."""
-    for path, save, label in ((args.out, searcher.save_results, "Results"),
-                              (args.report, searcher.save_report, "Report")):
+    for path, method, label in ((args.out, "save_results", "Results"),
+                                (args.report, "save_report", "Report")):
         if path is None:
             continue
         try:
-            save(path)
+            getattr(searcher, method)(path)
         except OutputError as error:
             if not log:
                 raise

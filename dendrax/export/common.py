@@ -70,12 +70,11 @@ def writing(target: str, hint: str) -> Iterator[None]:
 
 
 def text_target(target: Any, what: str, example: str) -> str:
-    """``target`` as a string that can name a file or URL, else an ExportError: not a
-    string, empty (an unset shell variable?), or holding a NUL character."""
+    """``target`` (a str or path object) as a string that can name a file or URL, else an
+    ExportError: not a string, empty (an unset shell variable?), holding a NUL character
+    or characters no file name can."""
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
-    if isinstance(target, bytes):
-        target = os.fsdecode(target)
     if not isinstance(target, str):
         raise ExportError(f"{what} {target!r} is a {type(target).__name__}, not a path or "
                           f"URL; give one such as {example}")
@@ -85,6 +84,12 @@ def text_target(target: Any, what: str, example: str) -> str:
     if "\0" in target:
         raise ExportError(f"{what} {target!r} contains a NUL character, which no path or "
                           f"URL may hold; give one such as {example}")
+    try:
+        os.fsencode(target)
+    except UnicodeError:
+        raise ExportError(f"{what} {target!r} holds characters that cannot be encoded in a "
+                          f"file name (a lone surrogate?); give one such as "
+                          f"{example}") from None
     return target
 
 
@@ -104,6 +109,26 @@ def same_file(path: str, others: Sequence[Any]) -> Any:
     return None
 
 
+def _limit(name: str, default: int) -> int:
+    try:
+        return os.pathconf("/", name)
+    except (AttributeError, ValueError, OSError):
+        return default
+
+
+def too_long(path: str) -> str | None:
+    """Why ``path`` cannot be a file name here (longer than PATH_MAX bytes, or a part
+    longer than NAME_MAX), else None."""
+    full = os.fsencode(os.path.abspath(path))
+    path_max, name_max = _limit("PC_PATH_MAX", 4096), _limit("PC_NAME_MAX", 255)
+    if len(full) >= path_max:
+        return f"the path is {len(full):,} bytes long, over the {path_max:,} allowed"
+    longest = max(len(part) for part in full.split(os.fsencode(os.sep)))
+    if longest > name_max:
+        return f"a name in it is {longest:,} bytes long, over the {name_max:,} allowed"
+    return None
+
+
 def check_folder(path: str, what: str, *, avoid: Sequence[Any] = (),
                  name: str | None = None) -> bool:
     """Check that a folder can be written at ``path``: it is a writable folder, or missing
@@ -117,6 +142,9 @@ def check_folder(path: str, what: str, *, avoid: Sequence[Any] = (),
         raise ExportError(f"{label} is the search log {os.fspath(clash)!r} this command "
                           f"reads; name a new folder")
     try:
+        problem = too_long(path)
+        if problem:
+            raise ExportError(f"{label}: {problem}; name a shorter one")
         if os.path.lexists(path):
             if not os.path.isdir(path):
                 raise ExportError(f"{label} is a file, not a folder; name a new or existing "
@@ -138,8 +166,9 @@ def check_folder(path: str, what: str, *, avoid: Sequence[Any] = (),
             raise ExportError(f"{label}: cannot create it, {ancestor!r} is not writable by "
                               f"this user; name another folder")
         return False
-    except OSError as error:  # a name too long, a loop of links, a folder we may not search
-        raise ExportError(f"{label}: {error.strerror or describe(error)}") from None
+    except (OSError, ValueError) as error:  # a name too long, a loop of links...
+        cause = error.strerror if isinstance(error, OSError) else None
+        raise ExportError(f"{label}: {cause or describe(error)}") from None
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -157,6 +186,9 @@ def check_sqlite_file(path: str, target: str, what: str, *, create_folders: bool
                           f"this command reads as its database; name a new file, e.g. "
                           f"{example}")
     try:
+        problem = too_long(path)
+        if problem:
+            raise ExportError(f"{what} {target!r}: {problem}; name a shorter one")
         if os.path.isdir(path):
             raise ExportError(f"{what} {target!r} names a folder, not a database file; name "
                               f"a file in it, e.g. sqlite:///{os.path.join(path, 'search.db')}")
@@ -186,8 +218,9 @@ def check_sqlite_file(path: str, target: str, what: str, *, create_folders: bool
                               f"this user; name a file elsewhere")
     except ExportError:
         raise
-    except OSError as error:
-        raise ExportError(f"{what} {target!r}: {error.strerror or describe(error)}") from None
+    except (OSError, ValueError) as error:
+        cause = error.strerror if isinstance(error, OSError) else None
+        raise ExportError(f"{what} {target!r}: {cause or describe(error)}") from None
 
 
 def hyperparameters(result: SearchResult, names: Sequence[str]) -> dict[str, Any]:

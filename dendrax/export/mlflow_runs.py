@@ -144,6 +144,7 @@ def check_tracking_uri(tracking_uri: Any, what: str = "to_mlflow tracking_uri", 
             raise ExportError(f"{what} {uri!r} names no server; give one as "
                               f"http://HOST:PORT")
         port = port or (443 if base == "https" else 80)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         proxied = urllib.request.getproxies().get(base) and not urllib.request.proxy_bypass(
             host)
         if not proxied:  # through a proxy, the bounded retries are the only guard
@@ -153,12 +154,13 @@ def check_tracking_uri(tracking_uri: Any, what: str = "to_mlflow tracking_uri", 
                         f"start it (mlflow server --host {host} --port {port}) or check "
                         f"the URI")
                 raise ExportError(f"{what} {uri!r}: cannot reach an MLflow server at "
-                                  f"{host}:{port} ({problem}); {todo}")
+                                  f"{address} ({problem}); {todo}")
     elif base == "sqlite":
         try:
             from sqlalchemy.engine import make_url
 
-            database = make_url(uri).database
+            url = make_url(uri)
+            database = url.database
         except ImportError:  # MLflow's database stores need SQLAlchemy: it says so itself
             return uri
         except Exception as error:
@@ -168,7 +170,7 @@ def check_tracking_uri(tracking_uri: Any, what: str = "to_mlflow tracking_uri", 
             raise ExportError(f"{what} {uri!r} names no database file, so SQLite would "
                               f"keep the runs in memory, lost when the process ends; name a "
                               f"file, e.g. {EXAMPLE}")
-        if not database.startswith("file:"):
+        if "uri" not in url.query:  # not an SQLite URI filename, whose options are SQLite's
             check_sqlite_file(database, uri, what, create_folders=True, avoid=avoid,
                               example=EXAMPLE)
     return uri

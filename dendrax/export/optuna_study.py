@@ -156,7 +156,7 @@ def check_storage(storage: Any, what: str = "to_optuna storage", *,
                           f"file, e.g. {EXAMPLE}"
                           + (" (None gives an in-memory study in Python)"
                              if not what.startswith("-") else ""))
-    if not database.startswith("file:"):  # an SQLite URI filename: its options are SQLite's
+    if "uri" not in url.query:  # not an SQLite URI filename, whose options are SQLite's
         check_sqlite_file(database, url_text, what, create_folders=False, avoid=avoid)
     return url_text
 

@@ -21,6 +21,7 @@ created, so the export can simply be run again.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from typing import Any, Sequence
@@ -36,6 +37,7 @@ FINAL_METRICS = ("hparams/val_accuracy", "hparams/test_accuracy", "hparams/param
 
 
 EXAMPLE = "tb/"
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 INT64 = 2 ** 63
 
 
@@ -51,31 +53,46 @@ def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def event_files(logdir: str, limit: int = 3) -> list[str]:
+def event_files(logdir: str, limit: int = 3, scan: int = 10_000) -> list[str]:
     """Up to ``limit`` TensorBoard event files in ``logdir`` or its subfolders (where
-    every exporter writes its runs), sorted."""
-    found = []
-    for root, folders, files in os.walk(logdir):
-        found += [os.path.join(root, f) for f in files if ".tfevents." in f]
-        if len(found) >= limit:
-            break
-        folders.sort()
-    return sorted(found)[:limit]
+    every exporter writes its runs; deeper ones are not looked at), sorted, looking at
+    no more than ``scan`` entries."""
+    found: list[str] = []
+    folders = [logdir]
+    seen = 0
+    for depth in range(2):
+        deeper = []
+        for folder in folders:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if ".tfevents." in entry.name:
+                    found.append(entry.path)
+                elif depth == 0 and entry.is_dir(follow_symlinks=False):
+                    deeper.append(entry.path)
+                if len(found) >= limit or seen >= scan:
+                    return sorted(found)
+        folders = deeper
+    return sorted(found)
 
 
 def check_logdir(logdir: Any, what: str = "to_tensorboard logdir", *,
                  avoid: Sequence[Any] = ()) -> str:
     """Check a TensorBoard folder before writing anything and return it as a str: a
-    writable folder holding no event files yet, or one that can be created. ``what``
+    local folder (not a URL), writable and holding no event files yet, or one that can
+    be created. ``what``
     names it in messages ("--to-tensorboard" on the command line); ``avoid`` holds paths
     it must not be (the search log). Raises ExportError."""
     require("tensorboardX", "tensorboard", "to_tensorboard")
     logdir = text_target(logdir, what, EXAMPLE)
+    if URL.match(logdir):  # tensorboardX would send s3://... and gs://... elsewhere
+        raise ExportError(f"{what} {logdir!r} is a URL; TensorBoard runs are written to a "
+                          f"local folder, such as {EXAMPLE} (copy it elsewhere afterwards)")
     if check_folder(logdir, what, avoid=avoid):
-        try:
-            existing = event_files(logdir)
-        except OSError:
-            existing = []
+        existing = event_files(logdir)
         if existing:
             runs = ", ".join(repr(os.path.relpath(os.path.dirname(f), logdir))
                              for f in existing)

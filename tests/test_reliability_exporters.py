@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -394,6 +395,38 @@ def test_E23_a_server_that_answers_the_check_is_exported_to_with_bounded_retries
                     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                     "MLFLOW_HTTP_REQUEST_TIMEOUT": "7"}
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # restored
+
+
+def test_E23_a_server_that_accepts_but_never_answers_ends_in_an_export_error(record,
+                                                                             monkeypatch):
+    """The TCP check passes; MLflow's requests then time out, and the bounded retries end
+    the export (the request timeout is the user's 1 s here, instead of dendrax's 20 s)."""
+    pytest.importorskip("mlflow")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(server.accept()[0])  # and never answer
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    try:
+        with pytest.raises(ExportError, match=rf"'{uri}'.*Max retries exceeded"):
+            export.to_mlflow(record, uri)
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+    assert time.monotonic() - start < 30  # MLflow's own defaults: minutes
+    assert 2 <= len(held) <= 1 + 3  # the check, then a request and at most two retries
 
 
 def test_mlflow_in_memory_and_log_as_database_are_refused(log, capsys):

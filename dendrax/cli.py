@@ -271,8 +271,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from dendrax.search import table
 
     _check_top(args.top)
+    exporting = any(target is not None for target in
+                    (args.to_optuna, args.to_tensorboard, args.to_mlflow))
+    if exporting:
+        _check_export_targets(args)  # before the log is read: a bad target costs nothing
     record = read_search(args.log, args.rank_by)
-    if args.to_optuna or args.to_tensorboard or args.to_mlflow:
+    if exporting:
         return _export(args, record)
     if args.format != "summary" or args.per_seed or args.sort or args.filter:
         fmt = "table" if args.format == "summary" else args.format
@@ -293,25 +297,40 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_targets(args: argparse.Namespace) -> None:
+    """Check every --to-* target (extra installed, URL well formed, server reachable,
+    folder writable and free of an earlier export, not the log itself) without writing;
+    raises the exporters' ExportError, naming the option."""
+    from dendrax import export
+
+    if args.to_optuna is not None:
+        export.check_storage(args.to_optuna, "--to-optuna", avoid=[args.log])
+    if args.to_tensorboard is not None:
+        export.check_logdir(args.to_tensorboard, "--to-tensorboard", avoid=[args.log])
+    if args.to_mlflow is not None:
+        export.check_tracking_uri(args.to_mlflow, "--to-mlflow", avoid=[args.log])
+
+
 def _export(args: argparse.Namespace, record: SearchRecord) -> int:
     """dendrax show LOG --to-optuna URL / --to-tensorboard DIR / --to-mlflow URI."""
     from dendrax import export
+    from dendrax.export.mlflow_runs import local_store
 
-    try:
-        if args.to_optuna:
-            study = export.to_optuna(record, args.to_optuna, args.study_name)
-            print(f"Optuna: {len(record.results)} trials in study {study.study_name!r} at "
-                  f"{args.to_optuna} (optuna-dashboard {args.to_optuna})")
-        if args.to_tensorboard:
-            runs = export.to_tensorboard(record, args.to_tensorboard)
-            print(f"TensorBoard: {len(runs)} runs in {args.to_tensorboard} "
-                  f"(tensorboard --logdir {args.to_tensorboard})")
-        if args.to_mlflow:
-            run_id = export.to_mlflow(record, args.to_mlflow, experiment=args.experiment)
-            print(f"MLflow: parent run {run_id} with {len(record.results)} nested runs at "
-                  f"{args.to_mlflow} (mlflow ui --backend-store-uri {args.to_mlflow})")
-    except ImportError as error:  # the exporter's extra is missing: one line
-        raise UsageError(str(error)) from None
+    if args.to_optuna is not None:
+        study = export.to_optuna(record, args.to_optuna, args.study_name)
+        print(f"Optuna: {len(record.results)} trials in study {study.study_name!r} at "
+              f"{args.to_optuna} (optuna-dashboard {args.to_optuna})")
+    if args.to_tensorboard is not None:
+        runs = export.to_tensorboard(record, args.to_tensorboard)
+        print(f"TensorBoard: {len(runs)} runs in {args.to_tensorboard} "
+              f"(tensorboard --logdir {args.to_tensorboard})")
+    if args.to_mlflow is not None:
+        run_id = export.to_mlflow(record, args.to_mlflow, experiment=args.experiment)
+        ui = (f"mlflow ui --backend-store-uri {args.to_mlflow}"
+              if local_store(args.to_mlflow) is None else
+              f"MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {args.to_mlflow}")
+        print(f"MLflow: parent run {run_id} with {len(record.results)} nested runs at "
+              f"{args.to_mlflow} ({ui})")
     return 0
 
 
@@ -512,15 +531,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how configurations are ranked (default: as the search ranked them, "
                    "else val_mean)")
     p.add_argument("--to-optuna", metavar="STORAGE_URL",
-                   help="write the search into a new Optuna study, e.g. sqlite:///search.db "
-                   "(needs 'dendrax[optuna]'; view with optuna-dashboard)")
+                   help="write the search into a new Optuna study in a database, e.g. "
+                   "sqlite:///search.db (not an in-memory one; needs 'dendrax[optuna]'; "
+                   "view with optuna-dashboard)")
     p.add_argument("--study-name", help="name of that study (default: from the results)")
     p.add_argument("--to-tensorboard", metavar="DIR",
-                   help="write one TensorBoard run per configuration, with HParams "
-                   "(needs 'dendrax[tensorboard]')")
+                   help="write one TensorBoard run per configuration, with HParams, into a "
+                   "new folder, or one without TensorBoard runs yet: a second export into "
+                   "the same folder is refused (needs 'dendrax[tensorboard]')")
     p.add_argument("--to-mlflow", metavar="TRACKING_URI",
                    help="log a parent MLflow run with one nested run per configuration, "
-                   "e.g. file:///tmp/mlruns (needs 'dendrax[mlflow]')")
+                   "e.g. sqlite:///mlflow.db, http://HOST:5000 (checked first) or a local "
+                   "folder, file:///tmp/mlruns (needs 'dendrax[mlflow]')")
     p.add_argument("--experiment", default="dendrax", help="MLflow experiment (dendrax)")
     p.set_defaults(run=cmd_show)
 

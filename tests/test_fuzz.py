@@ -729,3 +729,111 @@ def test_fuzz_from_arrays(fuzz_tally, inputs):
     DendraxError (DataError, ConfigError) naming an argument, within a second."""
     arrays, kwargs = inputs
     check_from_arrays(arrays, kwargs, fuzz_tally)
+
+# ---- exporter targets (issue 29, cause 6) -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def export_places(tmp_path_factory, clean_log):
+    """A folder to export into (the working directory of each example), with a file, an
+    empty folder, the search log and a ready MLflow database to name."""
+    from dendrax.search.record import read_search
+
+    folder = tmp_path_factory.mktemp("export")
+    (folder / "afile").write_text("not a database\n")
+    (folder / "adir").mkdir()
+    log = folder / "run.jsonl"
+    log.write_text("\n".join(clean_log) + "\n")
+    places = {"{file}": str(folder / "afile"), "{dir}": str(folder / "adir"),
+              "{log}": str(log), "{missing}": str(folder / "missing" / "deeper"),
+              "{mlflow_db}": str(folder / "mlflow.db")}
+    if _have("mlflow"):  # a new MLflow database takes seconds of migrations: made once here
+        from dendrax import export
+        with contextlib.chdir(folder):
+            export.to_mlflow(read_search(str(log)), f"sqlite:///{places['{mlflow_db}']}")
+    return folder, places, read_search(str(log))
+
+
+def _have(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+# Places on this machine a target may name (their absolute paths), with what follows them.
+PLACES = ["{file}", "{dir}", "{log}", "{missing}/x.db", "{file}/sub", "{dir}/new",
+          "{mlflow_db}", "/dev/null"]
+# Hosts for the network schemes: closed ports or malformed addresses only, so that no
+# example waits on a real server or a name lookup.
+HOSTS = ["127.0.0.1:1", "localhost:1", "[::1]:1", "", ":80", "127.0.0.1:99999", "x:y",
+         "[::1", "127.0.0.1:1/api?x=1", "user:pw@127.0.0.1:1/db"]
+LOCAL_SCHEMES = ["", "file://", "sqlite:///", "sqlite:///file:", "sqlite://", "file://host"]
+NETWORK_SCHEMES = ["http://", "https://", "redis://", "postgresql://", "mysql://",
+                   "mssql://", "notauri://", "s3://", "ftp://", "mlflow-artifacts://"]
+ODD_TARGETS = ["", " ", "\t\n", "\x00", "a\x00b", "sqlite:///a\x00b", "\ud800", "x" * 300,
+               "a/" * 3000, "é" * 100_000, "ä/ü/\u202e/😀", "sqlite:///", "sqlite://",
+               "sqlite:///:memory:", "file://", "file:///", "http://", "https://", "redis://",
+               "sqlite:////dev/null", ".", "~", 42, 3.5, b"tb", ["tb"], {"path": "tb"}]
+# Random relative names, inside the working directory of the example.
+RELATIVE = st.text(min_size=1, max_size=24).filter(
+    lambda s: ".." not in s and not s.startswith(("/", "~")))
+
+
+def export_targets(exporter: str):
+    """Targets for one exporter. A new MLflow database takes seconds to create, so MLflow
+    gets SQLite URLs of the places only (never a random new file name)."""
+    local = LOCAL_SCHEMES if exporter != "mlflow" else [s for s in LOCAL_SCHEMES
+                                                         if not s.startswith("sqlite")]
+    relative_schemes = ["", "sqlite:///"] if exporter != "mlflow" else [""]
+    databases = PLACES if exporter != "mlflow" else [p for p in PLACES
+                                                     if p not in ("{missing}/x.db", "{dir}/new")]
+    return st.one_of(
+        st.tuples(st.sampled_from(local), st.sampled_from(PLACES)),
+        st.tuples(st.sampled_from(["sqlite:///", "sqlite:////"]), st.sampled_from(databases)),
+        st.tuples(st.sampled_from(NETWORK_SCHEMES), st.sampled_from(HOSTS)),
+        st.tuples(st.sampled_from(relative_schemes), RELATIVE),
+        st.tuples(st.just(None), st.sampled_from(ODD_TARGETS)),
+        st.tuples(st.just(None), st.text(max_size=16)))
+
+
+def resolve_target(parts, places) -> object:
+    scheme, rest = parts
+    if scheme is None:
+        return rest
+    for token, path in places.items():
+        rest = rest.replace(token, path)
+    if scheme == "sqlite:////" and rest.startswith("/"):
+        scheme = "sqlite:///"
+    return scheme + rest
+
+
+def check_export_target(exporter: str, target, folder: Path, record, tally):
+    from dendrax import export
+
+    study = f"fuzz-{tally['tried']['exporter targets']}"
+
+    def action():
+        with contextlib.chdir(folder):  # a relative target lands here
+            if exporter == "optuna":
+                export.to_optuna(record, target, study_name=study)
+            elif exporter == "tensorboard":
+                export.to_tensorboard(record, target)
+            else:
+                export.to_mlflow(record, target)
+
+    return outcome(action, [target], tally, "exporter targets")
+
+
+@settings(FUZZ, deadline=None, max_examples=min(FUZZ_EXAMPLES, 50))
+@given(parts=st.data())
+@pytest.mark.parametrize("exporter", ["optuna", "tensorboard", "mlflow"])
+def test_fuzz_exporter_targets(fuzz_tally, export_places, exporter, parts):
+    """Each target exports, or raises a DendraxError naming it, within outcome()'s five
+    seconds: URLs of every scheme, empty and blank strings, the log, a file, a folder, a
+    missing folder, closed ports, names too long, unicode, NUL, other types."""
+    pytest.importorskip({"optuna": "optuna", "tensorboard": "tensorboardX",
+                         "mlflow": "mlflow"}[exporter])
+    folder, places, record = export_places
+    target = resolve_target(parts.draw(export_targets(exporter)), places)
+    check_export_target(exporter, target, folder, record, fuzz_tally)

@@ -12,6 +12,12 @@ Each configuration becomes one trial (``study.add_trials``):
   intermediate_values: mean validation accuracy after each epoch;
   user_attrs: seeds, n_seeds, test_accuracy, total_params, the validation and test spread,
       epochs trained, stopped_by_halving, bucket and the full config.
+
+The storage is checked before anything is written (:func:`check_storage`): an empty URL,
+one SQLAlchemy cannot parse or has no dialect for, an in-memory SQLite database (the study
+would vanish with the process), or an SQLite file that is a folder, not a database, the
+log itself, or in a missing folder is an ExportError. Whatever the database then raises
+becomes an ExportError too, and a study left half-written by a failure is deleted.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import hashlib
 import numbers
 from typing import Any, Mapping, Sequence
 
-from dendrax.export.common import export_settings, finite, hyperparameters, require
+from dendrax.export.common import (ExportError, check_sqlite_file, describe, export_settings,
+                                   finite, hyperparameters, require, text_target, writing)
 import dendrax.search.spaces as spaces
 from dendrax.errors import ConfigError
 from dendrax.search.log import canonical, jsonable
@@ -107,6 +114,53 @@ def trial_of(result: SearchResult, distributions: Mapping[str, Any]):
         intermediate_values={e: v for e, v in enumerate(curve, 1) if finite(v)})
 
 
+EXAMPLE = "sqlite:///search.db"
+
+
+def check_storage(storage: Any, what: str = "to_optuna storage", *,
+                  avoid: Sequence[Any] = ()) -> Any:
+    """Check an Optuna storage before writing anything (see the module doc) and return it
+    (a URL as a str); ``what`` names it in messages ("--to-optuna" on the command line),
+    ``avoid`` holds paths the database must not be (the search log). None (an in-memory
+    study, returned to the caller) and Optuna storage objects pass. Raises ExportError."""
+    if storage is None or not isinstance(storage, (str, bytes)) and hasattr(
+            storage, "create_new_study"):
+        return storage
+    require("optuna", "optuna", "to_optuna")
+    url_text = text_target(storage, what, EXAMPLE)
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(url_text)
+    except Exception as error:  # ArgumentError, or ValueError for a bad port
+        raise ExportError(f"{what} {url_text!r} is not a database URL ({describe(error)}); "
+                          f"give one such as {EXAMPLE}, or postgresql://USER@HOST/DB") from None
+    backend = url.get_backend_name()
+    if backend == "redis":
+        raise ExportError(f"{what} {url_text!r}: Optuna no longer takes redis:// URLs; use "
+                          f"an SQL database such as {EXAMPLE}, or pass a JournalStorage with "
+                          f"a JournalRedisBackend from Python")
+    try:
+        url.get_dialect()
+    except Exception:  # NoSuchModuleError: no such SQLAlchemy dialect
+        raise ExportError(f"{what} {url_text!r}: {backend!r} is not a database SQLAlchemy "
+                          f"knows; give a URL such as {EXAMPLE}, postgresql://... or "
+                          f"mysql://...") from None
+    if backend != "sqlite":
+        return url_text
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file::memory:") \
+            or "mode=memory" in database:
+        raise ExportError(f"{what} {url_text!r} names no database file, so SQLite would "
+                          f"keep the study in memory, lost when the process ends; name a "
+                          f"file, e.g. {EXAMPLE}"
+                          + (" (None gives an in-memory study in Python)"
+                             if not what.startswith("-") else ""))
+    if "uri" not in url.query:  # not an SQLite URI filename, whose options are SQLite's
+        check_sqlite_file(database, url_text, what, create_folders=False, avoid=avoid)
+    return url_text
+
+
 def to_optuna(record: SearchRecord, storage: Any, study_name: str | None = None):
     """Write a search ``record``'s results, in search order, into a new Optuna study
     (direction "maximize") in ``storage`` (a URL such as ``"sqlite:///search.db"``, or an
@@ -116,6 +170,7 @@ def to_optuna(record: SearchRecord, storage: Any, study_name: str | None = None)
     the same search twice finds the existing study and is refused (ConfigError) instead of
     duplicating its trials."""
     optuna = require("optuna", "optuna", "to_optuna")
+    storage = check_storage(storage)
     results = list(record.results)
     if not results:
         raise ConfigError("to_optuna: there are no results to export")
@@ -123,14 +178,25 @@ def to_optuna(record: SearchRecord, storage: Any, study_name: str | None = None)
     if study_name is None:
         digest = hashlib.sha256(canonical([r.config for r in results]).encode()).hexdigest()
         study_name = f"dendrax-{settings.get('dataset', 'search')}-{digest[:10]}"
-    try:
-        study = optuna.create_study(storage=storage, study_name=study_name,
-                                    direction="maximize")
-    except optuna.exceptions.DuplicatedStudyError:
-        raise ConfigError(f"to_optuna: the storage already holds a study named "
-                          f"{study_name!r}; pass another study_name") from None
-    for key, value in settings.items():
-        study.set_user_attr(key, jsonable(value))
     distributions = study_distributions(results, record.space)
-    study.add_trials([trial_of(r, distributions) for r in results])
+    trials = [trial_of(r, distributions) for r in results]
+    target = f"to_optuna storage {storage!r}" if isinstance(storage, str) else "to_optuna"
+    with writing(target, "check the URL, that the database is reachable and writable, "
+                 "and that its driver is installed"):
+        try:
+            study = optuna.create_study(storage=storage, study_name=study_name,
+                                        direction="maximize")
+        except optuna.exceptions.DuplicatedStudyError:
+            raise ConfigError(f"to_optuna: the storage already holds a study named "
+                              f"{study_name!r}; pass another study_name") from None
+        try:
+            for key, value in settings.items():
+                study.set_user_attr(key, jsonable(value))
+            study.add_trials(trials)
+        except BaseException:  # no half-written study that would refuse the retry
+            try:
+                optuna.delete_study(study_name=study_name, storage=storage)
+            except Exception:
+                pass
+            raise
     return study

@@ -62,7 +62,8 @@ class MemberState(NamedTuple):
     params: Any
     connectivity: Any
     opt_state: Any
-    key: jax.Array  # the member's own typed PRNG key (constant)
+    key: jax.Array  # its own typed PRNG key: its seed's; after a PBT exploit, its seed's folded
+    # with the generation (dendrax.population.pbt.fresh_keys), never its parent's
     step: jax.Array  # optimiser steps taken
     alive: jax.Array  # False once diverged
     diverged_step: jax.Array  # step at which the loss first stopped being finite, or -1

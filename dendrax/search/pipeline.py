@@ -73,6 +73,8 @@ class SearchCall:
       finished    candidate index -> its SearchResult, once all its seeds are done
     """
 
+    trainer: Any = None  # None: the searcher's; a PBT call trains its own way (search/pbt.py)
+
     def __init__(self, searcher: Any, index: int, strategy: str, space: Mapping[str, Any],
                  sampled: Sequence[Mapping[str, Any]]):
         self.searcher = searcher
@@ -202,7 +204,7 @@ class SearchCall:
                         if searcher.verbose else None)
         reports = self.display is not None or bool(self.on_epoch)
         try:
-            outcomes = searcher.trainer(
+            outcomes = (self.trainer or searcher.trainer)(
                 self.todo, searcher.data, searcher.settings,
                 progress=self.progress if reports else None, on_bucket_done=self.record,
                 on_plan=self.planned,

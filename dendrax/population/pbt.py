@@ -121,7 +121,7 @@ def save_checkpoint(path: str, state: MemberState, host: dict) -> None:
 
 def load_checkpoint(path: str, like: MemberState) -> Optional[tuple[MemberState, dict]]:
     """(state, host state) from a checkpoint, or None when there is none (or it is
-    incomplete); ``like`` gives the state's structure (shapes from jax.eval_shape)."""
+    incomplete); ``like`` is a state of the same structure (its leaves' key types)."""
     from flax import serialization
 
     try:
@@ -206,10 +206,12 @@ def train_pbt(configs: Sequence[ModelConfig], data, settings: TrainSettings, *, 
     history: dict = {}
     start, generation = 0, 0
     lineage = [] if lineage is None else lineage
-    fingerprint = [c.to_dict() for c in initial]
+    # What a checkpoint must match to be resumed: the members and every setting.
+    fingerprint = {"members": [c.to_dict() for c in initial],
+                   "settings": json.loads(json.dumps(dataclasses.asdict(settings), default=str))}
     state = None
     if checkpoint is not None and resume:
-        like = jax.eval_shape(prepared.init, prepared.hyper, prepared.keys)
+        like = prepared.init(prepared.hyper, prepared.keys)  # the state's structure
         loaded = load_checkpoint(checkpoint, like)
         if loaded is not None and loaded[1].get("initial") == fingerprint \
                 and loaded[1].get("strategy") == _strategy_spec(strategy):

@@ -57,7 +57,11 @@ def explore_value(name: str, value: Any, dist: spaces.Distribution, rng: random.
     if isinstance(dist, spaces.Fixed):
         return value
     if rng.random() < resample_probability:
-        return dist.sample(rng)
+        value = dist.sample(rng)
+        if isinstance(dist, spaces.Choice):
+            return value
+        # exp(log(x)) may land a rounding error outside [low, high]: clip the draw too.
+        return type(value)(min(max(value, dist.low), dist.high))
     if isinstance(dist, spaces.Choice):
         values = list(dist.values)
         try:
@@ -412,10 +416,19 @@ def _pbt_trainer(searcher: Any, index: int, strategy: Any, n_epochs: int, live: 
                 searcher._log.append(records)
             return records
 
-        return train_pbt(configs, data, dataclasses.replace(settings, n_epochs=n_epochs),
-                         strategy=strategy, on_exploits=on_exploits, lineage=live,
-                         on_generation=on_generation, checkpoint=checkpoint,
-                         resume=searcher.resume, **kwargs)
+        outcomes = train_pbt(configs, data, dataclasses.replace(settings, n_epochs=n_epochs),
+                             strategy=strategy, on_exploits=on_exploits, lineage=live,
+                             on_generation=on_generation, checkpoint=checkpoint,
+                             resume=searcher.resume, **kwargs)
+        # Every member is in the log now (on_bucket_done logged them): the checkpoint of
+        # the run is no longer needed (a resume finds the whole call in the log).
+        if checkpoint is not None and searcher._log is not None:
+            for path in (checkpoint, checkpoint + ".json"):
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+        return outcomes
 
     return trainer
 

@@ -314,6 +314,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     try:
         paths = plot_search(record, args.out, top=args.top, metric=args.metric,
                             fmt=args.format, caption=not args.no_caption)
+        if any(call.get("strategy") == "pbt" for call in record.calls):
+            from dendrax.pbt_plots import plot_pbt  # the schedules and the family tree
+
+            paths.update(plot_pbt(args.log, args.out, fmt=args.format))
     except ImportError as error:  # no matplotlib: say how to get it, in one line
         raise UsageError(str(error)) from None
     for path in paths.values():

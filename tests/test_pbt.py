@@ -291,6 +291,13 @@ def test_the_lineage_shown_from_the_log_is_the_live_runs(tmp_path, capsys):
             if o.final("val_accuracy") == score]
     assert best
 
+    # The figures, from the log alone: the schedules and the family tree beside the rest.
+    pytest.importorskip("matplotlib")
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "log.jsonl"), "--out", str(tmp_path / "plots")]) == 0
+    for name in ("pbt_schedules", "pbt_family_tree", "training_curves"):
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0
+
     # Replay the schedule from the file on fresh seeds: one population, one result a seed.
     replayer = searcher()
     results = replayer.replay(str(tmp_path / "schedule.json"), seeds=[101, 102])
@@ -309,3 +316,21 @@ def test_selection_only_logs_exploits_that_change_no_hyperparameter(tmp_path):
     lin = s.lineage
     values = {tuple(sorted(v.items())) for v in lin.schedule().values()}
     assert len(values) == 1  # one set of hyperparameters for the whole life of the model
+
+
+def test_a_replayed_schedule_changes_the_hyperparameters_at_its_epochs():
+    config = {"n_neurons": 6, "n_dendrites": 2, "n_dendrite_inputs": 16, "lr": 1e-2,
+              "steps_to_resample": 4}
+    # After epoch 2 the models all but stop learning and stop rewiring: from then on their
+    # validation accuracy stays where it was.
+    schedule = {"config": config, "n_epochs": N_EPOCHS,
+                "changes": {"2": {"lr": 1e-30, "synaptic_resampling": False}}}
+    results = searcher().replay(schedule, seeds=[7, 8])
+    for r in results:
+        val = r.history[0]["val_accuracy"]
+        swaps = r.history[0]["swaps"]
+        assert val[2:] == [val[1]] * (N_EPOCHS - 2)
+        assert swaps[0] > 0 and swaps[2:] == [0] * (N_EPOCHS - 2)
+        assert val[1] != val[0] or r.history[0]["train_loss"][1] != r.history[0]["train_loss"][0]
+    with pytest.raises(ConfigError, match="schedule"):
+        searcher().replay({"config": config, "changes": {"2": {"n_neurons": 3}}}, seeds=[1])

@@ -273,9 +273,31 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def read_lineage(path: str, search_index: int | None = None) -> tuple[Lineage, float]:
-    """The best member's lineage in a PBT search log (the last PBT call unless
-    ``search_index``), and its final validation accuracy; from the log alone."""
+@dataclasses.dataclass
+class PBTLog:
+    """What a log holds of one PBT call: each member's initial config, final validation
+    accuracy (-inf: diverged) and slot, and every exploit (deduplicated, in order)."""
+
+    search_index: int
+    n_epochs: int
+    initial: dict  # trial key -> initial config (dict)
+    scores: dict  # trial key -> final validation accuracy
+    slots: dict  # trial key -> its member index in the population
+    exploits: list
+
+    @property
+    def best(self) -> str:
+        """The best member (ties: the first slot)."""
+        return max(sorted(self.scores, key=lambda k: self.slots.get(k, 0)),
+                   key=lambda k: self.scores[k])
+
+    def lineage(self, key: str | None = None) -> Lineage:
+        return lineage(self.best if key is None else key, self.n_epochs, self.initial,
+                       self.exploits)
+
+
+def read_pbt_log(path: str, search_index: int | None = None) -> PBTLog:
+    """The last PBT call of a log (or call ``search_index``), from the log alone."""
     from dendrax.search.log import LogError, read_log
 
     contents = read_log(path)
@@ -285,21 +307,36 @@ def read_lineage(path: str, search_index: int | None = None) -> tuple[Lineage, f
         raise LogError(f"{path}: no population-based training search in this log "
                        f"(--lineage needs one)")
     index = pbt[-1] if search_index is None else search_index
-    n_epochs = contents.headers[index]["spec"].get("n_epochs")
+    space = contents.headers[index]["spec"].get("space") or {}
+    n_epochs = (space.get("pbt") or {}).get("n_epochs") \
+        or contents.headers[index]["spec"].get("n_epochs")
     trials = {k: r for k, r in contents.trials.items() if r.get("search_index") == index}
     if not trials:
         raise LogError(f"{path}: the PBT search #{index} has no finished members yet")
     outcomes = {k: contents.outcomes[k] for k in trials}
 
-    def final(key):
-        o = outcomes[key]
+    def final(o):
         v = o.final("val_accuracy")
         return -math.inf if o.diverged or not math.isfinite(v) else v
 
-    best = max(sorted(outcomes), key=final)
-    initial = {k: o.config.to_dict() for k, o in outcomes.items()}
-    exploits = [r for r in contents.exploits if r.get("search_index") == index]
-    return lineage(best, n_epochs, initial, exploits), final(best)
+    unique: dict[tuple, dict] = {}
+    for r in contents.exploits:
+        if r.get("search_index") == index:
+            unique[(r["generation"], r["member_key"])] = r
+    exploits = sorted(unique.values(), key=lambda r: (r["generation"], r["member"]))
+    slots = {k: r.get("position") if isinstance(r.get("position"), int) else i
+             for i, (k, r) in enumerate(trials.items())}
+    for r in exploits:
+        slots[r["member_key"]], slots[r["parent_key"]] = r["member"], r["parent"]
+    return PBTLog(index, int(n_epochs), {k: o.config.to_dict() for k, o in outcomes.items()},
+                  {k: final(o) for k, o in outcomes.items()}, slots, exploits)
+
+
+def read_lineage(path: str, search_index: int | None = None) -> tuple[Lineage, float]:
+    """The best member's lineage in a PBT search log (the last PBT call unless
+    ``search_index``), and its final validation accuracy; from the log alone."""
+    log = read_pbt_log(path, search_index)
+    return log.lineage(), log.scores[log.best]
 
 
 def save_schedule(path: str, lin: Lineage) -> None:
@@ -500,7 +537,9 @@ def _live_lineage(searcher: Any, index: int, n_epochs: int, results: list,
         v = outcomes[key].final("val_accuracy")
         return -math.inf if outcomes[key].diverged or not math.isfinite(v) else v
 
-    best = max(sorted(outcomes), key=final)
+    order = {trial_key(ModelConfig.from_dict({**r.config, "seed": s})): i
+             for i, r in enumerate(results) for s in r.seeds}
+    best = max(sorted(outcomes, key=lambda k: order[k]), key=final)
     initial = {k: o.config.to_dict() for k, o in outcomes.items()}
     return lineage(best, n_epochs, initial, live)
 

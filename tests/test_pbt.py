@@ -334,3 +334,71 @@ def test_a_replayed_schedule_changes_the_hyperparameters_at_its_epochs():
         assert val[1] != val[0] or r.history[0]["train_loss"][1] != r.history[0]["train_loss"][0]
     with pytest.raises(ConfigError, match="schedule"):
         searcher().replay({"config": config, "changes": {"2": {"n_neurons": 3}}}, seeds=[1])
+
+
+@pytest.mark.slow  # a subprocess that trains every method twice
+def test_the_benchmark_quick_form_runs_every_method_and_writes_its_report(tmp_path):
+    import gzip
+    import os
+    import struct
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "fashion-mnist"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 600), ("t10k", 200)):
+        for kind, array in (("images", rng.integers(0, 256, size=(n, 28, 28))),
+                            ("labels", np.arange(n) % 10)):
+            header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(
+                struct.pack(">I", d) for d in array.shape)
+            with gzip.open(data / f"{prefix}-{kind}-idx{array.ndim}-ubyte.gz", "wb") as f:
+                f.write(header + array.astype(np.uint8).tobytes())
+    env = {k: v for k, v in os.environ.items() if k != "DENDRAX_DATA_DIR"}
+    env.update(PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "pbt.py"), "--quick",
+                           "--out", str(tmp_path / "out"), "--data-dir", str(data)],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "pbt.json").read_text())
+    assert set(report["summary"]) == {"pbt", "pbt-selection", "random", "halving"}
+    for method, s in report["summary"].items():
+        assert s["n"] == 2 and 0 <= s["iqm"] <= 1 and s["iqm_ci"][0] <= s["iqm_ci"][1]
+    for run in report["runs"]:
+        assert len(run["replay_test"]) == 2  # the winner replayed on both fresh seeds
+        if run["method"] != "halving":  # halving gets at most the same model-epochs
+            assert run["model_epochs"] == 4 * 3
+        else:
+            assert run["model_epochs"] <= 4 * 3 + 3
+    text = (tmp_path / "out" / "pbt.md").read_text()
+    assert f"{report['summary']['pbt']['iqm']:.4f}" in text
+
+
+@pytest.mark.slow  # the command line trains a PBT population and replays its winner
+def test_the_command_line_runs_pbt_shows_its_lineage_and_replays_it(tmp_path, capsys):
+    from dendrax.data import SAMPLE_DIR
+
+    base = {"dataset": "fashion-mnist", "data_dir": str(SAMPLE_DIR), "subset_size": 256,
+            "max_params": 8000, "min_param_ratio": 0.05, "n_epochs": 3, "batch_size": 64,
+            "padding": "exact"}
+    spec = {**base, "strategy": "pbt", "population_size": 4, "ready_every": 1,
+            "distributions": {"n_neurons": 6, "n_dendrites": 2, "n_dendrite_inputs": 32,
+                              "lr": {"type": "loguniform", "low": 1e-3, "high": 3e-2}}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    log = tmp_path / "pbt.jsonl"
+    assert main(["search", str(tmp_path / "spec.json"), "--log", str(log), "--quiet"]) == 0
+    types = [json.loads(line)["type"] for line in log.read_text().splitlines()]
+    assert types[0] == "header" and types.count("trial") == 4 and "exploit" in types
+    capsys.readouterr()
+    schedule = tmp_path / "best.json"
+    assert main(["show", str(log), "--lineage", "--schedule-out", str(schedule)]) == 0
+    assert "ancestry (oldest first)" in capsys.readouterr().out
+    (tmp_path / "replay.json").write_text(json.dumps(
+        {**base, "schedule": str(schedule), "seeds": [5, 6]}))
+    assert main(["search", str(tmp_path / "replay.json"), "--log",
+                 str(tmp_path / "replay.jsonl"), "--quiet"]) == 0
+    replayed = [json.loads(line) for line in (tmp_path / "replay.jsonl").read_text().splitlines()]
+    assert replayed[0]["spec"]["strategy"] == "replay"
+    assert sorted(r["config"]["seed"] for r in replayed if r["type"] == "trial") == [5, 6]

@@ -402,3 +402,31 @@ def test_the_command_line_runs_pbt_shows_its_lineage_and_replays_it(tmp_path, ca
     replayed = [json.loads(line) for line in (tmp_path / "replay.jsonl").read_text().splitlines()]
     assert replayed[0]["spec"]["strategy"] == "replay"
     assert sorted(r["config"]["seed"] for r in replayed if r["type"] == "trial") == [5, 6]
+
+
+def test_a_checkpoint_round_trips_and_a_broken_one_is_ignored(tmp_path):
+    import jax
+    import jax.numpy as jnp
+    from dendrax.population.pbt import load_checkpoint, save_checkpoint
+    from dendrax.population.program import MemberState, seed_keys
+
+    state = MemberState(params={"w": jnp.arange(6.0).reshape(2, 3)}, connectivity={},
+                        opt_state=(jnp.ones(2),), key=seed_keys([1, 2]),
+                        step=jnp.asarray([3, 4], jnp.int32), alive=jnp.asarray([True, False]),
+                        diverged_step=jnp.asarray([-1, 7], jnp.int32))
+    path = str(tmp_path / "ckpt")
+    save_checkpoint(path, state, {"generation": 2, "history": {"val": [[0.5, math.nan]]}})
+    loaded, host = load_checkpoint(path, state)
+    assert host["generation"] == 2 and math.isnan(host["history"]["val"][0][1])
+    flat = lambda s: [np.asarray(jax.random.key_data(x) if jnp.issubdtype(
+        x.dtype, jax.dtypes.prng_key) else x) for x in jax.tree_util.tree_leaves(s)]
+    for a, b in zip(flat(state), flat(loaded)):
+        np.testing.assert_array_equal(a, b)
+    assert not [p for p in tmp_path.iterdir() if p.name != "ckpt"]  # no temporary left
+    blob = (tmp_path / "ckpt").read_bytes()
+    (tmp_path / "ckpt").write_bytes(blob[: len(blob) // 2])  # cut short
+    assert load_checkpoint(path, state) is None
+    (tmp_path / "ckpt").write_bytes(blob)
+    other = state._replace(step=jnp.zeros(3, jnp.int32))  # another population's shapes
+    assert load_checkpoint(path, other) is None
+    assert load_checkpoint(str(tmp_path / "missing"), state) is None

@@ -15,10 +15,10 @@ in ``Hyper.sizes``). A Python loop runs the compiled epoch program between gener
    rewiring;
 4. the explored hyperparameters enter through ``Hyper`` (traced arrays), so nothing
    recompiles;
-5. the population state is checkpointed atomically (msgpack of the state's leaves via
-   flax.serialization, and a JSON of the host state; each written to a temporary file,
-   fsync'ed and renamed), so a killed run resumes at its last generation and ends
-   bit-identical to an uninterrupted one.
+5. the population state is checkpointed atomically (one file: msgpack, by
+   flax.serialization, of the state's leaves and of the host state's JSON; written to a
+   temporary file, fsync'ed and renamed), so a killed run resumes at its last generation
+   and ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -106,40 +106,43 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 
 def save_checkpoint(path: str, state: MemberState, host: dict) -> None:
-    """The state (``path``: msgpack of its leaves, keys as raw key data) and the host
-    state (``path + '.json'``), each written atomically; the JSON is written last and
-    names the state file's size, so a JSON that exists always matches its state."""
+    """One file, written atomically (temporary file, fsync, rename): the msgpack
+    (flax.serialization) of the state's leaves (keys as raw key data) and of the host
+    state as JSON text. One file, so a kill can never pair one generation's state with
+    another's host state."""
     from flax import serialization
 
     leaves = [np.asarray(jax.random.key_data(x) if _is_key(x) else x)
               for x in jax.tree_util.tree_leaves(state)]
-    blob = serialization.msgpack_serialize({str(i): a for i, a in enumerate(leaves)})
+    host = {**host, "version": CHECKPOINT_VERSION}
+    blob = serialization.msgpack_serialize({
+        "host": json.dumps(host), "leaves": {str(i): a for i, a in enumerate(leaves)}})
     _atomic_write(path, blob)
-    host = {**host, "version": CHECKPOINT_VERSION, "state_bytes": len(blob)}
-    _atomic_write(path + ".json", json.dumps(host).encode())
 
 
 def load_checkpoint(path: str, like: MemberState) -> Optional[tuple[MemberState, dict]]:
-    """(state, host state) from a checkpoint, or None when there is none (or it is
-    incomplete); ``like`` is a state of the same structure (its leaves' key types)."""
+    """(state, host state) from a checkpoint, or None when there is none, or it is not
+    one this version wrote; ``like`` is a state of the same structure (its leaves' key
+    types and shapes)."""
     from flax import serialization
 
     try:
-        with open(path + ".json", encoding="utf-8") as f:
-            host = json.load(f)
         with open(path, "rb") as f:
-            blob = f.read()
-    except (OSError, ValueError):
+            raw = serialization.msgpack_restore(f.read())
+        host = json.loads(raw["host"])
+    except Exception:  # noqa: BLE001 - missing, cut short or foreign: start afresh
         return None
-    if host.get("version") != CHECKPOINT_VERSION or host.get("state_bytes") != len(blob):
-        return None
-    raw = serialization.msgpack_restore(blob)
     leaves, treedef = jax.tree_util.tree_flatten(like)
+    stored = raw.get("leaves") or {}
+    if host.get("version") != CHECKPOINT_VERSION or len(stored) != len(leaves):
+        return None
     restored = []
     for i, leaf in enumerate(leaves):
-        value = jnp.asarray(raw[str(i)])
+        value = jnp.asarray(stored[str(i)])
         if _is_key(leaf):
             value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+        if value.shape != leaf.shape or value.dtype != leaf.dtype:
+            return None
         restored.append(value)
     return jax.tree_util.tree_unflatten(treedef, restored), host
 

@@ -460,11 +460,10 @@ def _pbt_trainer(searcher: Any, index: int, strategy: Any, n_epochs: int, live: 
         # Every member is in the log now (on_bucket_done logged them): the checkpoint of
         # the run is no longer needed (a resume finds the whole call in the log).
         if checkpoint is not None and searcher._log is not None:
-            for path in (checkpoint, checkpoint + ".json"):
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
+            try:
+                os.remove(checkpoint)
+            except OSError:
+                pass
         return outcomes
 
     return trainer

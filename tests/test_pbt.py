@@ -430,3 +430,29 @@ def test_a_checkpoint_round_trips_and_a_broken_one_is_ignored(tmp_path):
     other = state._replace(step=jnp.zeros(3, jnp.int32))  # another population's shapes
     assert load_checkpoint(path, other) is None
     assert load_checkpoint(str(tmp_path / "missing"), state) is None
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"perturb": 0.8}, "perturb"), ({"mutate": "lr"}, "mutate"),
+    ({"mutate": ["n_neurons"]}, "mutate"), ({"quantile": 0.9}, "quantile"),
+    ({"ready_every": 0}, "ready_every"), ({"burn_in": -1}, "burn_in"),
+    ({"perturb": [0.0]}, "perturb"), ({"resample_probability": 2}, "resample_probability")])
+def test_bad_pbt_arguments_are_config_errors_before_anything_trains(kwargs, match):
+    from conftest import FakeTrainer
+
+    trainer = FakeTrainer()
+    s = make_searcher(trainer=trainer)
+    with pytest.raises(ConfigError, match=match):
+        s.population_based_training({"lr": [1e-3, 1e-2], **CONFIG_7198}, 4,
+                                    **{"ready_every": 1, **kwargs})
+    assert trainer.calls == []
+
+
+def test_a_population_mixing_structures_is_refused_and_one_of_sizes_is_padded():
+    from dendrax.population.pbt import population_shape
+
+    shape = population_shape([ModelConfig(n_neurons=4, n_dendrites=6, n_dendrite_inputs=8),
+                              ModelConfig(n_neurons=6, n_dendrites=2, n_dendrite_inputs=16)], 64)
+    assert (shape.n_neurons, shape.n_dendrites, shape.k) == (6, 6, 16)
+    with pytest.raises(ConfigError, match="one structure"):
+        population_shape([ModelConfig(), ModelConfig(architecture="soma_disabled")], 64)

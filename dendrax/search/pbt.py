@@ -486,6 +486,11 @@ def population_based_training(searcher: Any, param_distributions: Mapping[str, A
     population_size = check_int("population_size", population_size, 2, 4096)
     n_epochs = searcher.n_epochs if n_epochs is None else check_int("n_epochs", n_epochs, 1,
                                                                      100_000)
+    wanted = {"perturb": "a list of factors, e.g. [0.8, 1.25]",
+              "mutate": "a list of names, e.g. ['lr'] ([] for selection only)"}
+    for name, value in (("perturb", perturb), ("mutate", mutate)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}={value!r} must be {wanted[name]}")
     space = spaces.parse_space(param_distributions)
     searcher._check_values({name: spaces.candidate_values(d) for name, d in space.items()})
     index = searcher._n_searches

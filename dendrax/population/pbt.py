@@ -258,6 +258,8 @@ def train_pbt(configs: Sequence[ModelConfig], data, settings: TrainSettings, *, 
         if copied.any():
             state, _ = generation_update(state, hyper, jnp.asarray(src, jnp.int32),
                                          jnp.asarray(copied), own_keys, jnp.int32(generation))
+            if split:  # the compiled epoch takes its members split across the devices
+                state = jax.device_put(state, split)
         hyper = _hyper(current, members, data, split)
         if on_exploits is not None and decisions:
             lineage.extend(on_exploits(generation, stop, decisions, old) or [])

@@ -456,3 +456,13 @@ def test_a_population_mixing_structures_is_refused_and_one_of_sizes_is_padded():
     assert (shape.n_neurons, shape.n_dendrites, shape.k) == (6, 6, 16)
     with pytest.raises(ConfigError, match="one structure"):
         population_shape([ModelConfig(), ModelConfig(architecture="soma_disabled")], 64)
+
+
+def test_show_lineage_of_a_log_without_pbt_is_one_error_line(tmp_path, capsys):
+    s = make_searcher(log_path=str(tmp_path / "log.jsonl"))
+    s.evaluate([CONFIG_7198])
+    s.close()
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "log.jsonl"), "--lineage"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no population-based training search" in err[0]

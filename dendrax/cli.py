@@ -6,6 +6,7 @@
     dendrax plot LOG.jsonl --out DIR   its figures as PNG/PDF/SVG files (needs matplotlib)
     dendrax estimate --n-neurons 12 --n-dendrites 6 --n-dendrite-inputs 96
     dendrax scenario budget            one of the ready-made scenarios (dendrax.examples)
+    dendrax robustness SPEC.json       a robustness study: seeds, variance, paired comparisons
 
 Bad input (a config, the spec, the log, the budget, a data file: any DendraxError) prints one
 error line and exits 2, with no traceback unless ``dendrax --debug``; a dataset that cannot
@@ -23,7 +24,9 @@ import argparse
 import difflib
 import inspect
 import json
+import errno
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -32,9 +35,11 @@ from typing import Any, Sequence
 from dendrax.spec import ARCHITECTURES, PADDINGS
 from dendrax.errors import ConfigError, DendraxError
 from dendrax.search import HyperparameterSearcher
-from dendrax.search.callbacks import load_callback
+from dendrax.search.callbacks import CallbackExit, load_callback
+from dendrax.search.interrupts import Terminated, signal_name, signals_as_interrupts
 from dendrax.search.record import SearchRecord, read_search
-from dendrax.search.results import RANK_BY
+from dendrax.search.results import (RANK_BY, OutputError, check_output, prepare_folder,
+                                    same_file)
 
 SCENARIOS = ("quick", "budget", "compare", "thorough", "pareto")
 # Each scenario's default dataset: the original's (quick used MNIST).
@@ -187,10 +192,44 @@ def _check_top(top: int) -> None:
         raise UsageError(f"--top {top}: must be at least 1")
 
 
+def check_search_outputs(args: argparse.Namespace, log: str | None) -> None:
+    """--out, --report and the log, checked before anything trains: each output must be
+    writable (a folder that exists, not a directory) and must not be an input of the same
+    command, nor the other output (resolved paths are compared); else an OutputError."""
+    if isinstance(log, str) and log and same_file(log, args.spec):
+        raise UsageError(f"--log {log!r} is the spec {args.spec!r}; the log is a file of its "
+                         f"own: choose another --log")
+    inputs = {"the spec": args.spec, "the log (--log)": log if isinstance(log, str) else None}
+    if args.out is not None:
+        check_output(args.out, "--out", inputs)
+    if args.report is not None:
+        check_output(args.report, "--report", {**inputs, "--out": args.out})
+
+
+def _save_outputs(args: argparse.Namespace, searcher: HyperparameterSearcher,
+                  log: str | None) -> None:
+    """Write --out and --report (atomically, see write_atomic); a failure (a full disk)
+    says where the trained models still are."""
+    for path, save, label in ((args.out, searcher.save_results, "Results"),
+                              (args.report, searcher.save_report, "Report")):
+        if path is None:
+            continue
+        try:
+            save(path)
+        except OutputError as error:
+            if not log:
+                raise
+            raise OutputError(f"{error}; every trained model is in the log {log!r} "
+                              f"(dendrax show {log})") from None
+        if args.quiet:
+            print(f"{label} saved to {path}")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     _check_top(args.top)
     spec = load_spec(args.spec)
     options, strategy, space, call = split_spec(spec, where=args.spec)
+    check_search_outputs(args, args.log if args.log is not None else options.get("log_path"))
     if args.log is not None:
         options["log_path"] = args.log
     if args.resume:
@@ -223,14 +262,60 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         searcher.random_search(space, **call)
     searcher.print_results(args.top)
-    if args.out:
-        searcher.save_results(args.out)
-        if args.quiet:
-            print(f"Results saved to {args.out}")
-    if args.report:
-        searcher.save_report(args.report)
-        if args.quiet:
-            print(f"Report saved to {args.report}")
+    _save_outputs(args, searcher, log)
+    return 0
+
+
+# ---- dendrax robustness -----------------------------------------------------------------
+
+_STUDY_KEYS = ("configs", "design", "n_seeds", "levels")
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    """A robustness study (HyperparameterSearcher.robustness): the spec holds the
+    searcher's settings plus "configs", "design", "n_seeds" and "levels"."""
+    spec = load_spec(args.spec)
+    allowed = searcher_options()
+    for key in spec:
+        if not isinstance(key, str):
+            raise UsageError(f"{args.spec}: setting names must be strings, got {key!r}")
+        if key not in allowed and key not in _STUDY_KEYS:
+            close = difflib.get_close_matches(key, [*allowed, *_STUDY_KEYS], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"allowed: {', '.join([*allowed, *_STUDY_KEYS])}"
+            raise UsageError(f"{args.spec}: unknown key {key!r}; {hint}")
+    if "configs" not in spec:
+        raise UsageError(f"{args.spec}: a robustness spec needs 'configs': a list of "
+                         f"configurations (or a mapping name -> configuration)")
+    options = {k: v for k, v in spec.items() if k not in _STUDY_KEYS}
+    if args.log is not None:
+        options["log_path"] = args.log
+    if args.resume:
+        options["resume"] = True
+    log = options.get("log_path")
+    if log and not options.get("resume") and os.path.isfile(log) and os.path.getsize(log):
+        raise UsageError(f"the log {log!r} already holds a search: add --resume to continue "
+                         f"it, or choose another --log")
+    try:  # the output folder must take files before anything trains
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {args.out!r}: cannot create it ({e.strerror or e})") from None
+    if not os.access(args.out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {args.out!r}: the folder is not writable")
+    searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
+    report = searcher.robustness(spec["configs"], n_seeds=spec.get("n_seeds"),
+                                 design=spec.get("design", "replicate"),
+                                 levels=spec.get("levels"))
+    print(report.format())
+    path = report.save(os.path.join(args.out, "robustness.json"))
+    print(f"Report saved to {path}")
+    from dendrax.robustness_plots import plot_report  # matplotlib only when drawing
+
+    try:
+        for figure in plot_report(report, args.out, args.format):
+            print(figure)
+    except ImportError as error:  # no matplotlib: the report is saved; say how to draw
+        raise UsageError(f"{error} (the report is saved in {path})") from None
     return 0
 
 
@@ -311,6 +396,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from dendrax.plots import plot_search  # matplotlib only when drawing
 
     record = read_search(args.log, args.rank_by)
+    prepare_folder(args.out, "--out")  # a file there, say: one line before anything is drawn
     try:
         paths = plot_search(record, args.out, top=args.top, metric=args.metric,
                             fmt=args.format, caption=not args.no_caption)
@@ -348,6 +434,10 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    if args.resume:
+        if args.log_path is None:
+            raise UsageError("--resume continues the scenario's --log; give --log too")
+        options["resume"] = True
     if args.callback:
         options["callbacks"] = [load_callback(spec) for spec in args.callback]
     budget = {} if args.max_params is None else (
@@ -365,9 +455,15 @@ def cmd_scenario(args: argparse.Namespace) -> int:
            "thorough": examples.thorough_optimization,
            "pareto": examples.find_pareto_optimal}[args.name]
     from dendrax.data import DataError
+    from dendrax.search.log import LogError
 
     try:
         run(**budget, **options)
+    except LogError as error:
+        if args.resume or "resume=True" not in str(error):
+            raise
+        raise UsageError(f"{error}".split(";")[0] + ": add --resume to continue it, or "
+                         f"choose another --log") from None
     except DataError as error:
         dataset = args.dataset or SCENARIO_DATASETS[args.name]
         if dataset == "fashion-mnist":
@@ -453,6 +549,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray cluster address for --executor ray (default: a local Ray "
                    "instance, or $RAY_ADDRESS)")
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("robustness", help="a robustness study: seeds, variance components, "
+                       "paired comparisons (dendrax.robustness)",
+                       description="Train a robustness study described by a spec file: the "
+                       "searcher's settings plus 'configs', 'design' (replicate, paired or "
+                       "factorial), 'n_seeds' and 'levels' (factorial: seeds per stream, "
+                       "e.g. {\"init\": 4, \"order\": 4, \"rewire\": 4}). Prints the "
+                       "tables (test accuracy; choices use validation), saves "
+                       "robustness.json and the figures in --out.",
+                       parents=[output])
+    p.add_argument("spec", help="JSON or YAML (.yaml/.yml, needs pyyaml) spec file")
+    p.add_argument("--log", metavar="PATH", help="JSONL log of every finished run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the study in --log, training only the runs it lacks")
+    p.add_argument("--out", metavar="DIR", default="robustness",
+                   help="folder for robustness.json and the figures (./robustness)")
+    p.add_argument("--format", choices=("png", "pdf", "svg"), default="png",
+                   help="figure format (png)")
+    p.set_defaults(run=cmd_robustness)
 
     p = sub.add_parser("show", help="print the results table of a search log",
                        description="Print the results of a JSONL search log without "
@@ -549,6 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--log", dest="log_path", metavar="PATH",
                    help="JSONL log (one per searcher for compare and pareto)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the scenario in --log, training only what is missing")
     p.set_defaults(run=cmd_scenario)
 
     p = sub.add_parser("quickstart", help="a quick budget search on Fashion-MNIST (minutes)",
@@ -573,25 +690,147 @@ def quiet_libraries() -> None:
         absl.set_verbosity(absl.ERROR)
 
 
+class _PipeSafeStdout:
+    """sys.stdout for the command: when the reader of a pipe goes away (``| head``,
+    ``| less`` then q), output is dropped instead of raising BrokenPipeError, so a search
+    keeps training and logging, and ``show`` ends quietly. The file descriptor is pointed
+    at /dev/null, so nothing buffered fails again at exit."""
+
+    def __init__(self, stream: Any, on_break: Any = None):
+        self._stream = stream
+        self._on_break = on_break
+        self.broken = False
+
+    def _guard(self, action: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, action)(*args)
+        except OSError as error:
+            if not isinstance(error, BrokenPipeError) and error.errno != errno.EPIPE:
+                raise
+            self._drop()
+            return len(args[0]) if action == "write" and args else None
+
+    def _drop(self) -> None:
+        if not self.broken:
+            self.broken = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                self._stream = open(os.devnull, "w")  # not a real file: drop into the void
+            if self._on_break is not None:
+                self._on_break()
+
+    def write(self, text: str) -> int:
+        return self._guard("write", text)
+
+    def flush(self) -> None:
+        self._guard("flush")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _interrupt_status(error: BaseException) -> int:
+    """128 + the signal: 130 for Ctrl-C (or a callback's sys.exit), 143 SIGTERM, 129 SIGHUP."""
+    return 128 + (error.signum if isinstance(error, Terminated) else signal.SIGINT)
+
+
+def _second_interrupt(signum: int, frame: Any) -> None:
+    """A Ctrl-C while the first one is being handled: leave at once."""
+    try:
+        sys.stderr.write("\ndendrax: interrupted again; quitting at once\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(128 + signum)
+
+
+def _first_interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, _second_interrupt)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dendrax`` console script; returns the exit status."""
+    """Entry point of the ``dendrax`` console script; returns the exit status.
+
+    Signals: Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the command the same way: what
+    finished stays in the log, one line says how to continue, and the status is 128 + the
+    signal (130, 143, 129). A second Ctrl-C while the first is handled quits at once
+    (status 130). Run as the command (``argv`` None), it leaves at once too if a program is
+    still compiling on the compile thread, rather than waiting for it. A closed standard
+    output (``| head``) is not an error: output is dropped, a search goes on."""
     args = build_parser().parse_args(argv)
     if not getattr(args, "verbose", False):
         quiet_libraries()
+    searching = args.command in ("search", "scenario", "quickstart", "robustness")
+
+    def note_break() -> None:
+        if searching:
+            print("dendrax: standard output was closed; the search goes on without printing"
+                  + (" (finished models go to the log)" if _log_of(args) else ""),
+                  file=sys.stderr, flush=True)
+
+    stdout, sys.stdout = sys.stdout, _PipeSafeStdout(sys.stdout, note_break)
+    in_main = threading_main()
+    previous_sigint = signal.getsignal(signal.SIGINT) if in_main else None
+    if in_main and previous_sigint is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _first_interrupt)
     try:
-        return args.run(args)
-    except DendraxError as error:  # bad input: one line; anything else keeps its traceback
-        if args.debug:
-            traceback.print_exc()
-        print(f"dendrax: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        resumable = args.command in ("search", "scenario") and (
-            getattr(args, "log", None) or getattr(args, "log_path", None))
-        print("\ndendrax: interrupted" + (" (finished buckets are in the log; rerun with "
-                                          "--resume to continue)" if resumable else ""),
-              file=sys.stderr)
-        return 130
+        with signals_as_interrupts():
+            try:
+                return args.run(args)
+            except DendraxError as error:  # bad input: one line; anything else: traceback
+                if args.debug:
+                    traceback.print_exc()
+                print(f"dendrax: error: {error}", file=sys.stderr)
+                return 2
+    except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM, SIGHUP, a callback's sys.exit
+        status = _interrupt_status(error)
+        resumable = args.command in ("search", "scenario", "robustness") and _log_of(args)
+        why = (f" by {signal_name(error.signum)}" if isinstance(error, Terminated)
+               else f" ({error})" if isinstance(error, CallbackExit) else "")
+        print(f"\ndendrax: interrupted{why}" + (
+            " (finished buckets are in the log; rerun with --resume to continue)"
+            if resumable else ""), file=sys.stderr, flush=True)
+        if argv is None and _compiling():
+            # Waiting for XLA would take seconds, and a compile running while the
+            # interpreter shuts down can abort it: leave now (the log is already whole).
+            _flush_quietly()
+            os._exit(status)
+        return status
+    finally:
+        # The command itself keeps the "second Ctrl-C quits at once" handler after an
+        # interrupt, through the interpreter's exit; a caller of main() gets its own back.
+        if in_main and previous_sigint is signal.default_int_handler and (
+                argv is not None or signal.getsignal(signal.SIGINT) is _first_interrupt):
+            signal.signal(signal.SIGINT, previous_sigint)
+        if isinstance(sys.stdout, _PipeSafeStdout):
+            sys.stdout = stdout
+
+
+def _log_of(args: argparse.Namespace) -> Any:
+    return getattr(args, "log", None) or getattr(args, "log_path", None)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _compiling() -> bool:
+    """Whether the compile thread is busy (without importing JAX if nothing did)."""
+    module = sys.modules.get("dendrax.population.compile")
+    return bool(module is not None and module.compiling())
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from dendrax.errors import ConfigError
 from dendrax.spec import ARCHITECTURES, STRATEGIES, ModelShape, count_shape_params
 
 INTEGER_FIELDS = ("n_neurons", "n_dendrites", "n_dendrite_inputs", "hidden_dim",
-                  "steps_to_resample", "seed")
+                  "steps_to_resample", "seed", "init_seed", "order_seed", "rewire_seed")
+# One seed per stream of a model's randomness (initial weights, batch order, rewiring
+# draws); None: the stream derived from ``seed``, as before the streams could be set apart.
+STREAM_SEED_FIELDS = ("init_seed", "order_seed", "rewire_seed")
 FLOAT_FIELDS = ("percentage_resample", "lr", "weight_decay")
 
 
@@ -33,6 +36,12 @@ class ModelConfig:
     It needs ``hidden_dim`` and has no dendritic layer, so it ignores n_neurons,
     n_dendrites, n_dendrite_inputs, soma_enabled, strategy and the resampling fields
     (they are still validated, so that one search space can mix architectures).
+
+    ``init_seed``, ``order_seed``, ``rewire_seed`` set one stream of randomness apart (the
+    initial weights, the batch order with data_order="own", the rewiring draws); None, the
+    default, derives the stream from ``seed`` exactly as a config without them, and
+    :meth:`to_dict` leaves a None stream seed out, so such a config keeps its results and
+    its trial key.
 
     A float field of -0.0 is stored as 0.0: the two train the same model, so they are one
     config (one key, one row), not two.
@@ -51,6 +60,9 @@ class ModelConfig:
     lr: float = 5e-4
     weight_decay: float = 0.01
     seed: int = 0
+    init_seed: int | None = None
+    order_seed: int | None = None
+    rewire_seed: int | None = None
 
     def __post_init__(self) -> None:
         for name in FLOAT_FIELDS:
@@ -75,7 +87,18 @@ class ModelConfig:
                           self.n_dendrites, k, hidden, self.strategy)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, less the stream seeds that are None (so a config that sets none
+        has the same dict, and the same trial key, as before stream seeds existed)."""
+        out = dataclasses.asdict(self)
+        for name in STREAM_SEED_FIELDS:
+            if out[name] is None:
+                del out[name]
+        return out
+
+    def stream_seeds(self) -> tuple[int, int, int]:
+        """The seed of each stream (init, order, rewire): its own, or ``seed``."""
+        return tuple(self.seed if getattr(self, name) is None else getattr(self, name)
+                     for name in STREAM_SEED_FIELDS)
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -122,6 +145,8 @@ class ModelConfig:
         for name in ("lr", "weight_decay"):
             check_number(name, getattr(self, name), 0.0)
         check_int("seed", self.seed, 0, MAX_SEED)
+        for name in STREAM_SEED_FIELDS:
+            check_int(name, getattr(self, name), 0, MAX_SEED, allow_none=True)
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -10,8 +10,9 @@ This module imports nothing, so every part of dendrax (JAX-free or not) can use 
   of the wrong type or out of range (``BudgetError`` and the command line's ``UsageError``
   derive from it).
 
-The other subclasses live next to what they check: ``DataError`` (dendrax.data: data files and arrays) and
-``LogError`` (dendrax.search.log: the search log). Anything else that escapes dendrax is a
+The other subclasses live next to what they check: ``DataError`` (dendrax.data: data files and arrays),
+``LogError`` (dendrax.search.log: the search log) and ``OutputError`` (dendrax.search.results:
+an output file that cannot be written). Anything else that escapes dendrax is a
 bug, and keeps its traceback.
 """
 

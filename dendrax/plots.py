@@ -28,6 +28,7 @@ is involved.
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
@@ -37,8 +38,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from dendrax.search.record import SearchRecord
-from dendrax.search.results import (SearchResult, epoch_stats, format_value, pareto_front,
-                                    rank_results)
+from dendrax.search.results import (SearchResult, check_output, epoch_stats, format_value,
+                                    pareto_front, prepare_folder, rank_results, write_atomic)
 from dendrax.search.table import parameter_value, varying_parameters
 from dendrax.spec import rewiring_rounds
 
@@ -63,11 +64,15 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 4.
 
 def _finish(figure, path: str | None, caption: str | None):
     """Add the caption line under the figure, save it when ``path`` is given (format from
-    the extension), return the figure."""
+    the extension; :func:`~dendrax.search.results.write_atomic`), return the figure."""
     if caption:
         figure.supxlabel(caption, fontsize=7, color="0.35")
     if path is not None:
-        figure.savefig(path)
+        # Drawn in memory, then written whole or not at all (write_atomic), so a full disk
+        # or an interrupt never leaves a cut-short figure over the previous one.
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=os.path.splitext(os.fspath(path))[1][1:].lower() or None)
+        write_atomic(path, buffer.getvalue(), "figure")
     return figure
 
 
@@ -454,16 +459,23 @@ def plot_search(record: SearchRecord, out_dir: str, *, top: int = 5, metric: str
     or "test") is the accuracy of the parameter, hyperparameter and seed figures; the top
     ``top`` by the record's ranking fill the curves, swaps and seeds. The record's steps
     per epoch and input size turn swaps into a fraction of the connections per round;
-    ``caption`` puts :func:`caption_line` under every figure. Returns {name: path}."""
+    ``caption`` puts :func:`caption_line` under every figure. Returns {name: path}.
+
+    The folder and the figures' paths are checked before anything is drawn, and each
+    figure is written whole or not at all: a file where the folder should be, a folder that
+    cannot be created or written, or a full disk is an OutputError naming the path."""
     _check_metric(metric)
     if not isinstance(top, int) or top < 1:
         raise ValueError(f"top={top!r} must be an integer >= 1")
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r}; choose one of {', '.join(FORMATS)}")
+    # Every path checked before anything is drawn: the folder (created if missing) and each
+    # figure's file, which must not be the log the record was read from.
+    out_dir = prepare_folder(out_dir, "out_dir")
+    paths = {name: check_output(os.path.join(out_dir, f"{name}.{fmt}"), "figure",
+                                {"the search log": record.source}) for name in FIGURES}
     results, rank_by = list(record.results), record.rank_by
     text = caption_line(record.settings, results) if caption else None
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, f"{name}.{fmt}") for name in FIGURES}
     accuracy_vs_params(results, paths["accuracy_vs_params"], metric, text)
     training_curves(results, paths["training_curves"], top, rank_by, text)
     accuracy_by_hyperparameter(results, paths["accuracy_by_hyperparameter"], metric, text)

@@ -29,8 +29,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
-import tempfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np

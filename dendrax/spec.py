@@ -419,7 +419,10 @@ class Trainer(Protocol):
     hands it to ``on_plan`` before training (the searcher shows and logs that plan),
     trains, calls ``on_bucket_done`` with each bucket's outcomes as it finishes, sends
     ``progress`` events, prints through ``log`` (None: silent), and returns one outcome
-    per config, in input order.
+    per config, in input order. A trainer that runs successive halving may also take
+    ``replay`` ({place in the sweep: outcome} of the call's models that finished before,
+    ranked at every rung, see dendrax.population.halving); the searcher passes it only to
+    trainers whose signature has it.
     """
 
     def __call__(self, configs: Sequence["ModelConfig"], data: Any, settings: TrainSettings, *,

@@ -135,7 +135,8 @@ ENTRY_POINTS = ("dendrax.search.config", "dendrax", "dendrax.search", "dendrax.s
                 "dendrax.search.arguments", "dendrax.search.table", "dendrax.search.callbacks",
                 "dendrax.search.progress", "dendrax.search.optuna_bridge",
                 "dendrax.search.executors", "dendrax.export", "dendrax.plots", "dendrax.data",
-                "dendrax.examples", "dendrax.cli", "cli estimate", "cli show", "cli plot")
+                "dendrax.examples", "dendrax.stats", "dendrax.robustness", "dendrax.cli",
+                "cli estimate", "cli show", "cli plot")
 _PROBE = """
 import importlib, json, sys
 heavy, log, figures, steps = {heavy!r}, {log!r}, {figures!r}, {steps!r}

@@ -272,3 +272,84 @@ def test_best_under_budget_quick_runs_both_stages_and_writes_every_file(data_dir
         assert f"{best[kind]['total_params']:,}" in text, kind
         assert f"{best[kind]['test_mean']:.4f}" in text, kind
     assert "(best-under-8k/pareto.png)" in text
+
+
+def test_robustness_quick_writes_the_study_json(data_dir, tmp_path):
+    out = tmp_path / "robust"
+    _run([sys.executable, str(BENCH / "robustness.py"), "--quick", "--out", str(out),
+          "--data-dir", str(data_dir)], timeout=600)
+    result = json.loads((out / "robustness.json").read_text())
+    assert (out / "robustness-headline.md").exists()
+    _check_machine(result["machine"])
+    assert result["params"] == 7198 and result["settings"]["quick"]
+    assert result["data"]["n_train"] == 540 and result["data"]["n_test"] == 200
+
+    f = result["factorial"]
+    assert f["levels"] == {"init": 2, "order": 2, "rewire": 2} and f["runs"] == 8
+    scores = [s for s in f["test_scores"] if s is not None and s == s]
+    assert f["scored"] == len(scores) == 8
+    assert f["summary"]["n"] == 8
+    assert f["summary"]["mean"] == pytest.approx(np.mean(scores))
+    assert f["summary"]["std"] == pytest.approx(np.std(scores, ddof=1))
+    floor = f["noise_floor"]
+    p = f["summary"]["mean"]
+    assert floor["n_test"] == 200
+    assert floor["binomial_se"] == pytest.approx(np.sqrt(p * (1 - p) / 200))
+    assert floor["binomial_variance"] == pytest.approx(floor["binomial_se"] ** 2)
+    vc = f["variance_components"]
+    names = [c["name"] for c in vc["components"]]
+    assert {"init", "order", "rewire", "residual"} <= set(names)
+    assert vc["total"] == pytest.approx(sum(c["variance"] for c in vc["components"]))
+    if vc["total"] > 0:
+        assert sum(c["share"] for c in vc["components"]) == pytest.approx(1.0)
+    for c in vc["components"]:
+        assert c["variance"] >= 0 and c["ci"][0] <= c["ci"][1]
+    # The factorial's runs really differ in their stream seeds, and share the seed.
+    runs = result["reports"]["factorial"]["design"]["runs"]
+    assert len({(r["params"]["init_seed"], r["params"]["order_seed"],
+                 r["params"]["rewire_seed"]) for r in runs}) == 8
+    assert len({r["params"]["seed"] for r in runs}) == 1
+
+    pr = result["paired"]
+    assert pr["n_seeds"] == 4 and pr["runs"] == 8
+    on, off = np.array(pr["test_scores"]["on"]), np.array(pr["test_scores"]["off"])
+    d = pr["difference"]
+    assert d["n"] == 4 and d["mean"] == pytest.approx(np.mean(on - off))
+    assert d["std"] == pytest.approx(np.std(on - off, ddof=1))
+    assert d["t_ci"][0] <= d["mean"] <= d["t_ci"][1]
+    wins = np.mean([(a > b) + 0.5 * (a == b) for a in on for b in off])
+    assert pr["p_on_better"]["probability"] == pytest.approx(wins)
+    # 2 steps, fewer than steps_to_resample: no round, so no verdict on the claim.
+    assert pr["rewiring_rounds"] == f["rewiring_rounds"] == 0
+    assert pr["verdict"] == "unknown"
+    np.testing.assert_array_equal(on, off)  # resampling never ran: the same models
+    paired_runs = result["reports"]["paired"]["design"]["runs"]
+    seeds = {}
+    for r in paired_runs:  # on and off share each seed tuple
+        seeds.setdefault(r["levels"]["seed"], set()).add(r["params"]["seed"])
+    assert len(seeds) == 4 and all(len(s) == 1 for s in seeds.values())
+
+    w = result["wall_time"]
+    assert w["dendrax_runs"] == 16
+    assert w["dendrax_s"] == pytest.approx(f["wall_s"] + pr["wall_s"]) and w["dendrax_s"] > 0
+    o = w["original"]
+    assert o["runs_total"] == 16 and o["runs_timed"] == 2 and o["scaled"]
+    assert o["measured_s"] == pytest.approx(sum(o["times_s"]))
+    assert o["s_per_run"] == pytest.approx(o["measured_s"] / 2)
+    assert o["estimated_s"] == pytest.approx(o["s_per_run"] * 16)
+    assert w["ratio"] == pytest.approx(o["estimated_s"] / w["dendrax_s"])
+
+
+@pytest.mark.parametrize("ci, expected", [((0.001, 0.004), "supported"),
+                                          ((-0.004, -0.001), "contradicted"),
+                                          ((-0.002, 0.003), "not supported")])
+def test_robustness_verdict_follows_the_paired_interval(ci, expected):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_robustness", BENCH / "robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paired = {"rewiring_rounds": 24, "n_seeds": 32,
+              "difference": {"mean": sum(ci) / 2, "t_ci": list(ci)}}
+    verdict, sentence = module.verdict(paired)
+    assert verdict == expected and sentence

@@ -1,8 +1,10 @@
 """Property-based fuzzing of the error boundary (issue 18), with Hypothesis.
 
 Each test generates hostile input for one entry point: searcher arguments, grids, random
-search distributions, spec files (run through the `dendrax search` command) and log lines
-(read back by resume and `dendrax show`). Values come from a wide strategy: wrong types,
+search distributions, spec files (run through the `dendrax search` command), log lines
+(read back by resume and `dendrax show`) and your own arrays (``from_arrays``, whose
+findings are replayed by tests/test_reliability_outputs.py: the regression file holds no
+arrays). Values come from a wide strategy: wrong types,
 NaN and infinities, huge and negative numbers, numpy scalars, unicode names, torn and
 mistyped lines. The property: every input either validates or raises a DendraxError that
 names the bad field (or file and line), within a second, without training or compiling.
@@ -32,6 +34,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -460,7 +463,7 @@ def mutate(lines: list[str], line: int, op: str, key, value, cut: int) -> bytes:
     elif op == "truncate":
         lines[i] = lines[i][:cut]
     elif op == "garbage":
-        lines[i] = str(value)
+        lines[i] = json_text(value)  # a line of garbage: any JSON value, huge integers too
     elif op == "duplicate":
         lines.insert(i, lines[i])
     elif op == "drop":
@@ -548,3 +551,181 @@ def test_fuzz_regressions(fuzz_tally, workdir, clean_log, case):
     else:
         raise AssertionError(f"unknown regression target {target!r}")
     assert result == case["expect"], case
+
+
+# ---- your own arrays: dendrax.data.from_arrays (issue 29) ----------------------------------------
+
+FROM_ARRAYS_ARGS = ["x_train", "y_train", "x_test", "y_test", "name", "image_shape",
+                    "class_names", "validation_fraction", "subset_size", "seed", "normalise"]
+FEATURE_DTYPES = ["float32", "float64", "float16", "longdouble", "int8", "uint8", "int32",
+                  "int64", "uint64", "bool", "complex64", "object", "U3", "datetime64[s]"]
+FEATURE_VALUES = ["normal", "pixels", "huge", "1e39", "tiny", "nan", "inf", "zeros",
+                  "negative", "constant"]
+LABEL_KINDS = ["classes", "classes", "one_class", "negative", "float", "fractional", "huge",
+               "int64_max", "uint64_max", "1e20", "nan", "inf", "bool", "object", "text",
+               "gapped", "column", "two_columns", "scalar"]
+# Feature shapes after the example count: flat, grey images, colour images, and odd ones.
+FEATURE_SHAPES = st.sampled_from([(4,), (1,), (6,), (2, 3), (2, 2, 3), (0,), (2, 0), (),
+                                  (1, 1, 1, 2), (3, 1)])
+
+
+def _features(n: int, rest: tuple, dtype: str, values: str, seed: int):
+    """An (n, *rest) array of ``dtype`` holding ``values`` (NaN, huge, pixels...)."""
+    rng = np.random.default_rng(seed)
+    shape = (n, *rest)
+    base = {"normal": lambda: rng.normal(size=shape),
+            "pixels": lambda: rng.integers(0, 256, shape).astype(float),
+            "huge": lambda: rng.normal(size=shape) * 1e300,
+            "1e39": lambda: rng.normal(size=shape) * 1e39,
+            "tiny": lambda: rng.normal(size=shape) * 5e-324,
+            "nan": lambda: np.where(rng.random(shape) < 0.3, np.nan, rng.normal(size=shape)),
+            "inf": lambda: np.where(rng.random(shape) < 0.3, np.inf, rng.normal(size=shape)),
+            "zeros": lambda: np.zeros(shape),
+            "negative": lambda: -rng.integers(1, 300, shape).astype(float),
+            "constant": lambda: np.full(shape, 7.0)}[values]()
+    if dtype == "datetime64[s]":
+        return np.zeros(shape, dtype)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return base.astype(dtype)
+
+
+def _labels(n: int, kind: str, n_classes: int, seed: int):
+    """n labels of one ``kind``: valid classes 0..K-1 (each present), or a hostile set."""
+    rng = np.random.default_rng(seed)
+    classes = np.arange(n) % n_classes
+    rng.shuffle(classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"classes": lambda: classes,
+                "one_class": lambda: np.zeros(n, np.int64),
+                "negative": lambda: classes - 1,
+                "float": lambda: classes.astype(np.float64),
+                "fractional": lambda: classes + 0.5,
+                "huge": lambda: np.where(classes == 0, 2**40, classes),
+                "int64_max": lambda: np.where(classes == 0, np.iinfo(np.int64).max, classes),
+                "uint64_max": lambda: np.where(classes == 0, np.iinfo(np.uint64).max,
+                                               classes).astype(np.uint64),
+                "1e20": lambda: np.where(classes == 0, 1e20, classes),
+                "nan": lambda: np.where(classes == 0, np.nan, classes),
+                "inf": lambda: np.where(classes == 0, np.inf, classes),
+                "bool": lambda: classes.astype(bool),
+                "object": lambda: classes.astype(object),
+                "text": lambda: classes.astype(str),
+                "gapped": lambda: np.array([0, 5, 100])[classes % 3],
+                "column": lambda: classes[:, None],
+                "two_columns": lambda: np.stack([classes, classes], 1),
+                "scalar": lambda: np.int64(1)}[kind]()
+
+
+VALID_FEATURE_SHAPES = [(4,), (6,), (2, 3), (2, 2, 3), (3, 3)]
+# A few hostile values of each keyword argument, besides the file's HOSTILE ones.
+HOSTILE_KWARGS = {
+    "name": st.one_of(HOSTILE, st.sampled_from(["", None, 3, b"bytes"])),
+    "image_shape": st.one_of(HOSTILE, st.tuples(INTS, INTS, INTS),
+                             st.tuples(FLOATS, PLAUSIBLE, PLAUSIBLE),
+                             st.lists(st.sampled_from([1, 2, 3, 4, -1, -4, 0]), max_size=4)),
+    "class_names": st.one_of(HOSTILE, st.lists(st.one_of(TEXT, SCALARS), max_size=6), TEXT),
+    "validation_fraction": st.one_of(FLOATS, HOSTILE, st.sampled_from([0.0, 1e-6, 0.999])),
+    "subset_size": st.one_of(INTS, HOSTILE),
+    "seed": st.one_of(INTS, HOSTILE),
+    "normalise": st.one_of(HOSTILE, st.sampled_from(["Pixels", "standardize", None, 2]))}
+ARRAY_DEFECTS = ["dtype", "values", "shape", "test_shape", "y_train", "y_test", "y_length",
+                 "replaced", "few_train", "no_test"]
+
+
+@st.composite
+def from_arrays_inputs(draw):
+    """(arrays, kwargs) for from_arrays: a valid call (a few classes, each present, small
+    arrays of a usual dtype) with none, one or a few defects: a hostile dtype (bool,
+    complex, object, text, dates), values (NaN, inf, 1e39, 1e300, subnormals), shape,
+    labels (negative, fractional, huge, NaN, text, gapped, 2-D, a scalar), lengths that
+    disagree, arrays replaced by lists, ragged lists, masked arrays or any hostile value,
+    and hostile keyword arguments."""
+    seed = draw(st.integers(0, 2**16))
+    n_defects = draw(st.sampled_from([0, 0, 0, 1, 1, 1, 2, 2, 3]))
+    defects = set(draw(st.lists(st.sampled_from(ARRAY_DEFECTS + list(HOSTILE_KWARGS)),
+                                min_size=n_defects, max_size=n_defects, unique=True)))
+    n_classes = draw(st.integers(2, 4))
+    n_train = draw(st.integers(0, 3) if "few_train" in defects else st.integers(12, 40))
+    n_test = 0 if "no_test" in defects else draw(st.integers(1, 8))
+    rest = draw(FEATURE_SHAPES if "shape" in defects else st.sampled_from(VALID_FEATURE_SHAPES))
+    test_rest = draw(FEATURE_SHAPES) if "test_shape" in defects else rest
+    dtype = draw(st.sampled_from(FEATURE_DTYPES if "dtype" in defects else
+                                 ["float32", "float64", "float16", "uint8", "int8", "int64"]))
+    values = draw(st.sampled_from(FEATURE_VALUES if "values" in defects else
+                                  ["normal", "pixels", "huge", "tiny", "zeros", "negative",
+                                   "constant"]))
+    y_train_kind = draw(st.sampled_from(LABEL_KINDS)) if "y_train" in defects else "classes"
+    y_test_kind = draw(st.sampled_from(LABEL_KINDS)) if "y_test" in defects else "classes"
+    extra = draw(st.sampled_from([-1, 1, 5])) if "y_length" in defects else 0
+    arrays = {"x_train": _features(n_train, rest, dtype, values, seed),
+              "y_train": _labels(n_train + extra, y_train_kind, n_classes, seed),
+              "x_test": _features(n_test, test_rest, dtype, values, seed + 1),
+              "y_test": _labels(n_test, y_test_kind, n_classes, seed + 1)}
+    if "replaced" in defects:
+        name = draw(st.sampled_from(list(arrays)))
+        arrays[name] = draw(st.one_of(
+            HOSTILE, st.just(np.asarray(arrays[name]).tolist()),  # nested lists: fine
+            st.just([[1.0, 2.0], [3.0]]),  # ragged
+            st.just(np.ma.masked_array(np.asarray(arrays[name]), mask=True))))
+    kwargs = draw(st.fixed_dictionaries({}, optional={
+        "name": st.sampled_from(["custom", "easy-task", "ä"]),
+        "class_names": st.sampled_from([None, tuple("abcd"), ["x"] * 6,
+                                        np.array(["p", "q", "r", "s"])]),
+        "validation_fraction": st.sampled_from([0.1, 0.25, 0.5, None]),
+        "subset_size": st.sampled_from([None, 4, 10, 10**9]),
+        "seed": st.sampled_from([0, 3, 2**40]),
+        "normalise": st.sampled_from(["auto", "pixels", "standardise", "none", True, False])}))
+    if draw(st.booleans()):  # the right image_shape, spelled as a tuple or a list
+        example = arrays["x_train"].shape[1:] if isinstance(arrays["x_train"], np.ndarray) \
+            else (1,)
+        size = math.prod(example)
+        kwargs["image_shape"] = draw(st.sampled_from([(1, size, 1), [size, 1, 1]]))
+    for name in defects & set(HOSTILE_KWARGS):
+        kwargs[name] = draw(HOSTILE_KWARGS[name])
+    return arrays, kwargs
+
+
+def check_valid_dataset(dataset, kwargs) -> None:
+    """What from_arrays returned is a Dataset a search can use as it is."""
+    from dendrax.data import Dataset
+
+    assert isinstance(dataset, Dataset), type(dataset)
+    assert isinstance(dataset.name, str) and dataset.name
+    assert dataset.in_dim >= 1 and len(dataset.image_shape) == 3
+    assert all(isinstance(d, int) and d >= 1 for d in dataset.image_shape)
+    assert math.prod(dataset.image_shape) == dataset.in_dim
+    assert all(isinstance(c, str) for c in dataset.class_names)
+    assert dataset.n_classes >= 2 and dataset.n_train >= 1 and dataset.n_test >= 1
+    if kwargs.get("validation_fraction", 0.1) is not None:
+        assert dataset.n_val >= 1
+    for part in ("train", "val", "test"):
+        x, y = getattr(dataset, f"x_{part}"), getattr(dataset, f"y_{part}")
+        assert x.dtype == np.float32 and np.isfinite(x).all(), part
+        assert y.dtype == np.int32 and (y.size == 0 or (0 <= y.min() and
+                                                        y.max() < dataset.n_classes)), part
+        assert not x.flags.writeable and not y.flags.writeable
+
+
+def check_from_arrays(arrays, kwargs, tally, target="from_arrays"):
+    from dendrax.data import from_arrays
+
+    def action():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's casts of NaN
+            dataset = from_arrays(**arrays, **kwargs)
+        check_valid_dataset(dataset, kwargs)
+
+    return outcome(action, FROM_ARRAYS_ARGS, tally, target)
+
+
+@FUZZ
+@given(inputs=from_arrays_inputs())
+def test_fuzz_from_arrays(fuzz_tally, inputs):
+    """Hostile arrays (dtypes, shapes, NaN and infinities, huge and tiny values, empty and
+    object arrays, labels negative, fractional, huge or of other lengths) and hostile
+    keyword arguments: from_arrays returns a Dataset a search can use, or raises a
+    DendraxError (DataError, ConfigError) naming an argument, within a second."""
+    arrays, kwargs = inputs
+    check_from_arrays(arrays, kwargs, fuzz_tally)

@@ -88,8 +88,9 @@ def test_an_exploit_copies_the_whole_member_bit_for_bit_and_nothing_else():
     updated, _ = generation_update(state, prepared.hyper, src_all, copied, prepared.keys,
                                    jnp.int32(2))
     keys = np.asarray(jax.random.key_data(updated.key))
-    for d in (0, 3):
-        expected = jax.random.key_data(jax.random.fold_in(seed_keys([d])[0], 2))
+    for d in (0, 3):  # each stream's key of the member's own seeds, folded with 2
+        expected = [jax.random.key_data(jax.random.fold_in(k, 2))
+                    for k in seed_keys(configs[d].stream_seeds())]
         np.testing.assert_array_equal(keys[d], np.asarray(expected))
         assert not np.array_equal(keys[d], np.asarray(jax.random.key_data(state.key))[1])
     for before, after in zip(jax.tree_util.tree_leaves(state.params),
@@ -146,6 +147,9 @@ def test_the_bottom_quantile_and_every_diverged_member_copy_a_top_member():
     assert sorted(d.member for d in strategy.decide(1, configs, [0.1 * i for i in range(8)])) \
         == [0, 1]
     assert all(d.config.seed == configs[d.member].seed for d in decisions)  # own seed
+    streams = [c.replace(order_seed=100 + i) for i, c in enumerate(configs)]
+    for d in strategy.decide(1, streams, scores):  # and its own stream seeds
+        assert d.config.stream_seeds() == streams[d.member].stream_seeds()
     assert strategy.decide(1, configs, scores) == decisions  # a generation's own rng
     assert PBTStrategy(space, ready_every=2, burn_in=3).boundaries(10) == [4, 6, 8]
     with pytest.raises(ConfigError, match="mutate"):

@@ -131,7 +131,8 @@ def test_training_steps_with_rewiring_equal_the_oracle(arch, strategy):
 
         rounds_with_swaps = 0
         for step in range(1, STEPS + 1):
-            rewire_key = jax.random.fold_in(jax.random.fold_in(keys[0], program_module._REWIRE),
+            rewire_key = jax.random.fold_in(jax.random.fold_in(keys[0, program_module._REWIRE],
+                                                              program_module._REWIRE),
                                             step)
             draws = draw_rewiring(rewire_key, coords, k, IN_DIM)
 

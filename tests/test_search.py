@@ -397,16 +397,17 @@ def test_train_and_evaluate_returns_none_outside_the_budget():
 
 @pytest.mark.parametrize("name, value", [("n_epochs", 3), ("batch_size", 64),
                                          ("max_params", 5000), ("min_param_ratio", 0.5),
-                                         ("min_params", 100)])
-def test_settings_held_elsewhere_cannot_be_set_after_construction(name, value):
+                                         ("min_params", 100), ("seed", 7)])
+def test_X5_settings_held_elsewhere_cannot_be_set_after_construction(name, value):
     """The original's users set ``searcher.n_epochs = 3`` after building it; that once
-    reached the log but not the trainer. Now each is read from the one place it is held
-    (settings or budget), and assigning it says to pass it to the constructor."""
+    reached the log but not the trainer (reliability round 2, case X-5). Now each is read
+    from the one place it is held (settings or budget), and assigning it says to pass it
+    to the constructor."""
     s = make_searcher(FakeTrainer(), n_epochs=2, batch_size=32, max_params=9000,
-                      min_param_ratio=0.5)
+                      min_param_ratio=0.5, seed=3)
     before = getattr(s, name)
     assert before == {"n_epochs": 2, "batch_size": 32, "max_params": 9000,
-                      "min_param_ratio": 0.5, "min_params": 4500}[name]
+                      "min_param_ratio": 0.5, "min_params": 4500, "seed": 3}[name]
     with pytest.raises(AttributeError, match=rf"pass {name}={value!r} to HyperparameterSearcher"):
         setattr(s, name, value)
     assert getattr(s, name) == before

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Sequence
 
 import numpy as np
 
+from dendrax.checks import INT32_MAX, shown
 from dendrax.data.dataset import DataError, Dataset
 from dendrax.data.split import FLOAT32_MAX, assemble, check_split_args
 
@@ -29,6 +32,12 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
     remapping that fixes them; pass class_names to keep empty classes on purpose. The
     training labels must hold at least 2 classes, and x_test at least one example.
 
+    name: a non-empty string. image_shape: three positive integers (H, W, C) with
+    H*W*C features. class_names: a list, tuple or array of names (strings; integers are
+    written as text). x arrays must be numeric (no ragged lists, no masked values) with at
+    least one feature; labels whole numbers 0..2**31-1. Anything else is a DataError
+    naming the argument.
+
     validation_fraction: the share of the training arrays held out, stratified; it must
     hold out at least one example (a search ranks on it). None: no validation split at
     all, for training outside a search.
@@ -49,12 +58,15 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
           float32's range (about 3.4e38) are refused.
     """
     check_split_args(validation_fraction, subset_size, seed)
+    if not isinstance(name, str) or not name:
+        raise DataError(f"name={shown(name)} must be a non-empty string (it names the "
+                        f"dataset in the search log and the results)")
     mode = {True: "pixels", False: "none"}.get(normalise, normalise) \
         if isinstance(normalise, bool) else normalise
-    if mode not in NORMALISE:
-        raise DataError(f"normalise={normalise!r}; choose one of {', '.join(NORMALISE)} "
+    if not isinstance(mode, str) or mode not in NORMALISE:
+        raise DataError(f"normalise={shown(normalise)}; choose one of {', '.join(NORMALISE)} "
                         f"(or True for pixels, False for none)")
-    x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+    x_train, x_test = _as_array("x_train", x_train), _as_array("x_test", x_test)
     for label, x in (("x_train", x_train), ("x_test", x_test)):
         if x.ndim < 2 or x.dtype.kind not in "iuf":
             raise DataError(f"{label} must be a numeric array (n, ...); got {x.dtype} {x.shape}")
@@ -65,14 +77,19 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "custom",
                         f"examples have {x_test.shape[1:]}")
     if len(x_train) == 0:
         raise DataError("x_train is empty")
+    if 0 in x_train.shape[1:]:
+        raise DataError(f"x_train examples have shape {x_train.shape[1:]}: no features")
     shape = _image_shape(image_shape, x_train.shape[1:])
     y_train, y_test = _as_labels("y_train", y_train, x_train), _as_labels("y_test", y_test, x_test)
     n_classes = int(max(y_train.max(), y_test.max(initial=0))) + 1
     if class_names is None:
         _check_contiguous(y_train, y_test, n_classes)
         class_names = tuple(str(k) for k in range(n_classes))
-    elif len(class_names) < n_classes:
-        raise DataError(f"{len(class_names)} class_names for labels up to {n_classes - 1}")
+    else:
+        class_names = _class_names(class_names)
+        if len(class_names) < n_classes:
+            raise DataError(f"{len(class_names)} class_names for labels up to "
+                            f"{n_classes - 1}")
     in_dim = int(np.prod(x_train.shape[1:]))
     flat_train = x_train.reshape(len(x_train), in_dim)
     flat_test = x_test.reshape(len(x_test), in_dim)  # -1 cannot be inferred for 0 rows
@@ -128,6 +145,40 @@ def _are_pixels(*arrays: np.ndarray) -> bool:
         min(int(x.min()) for x in parts) >= 0 and max(int(x.max()) for x in parts) <= 255
 
 
+def _as_array(label: str, value) -> np.ndarray:
+    """``value`` as an array; a DataError naming ``label`` for what numpy cannot make one of
+    (ragged lists) and for masked arrays with masked values (which would be used as if
+    they were data)."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise DataError(f"{label} is a masked array with masked values; fill or drop them "
+                        f"first (numpy would use the values under the mask)")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as e:
+        first = str(e).split(". ")[0]
+        raise DataError(f"{label} must be a numeric array (n, ...); numpy cannot make an "
+                        f"array of it ({first})") from None
+
+
+def _class_names(class_names) -> tuple[str, ...]:
+    """class_names as a tuple of strings: a list, tuple or array of names (strings, or
+    integers written as text); a DataError otherwise."""
+    if isinstance(class_names, (str, bytes)) or not isinstance(
+            class_names, (list, tuple, np.ndarray)) or np.ndim(class_names) != 1:
+        raise DataError(f"class_names={shown(class_names)} must be a list of names, one per "
+                        f"class (or None for '0', '1', ...)")
+    names = []
+    for value in class_names:
+        if isinstance(value, (str, np.str_)):
+            names.append(str(value))
+        elif isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) \
+                and abs(int(value)) <= INT32_MAX:
+            names.append(str(int(value)))
+        else:
+            raise DataError(f"class_names holds {shown(value)}; each name must be a string")
+    return tuple(names)
+
+
 def _image_shape(image_shape, example_shape: tuple[int, ...]) -> tuple[int, int, int]:
     in_dim = int(np.prod(example_shape))
     if image_shape is None:
@@ -137,25 +188,32 @@ def _image_shape(image_shape, example_shape: tuple[int, ...]) -> tuple[int, int,
             raise DataError(f"cannot tell the image shape of examples shaped {example_shape}; "
                             "pass image_shape=(H, W, C)")
         return tuple(int(d) for d in shape)
-    shape = tuple(int(d) for d in image_shape)
-    if len(shape) != 3 or int(np.prod(shape)) != in_dim:
-        raise DataError(f"image_shape {tuple(image_shape)} must be (H, W, C) with "
-                        f"H*W*C = {in_dim} features")
-    return shape
+    if isinstance(image_shape, (str, bytes)) or not isinstance(
+            image_shape, (list, tuple, np.ndarray)) or np.ndim(image_shape) != 1 \
+            or len(image_shape) != 3 or not all(
+                isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_))
+                and 1 <= d <= in_dim for d in image_shape) \
+            or math.prod(int(d) for d in image_shape) != in_dim:
+        raise DataError(f"image_shape={shown(image_shape)} must be (H, W, C), three positive "
+                        f"integers with H*W*C = {in_dim} features")
+    return tuple(int(d) for d in image_shape)
 
 
 def _as_labels(label: str, y, x: np.ndarray) -> np.ndarray:
-    y = np.asarray(y)
+    y = _as_array(label, y)
     if y.ndim == 2 and y.shape[1] == 1:  # Keras-style (n, 1) column
         y = y[:, 0]
     if y.shape != (len(x),):
         raise DataError(f"{label} has shape {y.shape}; expected ({len(x)},), one label per "
                         "example")
-    if y.size and (y.dtype.kind not in "iuf" or (y.dtype.kind == "f"
-                                                  and not np.all(y == np.round(y)))):
+    if y.size and (y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not (
+            np.isfinite(y).all() and np.all(y == np.round(y))))):
         raise DataError(f"{label} must hold integer class indices 0..K-1; got {y.dtype}")
     if y.size and y.min() < 0:
         raise DataError(f"{label} holds negative labels ({y.min()}); classes are 0..K-1")
+    if y.size and y.max() > INT32_MAX:  # before the cast, which would wrap it
+        raise DataError(f"{label} holds the label {y.max():.6g}; classes are 0..K-1, and "
+                        f"a label cannot exceed {INT32_MAX:,}")
     return y.astype(np.int64)
 
 

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from dendrax.checks import MAX_SEED, shown
 from dendrax.data.dataset import DataError, Dataset
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel statistics after /255, as the original uses
@@ -43,13 +44,15 @@ def check_split_args(validation_fraction, subset_size, seed) -> None:
     if validation_fraction is not None and (
             not isinstance(validation_fraction, numbers.Real)
             or isinstance(validation_fraction, bool) or not 0 <= validation_fraction < 1):
-        raise DataError(f"validation_fraction={validation_fraction!r} must be a number in [0, 1) "
-                        f"(or None for no validation split)")
+        raise DataError(f"validation_fraction={shown(validation_fraction)} must be a number "
+                        f"in [0, 1) (or None for no validation split)")
     if subset_size is not None and (not isinstance(subset_size, numbers.Integral)
                                     or isinstance(subset_size, bool) or subset_size < 1):
-        raise DataError(f"subset_size={subset_size!r} must be None or an integer >= 1")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise DataError(f"seed={seed!r} must be an integer >= 0")
+        raise DataError(f"subset_size={shown(subset_size)} must be None or an integer >= 1")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) \
+            or not 0 <= seed <= MAX_SEED:
+        raise DataError(f"seed={shown(seed)} must be an integer >= 0 and at most 2**63-1 "
+                        f"(it is logged with the search, as the searcher's seed is)")
 
 
 def stratified_choice(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import collections
 import functools
+import queue
 import threading
 import time
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -114,7 +115,58 @@ class CompiledProgram(NamedTuple):
 _PROGRAMS: "collections.OrderedDict[ProgramSpec, Future]" = collections.OrderedDict()
 _PROGRAMS_KEPT = 32  # each holds hundreds of memory mappings; older ones are reloaded
 _PROGRAMS_LOCK = threading.Lock()
-_COMPILE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dendrax-compile")
+
+
+class _CompileThread:
+    """One daemon thread that runs submitted calls in order, each returning a Future.
+
+    A daemon, unlike a ThreadPoolExecutor's worker, so that the interpreter never waits
+    for a compile on its way out: a Ctrl-C during a compile exits at once, and a second
+    Ctrl-C cannot interrupt the interpreter's join of the thread (which ended in a C++
+    ``terminate``). The command line leaves with ``os._exit`` while a compile is in flight
+    (see :func:`compiling`), so XLA never runs during the interpreter's teardown."""
+
+    def __init__(self) -> None:
+        self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self._busy = 0  # calls submitted and not finished
+
+    def submit(self, function: Callable, *args) -> Future:
+        future: Future = Future()
+        with self._lock:
+            self._busy += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="dendrax-compile",
+                                                daemon=True)
+                self._thread.start()
+        self._queue.put((future, function, args))
+        return future
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._busy > 0
+
+    def _work(self) -> None:
+        while True:
+            future, function, args = self._queue.get()
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(function(*args))
+                    except BaseException as error:  # noqa: BLE001 - handed to the waiter
+                        future.set_exception(error)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+
+_COMPILE_THREAD = _CompileThread()
+
+
+def compiling() -> bool:
+    """Whether a program is compiling (or queued to) on the compile thread."""
+    return _COMPILE_THREAD.busy()
 _COMPILE_TIME_REPORTED: set = set()  # specs whose compile time a population has reported
 
 

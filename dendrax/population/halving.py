@@ -16,6 +16,12 @@ survivor.
 
 A stopped model's outcome has ``stopped_epoch`` set and its history ends there; it is
 handed to ``on_bucket_done`` as soon as it stops.
+
+Ties in validation accuracy go to the model earlier in the sweep. A sweep can replay
+models that already finished (``replay``: a resumed search's models from its log, each
+at its place in the sweep): at every rung they are ranked with the models training, by
+the validation accuracy their recorded history holds at the rung's end, so the models
+that train go on exactly when they would have in the uninterrupted sweep.
 """
 
 from __future__ import annotations
@@ -58,6 +64,27 @@ def keep_count(n_models: int, eta: int) -> int:
     return math.ceil(n_models / eta)
 
 
+def replay_score(outcome: TrialOutcome, epoch: int) -> Optional[float]:
+    """A finished model's score at the rung ending at ``epoch``: its validation accuracy
+    then (-inf when it had diverged by then or the value is not finite), or None when it
+    did not train that far (halving stopped it at an earlier rung)."""
+    values = outcome.history.get("val_accuracy") or []
+    if len(values) < epoch or (outcome.stopped_epoch is not None
+                               and outcome.stopped_epoch < epoch):
+        return None
+    if outcome.diverged and (outcome.diverged_epoch is None or outcome.diverged_epoch <= epoch):
+        return -math.inf
+    value = float(values[epoch - 1])
+    return value if math.isfinite(value) else -math.inf
+
+
+def rung_survivors(scores: dict, eta: int) -> set:
+    """The places (any sortable keys) that go on from a rung: the best ⌈n/η⌉ of
+    ``scores`` (place -> score), ties broken by place."""
+    ranked = sorted(scores, key=lambda place: (-scores[place], place))
+    return set(ranked[:keep_count(len(ranked), eta)])
+
+
 def _population_size(n: int, n_devices: int, first: bool = False) -> int:
     """Slots for n models: the next power of two, or for a bucket's first population (its
     first program, whatever the rungs) n itself; a multiple of the devices either way."""
@@ -92,9 +119,17 @@ class _LivePopulation:
 
 def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], data,
                        settings: TrainSettings, *, progress=None, on_bucket_done=None,
-                       log=print) -> list[TrialOutcome]:
-    """Train the buckets of ``plan`` with successive halving (see the module doc)."""
+                       log=print, replay=None) -> list[TrialOutcome]:
+    """Train the buckets of ``plan`` with successive halving (see the module doc).
+
+    ``replay``: {place in the sweep: outcome} of models that already finished; the
+    ``configs`` fill the other places, in order. Ranked at every rung, never trained."""
     eta, n_epochs = settings.halving_eta, settings.n_epochs
+    replay = dict(replay or {})
+    n_sweep = len(configs) + len(replay)
+    if any(not isinstance(p, int) or not 0 <= p < n_sweep for p in replay):
+        raise ValueError(f"replay places must be integers in [0, {n_sweep})")
+    place = [p for p in range(n_sweep) if p not in replay]  # config index -> its place
     n_devices = device_count(settings)
     split, _ = population_shardings(n_devices)
     steps_per_epoch = len(data.x_train) // settings.batch_size
@@ -177,7 +212,7 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
             del prepared  # the program may now leave memory (see prepare)
         start = end
         live = [(b, p) for b in buckets for p in range(len(b.members))]
-        if end == n_epochs:
+        if end == n_epochs or not live:
             break
 
         def score(item):
@@ -187,9 +222,13 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
             diverged = int(np.asarray(bucket.state.diverged_step)[position]) >= 0
             return -math.inf if diverged or not np.isfinite(val) else val
 
-        ranked = sorted(live, key=score, reverse=True)  # stable: ties keep their order
-        best = score(ranked[0])
-        keep = {(id(b), p) for b, p in ranked[:keep_count(len(live), eta)]}
+        scores = {place[b.members[p]]: score((b, p)) for b, p in live}
+        replayed = {p: replay_score(o, end) for p, o in replay.items()}
+        scores.update({p: v for p, v in replayed.items() if v is not None})
+        going_on = rung_survivors(scores, eta)
+        best = max(scores.values())
+        keep = {(id(b), p) for b, p in live if place[b.members[p]] in going_on}
+        n_ranked = len(scores)
         stopped = []
         for bucket in buckets:
             if not bucket.members:
@@ -205,8 +244,10 @@ def train_with_halving(configs: Sequence[ModelConfig], plan: Sequence[Bucket], d
             else:
                 bucket.members = []
         if log:
-            log(f"[dendrax] halving rung {rung + 1} at epoch {end}: {len(live)} models, "
-                f"{len(live) - len(stopped)} go on (eta={eta}); best val acc {best:.4f}")
+            from_log = n_ranked - len(live)
+            log(f"[dendrax] halving rung {rung + 1} at epoch {end}: {n_ranked} models"
+                + (f" ({from_log} finished before, replayed)" if from_log else "")
+                + f", {len(going_on)} go on (eta={eta}); best val acc {best:.4f}")
         if on_bucket_done is not None and stopped:
             on_bucket_done(stopped)
 

@@ -57,17 +57,19 @@ def exploit(state: MemberState, hyper: Hyper, dst, src) -> tuple[MemberState, Hy
     return jax.tree_util.tree_map(take, state), jax.tree_util.tree_map(take, hyper)
 
 
-def fresh_keys(seed_keys_: jax.Array, generation) -> jax.Array:
-    """Each member's key stream from ``generation`` (>= 1) on, as raw key data: its own
-    seed's key folded with the generation."""
-    folded = jax.vmap(lambda k: jax.random.fold_in(k, generation))(seed_keys_)
-    return jax.random.key_data(folded)
+def fresh_keys(own_keys: jax.Array, generation) -> jax.Array:
+    """Each member's keys from ``generation`` (>= 1) on, as raw key data: its own keys (one
+    per stream, from its own seeds) each folded with the generation."""
+    flat = own_keys.reshape(-1)
+    folded = jax.vmap(lambda k: jax.random.fold_in(k, generation))(flat)
+    return jax.random.key_data(folded).reshape(own_keys.shape + (-1,))
 
 
 def rekey(state: MemberState, copied, keys: jax.Array) -> MemberState:
-    """The members where ``copied`` is True take ``keys`` (raw key data) as their key."""
+    """The members where ``copied`` is True take ``keys`` (raw key data) as their keys."""
     data = jax.random.key_data(state.key)
-    data = jnp.where(copied[:, None], keys, data)
+    mask = copied.reshape(copied.shape + (1,) * (data.ndim - 1))
+    data = jnp.where(mask, keys, data)
     return state._replace(key=jax.random.wrap_key_data(data, impl=jax.random.key_impl(state.key)))
 
 

@@ -16,9 +16,11 @@ A member whose loss or parameters stop being finite, or whose loss exceeds
 NaNs never reach its state, and the other members compute exactly the floats they would
 compute without it.
 
-Randomness: every member draws from its own typed key (``jax.random.key(seed)``), with a
-stream id folded in per use (init, batch order, rewiring), never from its position in
-the population. With JAX's partitionable threefry (the default since JAX 0.5, required
+Randomness: every member draws from its own typed keys, one per stream (init, batch order,
+rewiring): ``jax.random.key(s)`` with the stream id folded in per use, where ``s`` is the
+config's seed for that stream (``init_seed``, ``order_seed``, ``rewire_seed``), or its
+``seed`` when that is None, so a config without stream seeds draws exactly what it drew
+before they existed. Never from its position in the population. With JAX's partitionable threefry (the default since JAX 0.5, required
 here) a model padded to larger shapes draws the same numbers as the model alone.
 """
 
@@ -62,8 +64,8 @@ class MemberState(NamedTuple):
     params: Any
     connectivity: Any
     opt_state: Any
-    key: jax.Array  # its own typed PRNG key: its seed's; after a PBT exploit, its seed's folded
-    # with the generation (dendrax.population.pbt.fresh_keys), never its parent's
+    key: jax.Array  # the member's own typed PRNG keys, one per stream (constant; after a PBT
+    # exploit, its own folded with the generation: dendrax.population.pbt.fresh_keys)
     step: jax.Array  # optimiser steps taken
     alive: jax.Array  # False once diverged
     diverged_step: jax.Array  # step at which the loss first stopped being finite, or -1
@@ -98,17 +100,19 @@ def hyper_for(configs: Sequence[ModelConfig], in_dim: int) -> Hyper:
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
-    """Typed threefry keys for ``seeds``, built on the host in one go: the key data of
+    """Typed threefry keys for ``seeds`` (any shape), built on the host in one go: the key data of
     ``jax.random.key(seed)`` is (seed >> 32, seed & 0xFFFFFFFF)."""
-    seeds = np.asarray([int(s) for s in seeds], dtype=np.uint64)
+    seeds = np.asarray(seeds, dtype=object).astype(np.uint64)  # any shape of ints
     data = np.stack([(seeds >> np.uint64(32)).astype(np.uint32),
                      (seeds & np.uint64(0xFFFFFFFF)).astype(np.uint32)], axis=-1)
     return jax.random.wrap_key_data(jnp.asarray(data), impl="threefry2x32")
 
 
 def member_keys(configs: Sequence[ModelConfig]) -> jax.Array:
-    """Each member's own key, from its config's seed."""
-    return seed_keys([c.seed for c in configs])
+    """Each member's own keys, shape (members, 3): one per stream (``_INIT``, ``_ORDER``,
+    ``_REWIRE``), each ``jax.random.key`` of the config's seed for that stream
+    (:meth:`ModelConfig.stream_seeds`). The program folds the stream id into each."""
+    return seed_keys([c.stream_seeds() for c in configs])
 
 
 def adamw(hyper: Hyper) -> optax.GradientTransformation:
@@ -191,7 +195,7 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
         return model.apply({"params": params, "connectivity": connectivity}, x, sizes_of(hyper))
 
     def init_member(key, hyper):
-        params, connectivity = init_model(model, jax.random.fold_in(key, _INIT), in_dim,
+        params, connectivity = init_model(model, jax.random.fold_in(key[_INIT], _INIT), in_dim,
                                           sizes_of(hyper))
         return MemberState(params, connectivity, adamw(hyper).init(params), key,
                            jnp.int32(0), jnp.bool_(True), jnp.int32(-1))
@@ -231,7 +235,8 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
 
     def rewire_member(state: MemberState, hyper: Hyper):
         # Keyed by the number of the step it precedes (counted from 1).
-        key = jax.random.fold_in(jax.random.fold_in(state.key, _REWIRE), state.step + 1)
+        key = jax.random.fold_in(jax.random.fold_in(state.key[_REWIRE], _REWIRE),
+                                 state.step + 1)
         params, connectivity, opt_state, accepted = rewiring(
             state.params, state.connectivity, state.opt_state, key, hyper.n_resample,
             sizes_of(hyper))
@@ -300,7 +305,8 @@ def make_train(spec: ProgramSpec) -> PopulationProgram:
             perm = jax.random.permutation(jax.random.fold_in(order_key, epoch_index), n_train)
         else:
             perm = jax.vmap(lambda k: jax.random.permutation(
-                jax.random.fold_in(jax.random.fold_in(k, _ORDER), epoch_index), n_train))(state.key)
+                jax.random.fold_in(jax.random.fold_in(k[_ORDER], _ORDER), epoch_index),
+                n_train))(state.key)
 
         def body(state, i):
             if shared_order:

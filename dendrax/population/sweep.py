@@ -38,13 +38,15 @@ def plan_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings) 
 
 def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings = TrainSettings(),
                   *, progress=None, on_bucket_done=None, on_plan=None,
-                  log=print) -> list[TrialOutcome]:
+                  log=print, replay=None) -> list[TrialOutcome]:
     """Train every config on ``data``; one outcome per config, in input order (the
     :class:`dendrax.spec.Trainer` contract).
 
     Configs are grouped into buckets (:func:`plan_configs`), the plan is handed to
     ``on_plan``, and each bucket trains as one vmapped population;
-    ``on_bucket_done(outcomes)`` is called as each bucket finishes.
+    ``on_bucket_done(outcomes)`` is called as each bucket finishes. ``replay`` (successive
+    halving only): models of the sweep that already finished, {place: outcome}, ranked
+    at every rung with the configs (dendrax.population.halving).
     """
     settings.validate()
     for config in configs:
@@ -64,7 +66,7 @@ def train_configs(configs: Sequence[ModelConfig], data, settings: TrainSettings 
         on_plan(plan)
     if settings.halving_eta is not None:
         return train_with_halving(configs, plan, data, settings, progress=progress,
-                                  on_bucket_done=on_bucket_done, log=log)
+                                  on_bucket_done=on_bucket_done, log=log, replay=replay)
     results: list[Optional[TrialOutcome]] = [None] * len(configs)
     members = [[configs[i] for i in bucket.members] for bucket in plan]
     for b, bucket in enumerate(plan):

@@ -718,8 +718,15 @@ class SearchLog:
             if verbose:
                 print(f"Warning: {message}")
             # Cut the fragment off so the next append starts on a fresh line.
-            with open(self.path, "r+b") as f:
-                f.truncate(contents.good_bytes)
+            try:
+                with open(self.path, "r+b") as f:
+                    f.truncate(contents.good_bytes)
+            except OSError as e:  # K-11: an append-only (chattr +a) or read-only log
+                raise LogError(
+                    f"cannot resume from {self.path!r}: it ends in an incomplete line (a run "
+                    f"killed mid-write) that cannot be cut off ({e.strerror or e}); the "
+                    f"lines before it are intact: make the file writable, or resume from a "
+                    f"copy of it") from None
         contents.torn_line = None
         contents.trials = {}
         self._contents = contents
@@ -882,6 +889,11 @@ class SearchLog:
         known = self._contents.good_bytes
         try:
             size = os.path.getsize(self.path)
+        except FileNotFoundError:  # K-3: mv or rm while the search runs
+            raise LogError(f"the search log {self.path!r} was moved or deleted while the "
+                           f"search ran, so the search stopped; a moved log is intact: put "
+                           f"it back (or pass its new path) and resume from it "
+                           f"(--resume / resume=True)") from None
         except OSError as e:
             raise LogError(f"cannot read the search log {self.path!r}: "
                            f"{e.strerror or e}") from None

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from dendrax.errors import ConfigError
 from dendrax.search import spaces
 from dendrax.search.budget import Rejection
+from dendrax.search.interrupts import signals_as_interrupts
 from dendrax.search.log import canonical
 
 
@@ -87,8 +88,7 @@ def optuna_search(searcher, param_distributions: Mapping[str, Any], n_rounds: in
                   trials_per_round: int = 8, *, study=None, sampler=None, storage=None,
                   study_name: str | None = None):
     """See :meth:`dendrax.search.HyperparameterSearcher.optuna_search`."""
-    optuna = _optuna()
-    TrialState = optuna.trial.TrialState
+    _optuna()  # fails first, naming the extra, when optuna is not installed
     for name, value in (("n_rounds", n_rounds), ("trials_per_round", trials_per_round)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name}={value!r} must be an integer >= 1")
@@ -106,52 +106,77 @@ def optuna_search(searcher, param_distributions: Mapping[str, Any], n_rounds: in
               f"(study {study.study_name!r}, {type(study.sampler).__name__}, "
               f"{len(study.trials)} trials already in it)")
 
-    for round_index in range(n_rounds):
-        trials = [study.ask(asked) for _ in range(trials_per_round)]
-        pending = []  # (trial, params) of the proposals that fit the budget
-        for trial in trials:
-            params = {**trial.params, **fixed}
-            params = {k: params[k] for k in space}  # the space's order, for readable output
-            try:
-                _, total = searcher.create_model(params)
-            except ConfigError as error:
-                trial.set_user_attr("dendrax_invalid", str(error))
-                study.tell(trial, state=TrialState.FAIL)
-                continue
-            trial.set_user_attr("total_params", total)
-            reason = searcher.budget.reason(total)
-            if reason is not None:
-                searcher.rejected.append(Rejection(
-                    {k: v for k, v in params.items() if k != "seed"}, total, reason))
-                trial.set_user_attr("dendrax_rejected", reason)
-                study.tell(trial, state=TrialState.PRUNED)
-                continue
-            pending.append((trial, params))
-        if searcher.verbose:
-            print(f"Round {round_index + 1}/{n_rounds}: {len(pending)} of {trials_per_round} "
-                  f"proposals fit the budget")
-        results = []
-        try:
-            if pending:
-                results = searcher.run_trials([p for _, p in pending], strategy="optuna",
-                                              space=spec)
-        except BaseException:
-            # Tell Optuna before re-raising, so a crash or Ctrl-C leaves no trial RUNNING.
-            for trial, _ in pending:
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            raise
-        searcher.results.extend(results)
-        by_config = {canonical(r.config): r for r in results}
-        for trial, params in pending:
-            config = searcher.create_model(params)[0].to_dict()
-            config.pop("seed", None)
-            result = by_config[canonical(config)]
-            if result.diverged:
-                trial.set_user_attr("dendrax_diverged", result.diverged_seeds)
-                study.tell(trial, state=TrialState.FAIL)
-            elif result.val_accuracy != result.val_accuracy:  # NaN: no validation split
-                trial.set_user_attr("dendrax_invalid", "no validation accuracy")
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                study.tell(trial, result.val_accuracy)
+    # SIGTERM and SIGHUP stop the search like Ctrl-C (unless the caller handles them), so
+    # the round's trials are told FAIL on the way out instead of staying RUNNING.
+    with signals_as_interrupts():
+        for round_index in range(n_rounds):
+            _round(searcher, study, asked, fixed, space, spec, round_index, n_rounds,
+                   trials_per_round)
     return study
+
+
+def _round(searcher, study, asked, fixed, space, spec, round_index, n_rounds,
+           trials_per_round) -> None:
+    """One round: ask, check, train the proposals that fit as one call, tell. Whatever
+    stops it (a crash, Ctrl-C, SIGTERM) tells every trial it asked FAIL first, so no trial
+    is left RUNNING in the study."""
+    TrialState = _optuna().trial.TrialState
+    trials: list = []
+    try:
+        _ask_train_tell(searcher, study, asked, fixed, space, spec, round_index, n_rounds,
+                        trials_per_round, trials, TrialState)
+    except BaseException:
+        for trial in trials:
+            try:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+        raise
+
+
+def _ask_train_tell(searcher, study, asked, fixed, space, spec, round_index, n_rounds,
+                    trials_per_round, trials, TrialState) -> None:
+    """Ask the round's trials (into ``trials`` as they are asked), train the ones that fit
+    the budget as one search call, and tell each one's outcome."""
+    for _ in range(trials_per_round):
+        trials.append(study.ask(asked))
+    pending = []  # (trial, params) of the proposals that fit the budget
+    for trial in trials:
+        params = {**trial.params, **fixed}
+        params = {k: params[k] for k in space}  # the space's order, for readable output
+        try:
+            _, total = searcher.create_model(params)
+        except ConfigError as error:
+            trial.set_user_attr("dendrax_invalid", str(error))
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        trial.set_user_attr("total_params", total)
+        reason = searcher.budget.reason(total)
+        if reason is not None:
+            searcher.rejected.append(Rejection(
+                {k: v for k, v in params.items() if k != "seed"}, total, reason))
+            trial.set_user_attr("dendrax_rejected", reason)
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        pending.append((trial, params))
+    if searcher.verbose:
+        print(f"Round {round_index + 1}/{n_rounds}: {len(pending)} of {trials_per_round} "
+              f"proposals fit the budget")
+    results = []
+    if pending:
+        results = searcher.run_trials([p for _, p in pending], strategy="optuna",
+                                      space=spec)
+    searcher.results.extend(results)
+    by_config = {canonical(r.config): r for r in results}
+    for trial, params in pending:
+        config = searcher.create_model(params)[0].to_dict()
+        config.pop("seed", None)
+        result = by_config[canonical(config)]
+        if result.diverged:
+            trial.set_user_attr("dendrax_diverged", result.diverged_seeds)
+            study.tell(trial, state=TrialState.FAIL)
+        elif result.val_accuracy != result.val_accuracy:  # NaN: no validation split
+            trial.set_user_attr("dendrax_invalid", "no validation accuracy")
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, result.val_accuracy)

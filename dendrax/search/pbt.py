@@ -27,7 +27,7 @@ import os
 import random
 from typing import Any, Mapping, Sequence
 
-from dendrax.config import ModelConfig
+from dendrax.config import STREAM_SEED_FIELDS, ModelConfig
 from dendrax.errors import ConfigError
 from dendrax.search import spaces
 
@@ -45,6 +45,12 @@ class Exploit:
     config: ModelConfig
     member_score: float = math.nan
     parent_score: float = math.nan
+
+
+def own_seeds(config: ModelConfig) -> dict[str, Any]:
+    """A member's seeds (its seed and any stream seeds): a copy keeps them, never takes
+    its parent's."""
+    return {name: getattr(config, name) for name in ("seed", *STREAM_SEED_FIELDS)}
 
 
 def hyperparameters(config: ModelConfig, names: Sequence[str] = MUTABLE) -> dict[str, Any]:
@@ -151,7 +157,7 @@ class PBTStrategy:
         out = []
         for member in sorted(bottom):
             parent = rng.choice(top)
-            config = explore(configs[parent].replace(seed=configs[member].seed), self.space,
+            config = explore(configs[parent].replace(**own_seeds(configs[member])), self.space,
                              self.mutate, rng, self.perturb, self.resample_probability)
             out.append(Exploit(member, parent, config, score[member], score[parent]))
         return out
@@ -453,6 +459,7 @@ def _pbt_trainer(searcher: Any, index: int, strategy: Any, n_epochs: int, live: 
                 searcher._log.append(records)
             return records
 
+        kwargs.pop("replay", None)  # successive halving's; PBT has no rungs
         outcomes = train_pbt(configs, data, dataclasses.replace(settings, n_epochs=n_epochs),
                              strategy=strategy, on_exploits=on_exploits, lineage=live,
                              on_generation=on_generation, checkpoint=checkpoint,

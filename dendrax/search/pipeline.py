@@ -11,13 +11,20 @@ SearchCall then runs these steps, each a method:
            so a call that fails before any model finished leaves the log as it was);
   finish   fold each config's seeds into one SearchResult as soon as all are done, and
            hand it to the on_result callbacks.
+Callbacks run guarded (dendrax.search.callbacks.hooks); the time progress events take is
+taken out of the trainer's timings. Under successive halving, the call's models finished
+before (an interrupted run's, from the log) go to the trainer as ``replay``, so its rungs
+rank every model of the call as the uninterrupted run did.
 Pure Python: the trainer is the searcher's (imported lazily there).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
+import inspect
+import time
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -91,6 +98,11 @@ class SearchCall:
         self.logged: set[str] = set()
         self.finished: dict[int, SearchResult] = {}
         self.display: SweepProgress | None = None
+        # Time spent in progress events (display and on_epoch hooks) while models trained:
+        # not training time, subtracted from what the trainer measured (see record).
+        self.hook_seconds: dict[str, float] = {}  # bucket label -> seconds
+        self.member_hook_seconds: dict[str, float] = {}  # trial key -> its share
+        self.replay: dict[int, TrialOutcome] = {}
         self.on_epoch = hooks(searcher.callbacks, "on_epoch")
         self.on_result = hooks(searcher.callbacks, "on_result")
 
@@ -114,6 +126,12 @@ class SearchCall:
                        "options": {**searcher.options(), "rank_by": searcher.rank_by}})
         self.todo = [t for c in self.candidates for key, t in c.trials.items()
                      if key not in searcher._completed]
+        # Under successive halving the rungs rank every model of the call: those finished
+        # already (an interrupted run's, in the log) are replayed from their histories,
+        # so a resumed call keeps the survivors of the uninterrupted one.
+        self.replay = {place: searcher._completed[key] for key, place in self.positions.items()
+                       if key in searcher._completed} \
+            if searcher.settings.halving_eta is not None and self.todo else {}
         if self.todo:
             self.train()
         if log is not None:
@@ -203,12 +221,22 @@ class SearchCall:
         self.display = (SweepProgress(0, len(self.todo), searcher.n_epochs)
                         if searcher.verbose else None)
         reports = self.display is not None or bool(self.on_epoch)
+        trainer = self.trainer or searcher.trainer
+        extra = {}
+        if self.replay:
+            if _accepts(trainer, "replay"):
+                extra["replay"] = self.replay
+            else:
+                warnings.warn(f"trainer {trainer!r} takes no replay= argument, so the rungs of "
+                              f"successive halving rank only the {len(self.todo)} models left "
+                              f"to train, not the {len(self.replay)} this call finished "
+                              f"before", RuntimeWarning, stacklevel=4)
         try:
-            outcomes = (self.trainer or searcher.trainer)(
+            outcomes = trainer(
                 self.todo, searcher.data, searcher.settings,
                 progress=self.progress if reports else None, on_bucket_done=self.record,
                 on_plan=self.planned,
-                log=self.display.message if self.display is not None else None)
+                log=self.display.message if self.display is not None else None, **extra)
         finally:
             if self.display is not None:
                 self.display.close()
@@ -241,17 +269,33 @@ class SearchCall:
     def progress(self, event: Progress) -> None:
         """A trainer event: to the display, and each epoch to on_epoch(bucket, epoch,
         members) with every member's params, seed and metrics."""
-        if self.display is not None:
-            self.display.update(event)
-        if not self.on_epoch or event.phase != "train" or not event.metrics \
-                or not event.members:
-            return
-        params = {key: c.params for c in self.candidates for key in c.trials}
-        members = [{"params": params.get(trial_key(config), {}), "seed": int(config.seed),
-                    **{m: values[i] for m, values in event.metrics.items()}}
-                   for i, config in enumerate(event.members)]
-        for hook in self.on_epoch:
-            hook(event.bucket, event.epoch, members)
+        t0 = time.perf_counter()
+        try:
+            if self.display is not None:
+                self.display.update(event)
+            if not self.on_epoch or event.phase != "train" or not event.metrics \
+                    or not event.members:
+                return
+            params = {key: c.params for c in self.candidates for key in c.trials}
+            for hook in self.on_epoch:
+                # Fresh dicts for every hook: what one writes reaches neither the results
+                # nor the next hook.
+                members = [{"params": copy.deepcopy(params.get(trial_key(config), {})),
+                            "seed": int(config.seed),
+                            **{m: copy.deepcopy(values[i])
+                               for m, values in event.metrics.items()}}
+                           for i, config in enumerate(event.members)]
+                hook(event.bucket, event.epoch, members)
+        finally:
+            # Events other than "compile" come from inside the trainer's timed epochs.
+            if event.phase != "compile":
+                spent = time.perf_counter() - t0
+                self.hook_seconds[event.bucket] = self.hook_seconds.get(event.bucket, 0.0) + spent
+                members = event.members or ()
+                for config in members:
+                    key = trial_key(config)
+                    self.member_hook_seconds[key] = (self.member_hook_seconds.get(key, 0.0)
+                                                     + spent / len(members))
 
     # ---- record and finish --------------------------------------------------------------
     def record(self, outcomes: Sequence[TrialOutcome]) -> None:
@@ -263,7 +307,7 @@ class SearchCall:
         for o in outcomes:
             key = trial_key(o.config)
             if key not in self.logged and key not in fresh:
-                fresh[key] = o
+                fresh[key] = self.without_hook_time(key, o)
         for key, o in fresh.items():
             expected = count_params(o.config, in_dim=searcher.in_dim,
                                     n_classes=searcher.n_classes)
@@ -291,6 +335,18 @@ class SearchCall:
                                          first.bucket or self.labels.get(key, ""))
             self.finish()
 
+    def without_hook_time(self, key: str, outcome: TrialOutcome) -> TrialOutcome:
+        """``outcome`` with the time the progress display and the on_epoch hooks took
+        during its epochs taken out of its train_time (its share) and its bucket's wall
+        time (the bucket's total): the trainer's clock ran while they did."""
+        own = self.member_hook_seconds.get(key, 0.0)
+        bucket = self.hook_seconds.get(outcome.bucket or self.labels.get(key, ""), 0.0)
+        if not own and not bucket:
+            return outcome
+        return dataclasses.replace(
+            outcome, train_time=max(0.0, float(outcome.train_time) - own),
+            bucket_wall_time=max(0.0, float(outcome.bucket_wall_time) - bucket))
+
     def finish(self) -> None:
         """Aggregate every candidate whose seeds have all finished and that is not in
         ``finished`` yet, and hand each new result to the on_result callbacks."""
@@ -303,3 +359,12 @@ class SearchCall:
                                          bucket=completed[next(iter(c.trials))].bucket)
             for hook in self.on_result:
                 hook(self.finished[i])
+
+
+def _accepts(function: Any, name: str) -> bool:
+    """Whether ``function`` takes a keyword argument ``name`` (or any keyword)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

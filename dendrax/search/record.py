@@ -30,12 +30,13 @@ import math
 import os
 from typing import Any, Iterable, Mapping
 
-from dendrax.config import ModelConfig
+from dendrax.config import STREAM_SEED_FIELDS, ModelConfig
 from dendrax.errors import ConfigError
 from dendrax.search.budget import Budget, Rejection
 from dendrax.search.log import LogError, config_key, read_log
-from dendrax.search.results import (RANK_BY, SearchResult, aggregate, pareto_document,
-                                    pareto_records, rank_results, result_records, write_json)
+from dendrax.search.results import (RANK_BY, SearchResult, aggregate, check_output,
+                                    pareto_document, pareto_records, rank_results,
+                                    result_records, write_json)
 
 # The keys of a search call's space that name its parameters (grid and random searches,
 # and the Optuna bridge); a list of configs (run_trials, evaluate) is under "configs".
@@ -57,8 +58,8 @@ def call_parameters(space: Any, sampled: Iterable[Mapping[str, Any]] = ()) -> li
 
 def labelled_params(config: ModelConfig, names: Iterable[str]) -> dict[str, Any]:
     """A result's ``params``: its config's value of each searched parameter in ``names``."""
-    fields = config.to_dict()
-    return {name: fields[name] for name in names}
+    fields = config.to_dict()  # leaves out the stream seeds that are None
+    return {name: fields[name] if name in fields else getattr(config, name) for name in names}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,17 +147,28 @@ class SearchRecord:
         return next((c["space"] for c in self.calls if isinstance(c.get("space"), Mapping)
                      and any(k in c["space"] for k in _SPACE_KEYS)), None)
 
+    def check_output(self, filename: Any, what: str = "filename") -> str:
+        """``filename`` as a str, checked to take an output file before anything is
+        computed or written: not a directory, in a folder that exists and can be written,
+        and neither the log this record was read from nor a log this process is writing
+        (:func:`dendrax.search.results.check_output`); else an OutputError."""
+        return check_output(filename, what, {"the search log": self.source})
+
     def save_results(self, filename: str) -> None:
         """Every result as the original toolkit's ``save_results`` writes them: a JSON list
         of records, one per configuration, ranked first, then diverged (see
-        :func:`dendrax.search.results.result_record`), each with the matmul precision."""
+        :func:`dendrax.search.results.result_record`), each with the matmul precision.
+        Written whole or not at all (:func:`dendrax.search.results.write_atomic`); a path
+        that cannot take it (see :meth:`check_output`) is an OutputError."""
+        filename = self.check_output(filename)
         write_json(filename, result_records(self.results, self.rank_by,
                                             matmul_dtype=self.settings.get("matmul_dtype")))
 
     def save_report(self, filename: str) -> None:
         """The whole search as one JSON document: settings and options, budget, ranking
         rule, every result as :meth:`save_results` writes it, and every rejected config
-        with its count and reason."""
+        with its count and reason. Written as :meth:`save_results` writes."""
+        filename = self.check_output(filename)
         budget = self.budget
         write_json(filename, {
             "version": 1,
@@ -172,7 +184,8 @@ class SearchRecord:
     def save_pareto(self, filename: str) -> list[dict[str, Any]]:
         """Write the Pareto front of the results (fewest parameters, highest mean
         validation accuracy; :func:`dendrax.search.results.pareto_front`) with the
-        settings; returns the front's records."""
+        settings; returns the front's records. Written as :meth:`save_results` writes."""
+        filename = self.check_output(filename)
         front = pareto_records(self.results)
         write_json(filename, pareto_document(front, len(self.results), self.settings))
         return front
@@ -204,7 +217,7 @@ def read_search(path: str, rank_by: str | None = None) -> SearchRecord:
         return (index if _is_int(index) else math.inf,
                 position if _is_int(position) else math.inf, line)
 
-    every_field = [name for name in _FIELDS if name != "seed"]
+    every_field = [name for name in _FIELDS if name != "seed" and name not in STREAM_SEED_FIELDS]
     groups: dict[str, list] = {}
     names: dict[str, list[str]] = {}
     for _, key, record in sorted(((line, key, record) for line, (key, record)
@@ -241,7 +254,7 @@ def _logged_parameters(header: Mapping[str, Any]) -> list[str]:
     names = call_parameters(space, configs)
     if (names or configs) and all(name in _FIELDS for name in names):
         return names
-    return [name for name in _FIELDS if name != "seed"]
+    return [name for name in _FIELDS if name != "seed" and name not in STREAM_SEED_FIELDS]
 
 
 def _is_int(value: Any) -> bool:

@@ -13,8 +13,11 @@ import json
 import math
 import os
 import secrets
+import stat
 from typing import Any, Iterable, Mapping, Sequence
 
+from dendrax.checks import shown
+from dendrax.errors import DendraxError
 from dendrax.search.log import LogError, jsonable
 
 RANK_BY = ("val_mean", "val_lcb")
@@ -317,24 +320,171 @@ def pareto_document(front: Sequence[Mapping[str, Any]], n_configurations: int,
     }
 
 
-def write_json(path: str, value: Any) -> None:
-    """Write ``value`` as strict JSON (NaN and infinity as null, see ``jsonable``), whole or
-    not at all: into a new file beside ``path``, flushed to disk, then renamed over it, so
-    a crash or a full disk never leaves a half-written results file behind."""
-    text = json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n"
-    folder, name = os.path.split(os.path.abspath(path))
-    # open(..., "x") rather than tempfile.mkstemp: the file gets the usual permissions
-    # (0o666 less the umask), not mkstemp's owner-only 0o600.
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+class OutputError(DendraxError, OSError):
+    """An output file (``--out``, ``--report``, ``save_results``, a figure...) that cannot be
+    written: a missing folder, a directory, an input of the same command, a full disk. The
+    previous file at that path, if any, is left as it was. An OSError too, so code that
+    caught the filesystem's own error still catches it."""
+
+
+def _describe(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same
+    inode, through a hard link or another spelling of the folder."""
     try:
-        with open(temporary, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        return os.path.realpath(a) == os.path.realpath(b) or os.path.samefile(a, b)
+    except (OSError, ValueError):  # ValueError: a NUL byte in a path
+        return False
+
+
+def _held_log(path: str) -> bool:
+    """Whether ``path`` is a search log this process holds open as its writer."""
+    from dendrax.search import log as search_log
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    with search_log._registry_lock:
+        return search_log._held.get(search_log._file_key(st)) is not None
+
+
+def check_output(path: Any, what: str = "output",
+                 inputs: Mapping[str, Any] | None = None) -> str:
+    """Check, before any slow work, that ``path`` can take an output file; returns it as a
+    str. Raises :class:`OutputError`, in one line naming ``what`` and the path, when it is
+    empty, names a directory or something other than a plain file, sits in a folder that
+    does not exist or cannot be written, or is one of ``inputs`` ({what: path} of the
+    command's inputs and other outputs: the spec, the log, ``--report``...) or a search log
+    this process is writing. Compares resolved paths (and inodes), so ``./run.json``, a
+    symlink or a hard link to the log count as the log."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OutputError(f"{what}={shown(path)} must be the path of a file")
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if "\0" in path:
+        raise OutputError(f"cannot write {what} {path!r}: the path holds a NUL byte")
+    for name, other in (inputs or {}).items():
+        if other is None or not isinstance(other, (str, os.PathLike)) or not os.fspath(other):
+            continue
+        if same_file(path, os.fspath(other)):
+            raise OutputError(f"cannot write {what} {path!r}: it is {name} "
+                              f"{os.fspath(other)!r} of the same command, which it would "
+                              f"overwrite; choose another path")
+    if _held_log(path):
+        raise OutputError(f"cannot write {what} {path!r}: it is the search log this search "
+                          f"writes, which it would overwrite; choose another path")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise OutputError(f"cannot write {what} {path!r}: {_describe(e)}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise OutputError(f"cannot write {what} {path!r}: it is a directory; {what} must "
+                          f"name a file")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OutputError(f"cannot write {what} {path!r}: it is not a regular file (a FIFO, "
+                          f"device or socket); {what} must name a plain file")
+    target = os.path.realpath(path) if os.path.islink(path) else path  # as write_atomic
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise OutputError(f"cannot write {what} {path!r}: the folder {folder!r} does not "
+                          f"exist (create it first)")
+    # The one sure test that the folder takes a new file (permissions, a read-only file
+    # system, an ACL): create the kind of temporary file the write will, and remove it.
+    probe = _temporary_path(target)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise OutputError(f"cannot write {what} {path!r}: cannot create a file in "
+                          f"{folder!r} ({_describe(e)})") from None
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return path
+
+
+def prepare_folder(path: Any, what: str = "out_dir") -> str:
+    """Make sure ``path`` is a folder that outputs can go into, creating it (and its
+    parents) if missing; returns it as a str. Raises :class:`OutputError`, in one line
+    naming ``what`` and the path, when it is empty, names a file, or cannot be created."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OutputError(f"{what}={shown(path)} must be the path of a folder")
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if "\0" in path:
+        raise OutputError(f"cannot write into {what} {path!r}: the path holds a NUL byte")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"cannot write into {what} {path!r}: it is a file, not a folder; "
+                          f"{what} names the folder the files go into")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder {what} {path!r}: "
+                          f"{_describe(e)}") from None
+    return path
+
+
+def _temporary_path(path: str) -> str:
+    """A new name beside ``path`` for the file written before the rename (the name cut
+    short so that it stays within a file system's 255-byte limit)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    short = os.fsencode(name)[:200].decode("utf-8", "ignore") if name else "output"
+    return os.path.join(folder, f".{short}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def write_atomic(path: Any, data: str | bytes, what: str = "output") -> None:
+    """Write ``data`` (text is UTF-8) to ``path`` whole or not at all: into a new file beside
+    it, flushed and fsynced, then renamed over it (``os.replace``), so a crash, Ctrl-C or a
+    full disk never leaves a half-written file, and a previous file at that path stays
+    whole until the new one replaces it. Every output file of dendrax (results, reports,
+    Pareto fronts, figures) is written here. A symlink is written through (the file it
+    names is replaced, the link kept), and a file replaced keeps its permissions. A
+    filesystem error is an :class:`OutputError` naming ``what`` and the path; the
+    temporary file is removed."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OutputError(f"{what}={shown(path)} must be the path of a file")
+    path = os.fspath(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write {what} {path!r}: it is a directory; {what} must "
+                          f"name a file")
+    # Through a symlink to the file it names (replacing the link would cut it), in the
+    # folder of that file, so the rename stays within one file system.
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    folder = os.path.dirname(os.path.abspath(target))
+    temporary = _temporary_path(target)
+    try:
+        # os.open(..., O_EXCL) rather than tempfile.mkstemp: the file gets the usual
+        # permissions (0o666 less the umask), not mkstemp's owner-only 0o600; a file it
+        # replaces keeps its own.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with contextlib.suppress(OSError):
+                os.chmod(fd, stat.S_IMODE(os.stat(target).st_mode))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, target)
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            where = (f"the folder {folder!r} does not exist"
+                     if isinstance(e, FileNotFoundError) and not os.path.isdir(folder)
+                     else _describe(e))
+            kept = ("the previous file there is left as it was" if os.path.isfile(path)
+                    else "nothing was written")
+            raise OutputError(f"cannot write {what} {path!r}: {where}; {kept}") from None
         raise
     # The rename survives a crash once the folder is synced too (not every OS allows it).
     with contextlib.suppress(OSError):
@@ -343,6 +493,14 @@ def write_json(path: str, value: Any) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def write_json(path: str, value: Any, what: str = "output") -> None:
+    """Write ``value`` as strict JSON (NaN and infinity as null, see ``jsonable``), whole or
+    not at all (:func:`write_atomic`): a crash or a full disk never leaves a half-written
+    results file behind, nor spoils the previous one."""
+    text = json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n"
+    write_atomic(path, text, what)
 
 
 # ---- text and per-epoch values shared by the table, the plots and the exporters ----------

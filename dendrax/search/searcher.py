@@ -17,7 +17,7 @@ import random
 import warnings
 from typing import Any, Mapping, Sequence
 
-from dendrax.checks import check_int, shown
+from dendrax.checks import MAX_SEED, check_int, shown
 from dendrax.config import ModelConfig, count_params
 from dendrax.errors import ConfigError
 from dendrax.search import spaces
@@ -34,13 +34,14 @@ from dendrax.search.table import format_results
 from dendrax.spec import Trainer, TrainSettings, TrialOutcome
 
 
-def _fixed(owner: str, name: str, doc: str) -> property:
-    """A read-only attribute over ``self.<owner>.<name>``. Setting it raises: the value is
-    already in the trainer's settings, the budget and the log's spec, and a later
-    assignment would reach some of them but not the others."""
+def _fixed(owner: str, name: str, doc: str, field: str | None = None) -> property:
+    """A read-only attribute ``name`` over ``self.<owner>.<field>`` (field: the same name
+    unless given). Setting it raises: the value is already in the trainer's settings, the
+    budget, the data split and the log's spec, and a later assignment would reach some of
+    them but not the others."""
 
     def get(self: Any) -> Any:
-        return getattr(getattr(self, owner), name)
+        return getattr(getattr(self, owner), field or name)
 
     def refuse(self: Any, value: Any) -> None:
         raise AttributeError(
@@ -61,6 +62,8 @@ class HyperparameterSearcher:
           all derive from it.
       data_dir, validation_fraction: passed to ``dendrax.data.load_dataset``; the
           validation split is what ranks configurations.
+      split_seed: the seed of that split (which examples are held out for validation);
+          None, the default, uses the master seed. Only for data the searcher loads.
       log_path, resume: an append-only JSONL log of every finished model; ``resume=True``
           continues a log written with the same settings, training only what is missing.
       data_order, lowering, chunk_size, padding: passed to the trainer (see TrainSettings);
@@ -98,6 +101,7 @@ class HyperparameterSearcher:
         *,
         seeds_per_config: int = 1,
         seed: int = 0,
+        split_seed: int | None = None,
         data_dir: str | None = None,
         validation_fraction: float = 0.1,
         log_path: str | None = None,
@@ -129,7 +133,10 @@ class HyperparameterSearcher:
         self.n_classes = checked["n_classes"]
         self.verbose = verbose
         self.seeds_per_config = checked["seeds_per_config"]
-        self.seed = checked["seed"]
+        self.split_seed = check_int("split_seed", split_seed, 0, MAX_SEED, allow_none=True)
+        if split_seed is not None and data is not None:
+            raise ConfigError("split_seed sets how the searcher splits the data it loads; "
+                              "data= was given already split (leave split_seed out)")
         self.data_dir = data_dir
         self.validation_fraction = checked["validation_fraction"]
         self.log_path = log_path
@@ -180,6 +187,8 @@ class HyperparameterSearcher:
     min_param_ratio = _fixed("budget", "min_param_ratio",
                              "The share of max_params a config must use at least.")
     min_params = _fixed("budget", "min_params", "floor(min_param_ratio × max_params).")
+    seed = _fixed("settings", "seed", "The master seed: draws, data split, trial seeds, shared "
+                  "batch order.", field="data_seed")
 
     @property
     def n_train(self) -> int | None:
@@ -219,7 +228,8 @@ class HyperparameterSearcher:
 
         # With verbose=True, load_dataset prints where the data came from and its summary.
         return load_dataset(self.dataset, data_dir=self.data_dir, subset_size=self.subset_size,
-                            validation_fraction=self.validation_fraction, seed=self.seed,
+                            validation_fraction=self.validation_fraction,
+                            seed=self.seed if self.split_seed is None else self.split_seed,
                             verbose=self.verbose)
 
     @property
@@ -519,6 +529,67 @@ class HyperparameterSearcher:
         results = self.evaluate([params])
         return results[0] if results else None
 
+    def robustness(self, configs: Any, n_seeds: int | None = None, design: str = "replicate",
+                   levels: Mapping[str, int] | None = None, seed: int | None = None, *,
+                   confidence: float = 0.95, n_boot: int | None = None) -> Any:
+        """Train a robustness study of ``configs`` and return its
+        :class:`~dendrax.robustness.RobustnessReport` (raw val/test scores per run and
+        epoch, and the statistics).
+
+        ``design`` (see :func:`dendrax.robustness.make_design`): "replicate" (``n_seeds``
+        runs per config, every stream of randomness varied together), "paired"
+        (``n_seeds`` seed tuples shared by every config) or "factorial" (every
+        combination of ``levels`` seeds per stream, e.g. {"init": 4, "order": 4,
+        "rewire": 4} = 64 runs per config; the default). ``seed``: the study's master
+        seed (None: the searcher's). ``configs``: a list of param dicts or ModelConfigs,
+        or a mapping name → params; the searcher's lr and weight decay fill in.
+
+        Every run is one model: the whole study is ONE search call (validated before
+        anything trains, padded buckets where shapes differ, logged, resumable: with a
+        log, a rerun trains only the runs the log lacks). ``seeds_per_config`` does not
+        apply (each run's seeds are the design's). Every config must fit the budget, and
+        successive halving is refused (every run trains all epochs), and so is an "order"
+        factor under data_order="shared" (one batch order for all). The runs are not added
+        to ``results``.
+        """
+        from dendrax import robustness as rb  # pure Python, no JAX
+        from dendrax import stats
+
+        master = self.seed if seed is None else check_int("seed", seed, 0, MAX_SEED)
+        if self.settings.halving_eta:
+            raise ConfigError("a robustness study trains every run for all epochs; "
+                              "build the searcher without halving_eta")
+        if design == "factorial" and self.settings.data_order == "shared" and \
+                "order" in (levels if levels is not None else rb.STREAMS):
+            raise ConfigError("data_order='shared' gives every model the same batch order "
+                              "(from the master seed), so order seeds would vary nothing; "
+                              "use data_order='own', or leave 'order' out of levels")
+        try:
+            study = rb.make_design(design, configs, n_seeds, levels, master)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"robustness: {e}") from None
+        runs = [self._config(run.params) for run in study.runs]  # each validated first
+        for name, params in zip(study.names, study.configs):
+            config = self._config(params)
+            reason = self.budget.reason(count_params(config, self.in_dim, self.n_classes))
+            if reason is not None:
+                raise ConfigError(f"robustness: config {name!r} is outside the budget "
+                                  f"({reason}); widen max_params/min_param_ratio")
+        space = {"design": study.kind, "seed": master, "n_seeds": n_seeds,
+                 "levels": dict(levels) if levels is not None else None,
+                 "configs": [dict(c) for c in study.configs]}
+        replicates = self.seeds_per_config
+        self.seeds_per_config = 1  # each run is one model
+        try:
+            self._search("robustness", space, [run.params for run in study.runs])
+        finally:
+            self.seeds_per_config = replicates
+        histories = [self._completed[trial_key(c)].history for c in runs]
+        return rb.RobustnessReport.from_histories(
+            study, histories, n_test=_length(getattr(self.data, "y_test", None)),
+            confidence=confidence, n_boot=stats.N_BOOT if n_boot is None else n_boot,
+            seed=master)
+
     # ---- the search call ----------------------------------------------------------------
     def search_settings(self) -> dict[str, Any]:
         """What every search's results depend on, as the log records it (see :meth:`spec`):
@@ -554,6 +625,8 @@ class HyperparameterSearcher:
             "weight_decay": self.weight_decay,
             "budget": {"max_params": self.max_params, "min_param_ratio": self.min_param_ratio},
             "seed": self.seed,
+            # Only when set, so that the logs of searches without it keep their spec.
+            **({"split_seed": self.split_seed} if self.split_seed is not None else {}),
         })
 
     def spec(self, strategy: str, space: Mapping[str, Any]) -> dict[str, Any]:

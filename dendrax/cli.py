@@ -48,6 +48,10 @@ SCENARIO_DATASETS = {"quick": "mnist", "budget": "fashion-mnist", "compare": "fa
 
 _SPEC_EXCLUDED = {"self", "verbose", "data", "trainer", "callbacks"}
 _SPEC_SEARCH_KEYS = {"grid", "max_trials", "distributions", "n_trials", "fill_budget"}
+# Population-based training ("strategy": "pbt") and the replay of its schedule ("schedule").
+_PBT_KEYS = ("population_size", "ready_every", "burn_in", "quantile", "perturb",
+             "resample_probability", "mutate")
+_SPEC_SEARCH_KEYS |= {"strategy", "schedule", "seeds", *_PBT_KEYS}
 
 
 class UsageError(ConfigError):
@@ -109,6 +113,9 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
             hint = f"did you mean {close[0]!r}?" if close else \
                 f"allowed: {', '.join([*allowed, *sorted(_SPEC_SEARCH_KEYS)])}"
             raise UsageError(f"{where}: unknown key {key!r}; {hint}")
+    pbt = _split_pbt(spec, where)
+    if pbt is not None:
+        return pbt
     has_grid, has_dist = "grid" in spec, "distributions" in spec
     if has_grid == has_dist:
         raise UsageError(f"{where}: give exactly one of 'grid' (a grid search, optional "
@@ -129,6 +136,46 @@ def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, di
         if isinstance(spec["distributions"], dict) else spec["distributions"]
     return options, "random", space, {"n_trials": spec.get("n_trials", 50),
                                       "fill_budget": bool(spec.get("fill_budget", False))}
+
+
+def _split_pbt(spec: dict[str, Any], where: str) -> tuple | None:
+    """split_spec for "strategy": "pbt" (distributions and the PBT keys) and for a
+    "schedule" replay (with "seeds"); None for the other searches."""
+    options = {k: v for k, v in spec.items() if k not in _SPEC_SEARCH_KEYS}
+    strategy = spec.get("strategy")
+    if "schedule" in spec:
+        extra = sorted(set(spec) & (_SPEC_SEARCH_KEYS - {"schedule", "seeds"}))
+        if extra:
+            raise UsageError(f"{where}: 'schedule' replays a PBT schedule and takes 'seeds' "
+                             f"only, not {', '.join(map(repr, extra))}")
+        seeds = spec.get("seeds", [0, 1, 2])
+        if not isinstance(seeds, list) or not seeds or not all(
+                isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise UsageError(f"{where}: 'seeds' must be a non-empty list of integers")
+        return options, "replay", spec["schedule"], {"seeds": seeds}
+    if strategy is None:
+        extra = sorted(set(spec) & {*_PBT_KEYS, "seeds"})
+        if extra:
+            raise UsageError(f"{where}: {', '.join(map(repr, extra))} belong to "
+                             f"\"strategy\": \"pbt\" (or 'seeds' to 'schedule')")
+        return None
+    if strategy != "pbt":
+        raise UsageError(f"{where}: strategy={strategy!r}; the only strategy key is \"pbt\" "
+                         f"(grid and random searches are chosen by 'grid' or 'distributions')")
+    if not isinstance(spec.get("distributions"), dict) or "grid" in spec:
+        raise UsageError(f"{where}: \"strategy\": \"pbt\" needs 'distributions' (the space "
+                         f"its population is drawn from) and no 'grid'")
+    wrong = sorted(set(spec) & {"max_trials", "n_trials", "fill_budget", "seeds"})
+    if wrong:
+        raise UsageError(f"{where}: {', '.join(map(repr, wrong))} do not apply to "
+                         f"\"strategy\": \"pbt\" (it takes 'population_size')")
+    if "population_size" not in spec:
+        raise UsageError(f"{where}: \"strategy\": \"pbt\" needs 'population_size'")
+    space = {name: _range_tuple(value) for name, value in spec["distributions"].items()}
+    call = {k: spec[k] for k in _PBT_KEYS if k in spec}
+    if "perturb" in call and isinstance(call["perturb"], list):
+        call["perturb"] = tuple(call["perturb"])
+    return options, "pbt", space, call
 
 
 def _range_tuple(value: Any) -> Any:
@@ -205,6 +252,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     searcher = HyperparameterSearcher(verbose=not args.quiet, **options)
     if strategy == "grid":
         searcher.grid_search(space, **call)
+    elif strategy == "pbt":
+        searcher.population_based_training(space, **call)
+        if searcher.lineage is not None and not args.quiet:
+            from dendrax.search.pbt import format_lineage
+            print(format_lineage(searcher.lineage))
+    elif strategy == "replay":
+        searcher.replay(space, **call)
     else:
         searcher.random_search(space, **call)
     searcher.print_results(args.top)
@@ -271,6 +325,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from dendrax.search import table
 
     _check_top(args.top)
+    if args.lineage or args.schedule_out:
+        return _show_lineage(args)
     exporting = any(target is not None for target in
                     (args.to_optuna, args.to_tensorboard, args.to_mlflow))
     if exporting:
@@ -311,6 +367,24 @@ def _check_export_targets(args: argparse.Namespace) -> None:
         export.check_tracking_uri(args.to_mlflow, "--to-mlflow", avoid=[args.log])
 
 
+def _show_lineage(args: argparse.Namespace) -> int:
+    """dendrax show LOG --lineage [--schedule-out FILE]: the best PBT member's ancestry
+    and hyperparameter schedule, from the log alone."""
+    from dendrax.search.pbt import format_lineage, read_lineage, save_schedule
+
+    lineage, score = read_lineage(args.log)
+    print(format_lineage(lineage, score))
+    if args.schedule_out:
+        try:
+            save_schedule(args.schedule_out, lineage)
+        except OSError as e:
+            raise UsageError(f"cannot write the schedule {args.schedule_out!r}: "
+                             f"{e.strerror or e}") from None
+        print(f"Schedule saved to {args.schedule_out} (replay it with a spec "
+              f"{{\"schedule\": {json.dumps(args.schedule_out)}, \"seeds\": [...]}})")
+    return 0
+
+
 def _export(args: argparse.Namespace, record: SearchRecord) -> int:
     """dendrax show LOG --to-optuna URL / --to-tensorboard DIR / --to-mlflow URI."""
     from dendrax import export
@@ -345,6 +419,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     try:
         paths = plot_search(record, args.out, top=args.top, metric=args.metric,
                             fmt=args.format, caption=not args.no_caption)
+        if any(call.get("strategy") == "pbt" for call in record.calls):
+            from dendrax.pbt_plots import plot_pbt  # the schedules and the family tree
+
+            paths.update(plot_pbt(args.log, args.out, fmt=args.format))
     except ImportError as error:  # no matplotlib: say how to get it, in one line
         raise UsageError(str(error)) from None
     for path in paths.values():
@@ -544,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. sqlite:///mlflow.db, http://HOST:5000 (checked first) or a local "
                    "folder, file:///tmp/mlruns (needs 'dendrax[mlflow]')")
     p.add_argument("--experiment", default="dendrax", help="MLflow experiment (dendrax)")
+    p.add_argument("--lineage", action="store_true",
+                   help="population-based training: the best member's ancestry and its "
+                   "hyperparameter schedule (epoch → values)")
+    p.add_argument("--schedule-out", metavar="PATH",
+                   help="with --lineage: write that schedule as JSON, for replay (a spec "
+                   "with \"schedule\": PATH)")
     p.set_defaults(run=cmd_show)
 
     p = sub.add_parser("plot", help="draw the figures of a search log (PNG, PDF or SVG)",

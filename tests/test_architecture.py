@@ -104,8 +104,8 @@ def test_the_search_side_reaches_the_jax_side_only_lazily_to_train():
         assert not top, path.name
         if functions:
             lazy[path.name] = functions
-    # The default trainer, and the Ray executor's worker tasks: nothing else.
-    assert lazy == {"searcher.py": {"trainer"},
+    # The default trainer, PBT's trainer, and the Ray executor's worker tasks: nothing else.
+    assert lazy == {"searcher.py": {"trainer"}, "pbt.py": {"_pbt_trainer", "trainer"},
                     "executors.py": {"plan_task", "bucket_task", "_prepare_worker"}}
 
 

@@ -64,7 +64,8 @@ class MemberState(NamedTuple):
     params: Any
     connectivity: Any
     opt_state: Any
-    key: jax.Array  # the member's own typed PRNG keys, one per stream (constant)
+    key: jax.Array  # the member's own typed PRNG keys, one per stream (constant; after a PBT
+    # exploit, its own folded with the generation: dendrax.population.pbt.fresh_keys)
     step: jax.Array  # optimiser steps taken
     alive: jax.Array  # False once diverged
     diverged_step: jax.Array  # step at which the loss first stopped being finite, or -1

@@ -190,11 +190,14 @@ class LogContents:
     good_bytes: int = 0            # length of the file up to the end of its last whole line
     lines: int = 0                 # number of whole lines (blank ones included)
     header_lines: list[int] = dataclasses.field(default_factory=list)  # line of headers[i]
+    # Population-based training's lineage: one record per exploit (dendrax.search.pbt).
+    exploits: list[dict] = dataclasses.field(default_factory=list)
 
     def copy(self) -> "LogContents":
         return dataclasses.replace(self, headers=list(self.headers), trials=dict(self.trials),
                                    outcomes=dict(self.outcomes),
-                                   header_lines=list(self.header_lines))
+                                   header_lines=list(self.header_lines),
+                                   exploits=list(self.exploits))
 
 
 def read_log(path: str) -> LogContents:
@@ -349,8 +352,25 @@ def _read_record(record: dict, contents: LogContents, number: int = 0) -> None:
                              f"({trial_key(outcome.config)!r}); the line was edited")
         contents.trials[key] = record
         contents.outcomes[key] = outcome
+    elif kind == "exploit":  # a PBT member copied another (dendrax.search.pbt)
+        index = _search_index(record)
+        if index >= len(contents.headers):
+            raise LogError(f"an exploit of search #{index} before the header of search "
+                           f"#{index}, which is written first: {_NOT_ONE_SEARCH}")
+        for name in ("generation", "epoch", "member"):
+            value = record.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name!r} must be an integer >= 0, got {value!r}")
+        for name in ("member_key", "parent_key"):
+            if not isinstance(record.get(name), str):
+                raise ValueError(f"{name!r} must be a string, got {record.get(name)!r}")
+        for name in ("old", "new"):
+            if not isinstance(record.get(name), dict):
+                raise ValueError(f"{name!r} must be an object, got {record.get(name)!r}")
+        contents.exploits.append(record)
     else:
-        raise ValueError(f"unknown record type {kind!r}; expected 'header' or 'trial'")
+        raise ValueError(f"unknown record type {kind!r}; expected 'header', 'trial' or "
+                         f"'exploit'")
 
 
 def spec_differences(logged: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

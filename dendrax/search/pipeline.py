@@ -80,6 +80,8 @@ class SearchCall:
       finished    candidate index -> its SearchResult, once all its seeds are done
     """
 
+    trainer: Any = None  # None: the searcher's; a PBT call trains its own way (search/pbt.py)
+
     def __init__(self, searcher: Any, index: int, strategy: str, space: Mapping[str, Any],
                  sampled: Sequence[Mapping[str, Any]]):
         self.searcher = searcher
@@ -219,7 +221,7 @@ class SearchCall:
         self.display = (SweepProgress(0, len(self.todo), searcher.n_epochs)
                         if searcher.verbose else None)
         reports = self.display is not None or bool(self.on_epoch)
-        trainer = searcher.trainer
+        trainer = self.trainer or searcher.trainer
         extra = {}
         if self.replay:
             if _accepts(trainer, "replay"):

@@ -145,6 +145,7 @@ class HyperparameterSearcher:
         self.callbacks = as_callbacks(callbacks)
 
         self.results: list[SearchResult] = []
+        self.lineage: Any = None  # the best member's lineage after population_based_training
         self.rejected: list[Rejection] = []
         self._n_searches = 0
         self._calls: list[dict[str, Any]] = []  # each call's strategy, space and parameters
@@ -400,6 +401,56 @@ class HyperparameterSearcher:
         spec = {"param_distributions": spaces.space_spec(space)}
         self.results.extend(self._search("random", spec, sampled))
         return self.results
+
+    def population_based_training(self, param_distributions: Mapping[str, Any],
+                                  population_size: int, n_epochs: int | None = None,
+                                  ready_every: int = 1, burn_in: int = 0,
+                                  quantile: float = 0.25,
+                                  perturb: Sequence[float] = (0.8, 1.25),
+                                  resample_probability: float = 0.25,
+                                  mutate: Sequence[str] = ("lr", "weight_decay",
+                                                           "percentage_resample",
+                                                           "steps_to_resample",
+                                                           "synaptic_resampling"),
+                                  *, checkpoint: str | None = None,
+                                  on_generation: Any = None) -> list[SearchResult]:
+        """Population-based training (Jaderberg et al. 2017) inside one compiled population
+        (see dendrax.search.pbt for the rule, dendrax.population.pbt for the mechanism).
+
+        ``population_size`` members are drawn from ``param_distributions`` under the budget
+        as random_search draws them, each with its own seed, and train ``n_epochs``
+        (None: the searcher's) as one padded population. After every ``ready_every``-th
+        epoch from ``burn_in`` on, the bottom ``quantile`` by validation accuracy (diverged
+        members always) copy the whole state of a random top-``quantile`` member, then
+        perturb each hyperparameter of ``mutate`` that the space varies (× a factor of
+        ``perturb``, or a fresh draw with ``resample_probability``; within its bounds).
+        ``mutate=()`` is selection only, the control. Every exploit is logged (the
+        lineage: ``dendrax show LOG --lineage``); with a log the population is
+        checkpointed at each generation (``checkpoint``, default LOG.pbtN.ckpt) and a
+        searcher with ``resume=True`` continues a killed run from its last generation.
+        ``on_generation(generation, epoch)`` is called after each generation.
+
+        A member's result is labelled by its initial draw and holds its slot's history;
+        ``self.lineage`` is the best member's :class:`~dendrax.search.pbt.Lineage` (its
+        ancestry and hyperparameter schedule; ``replay`` retrains it). Returns all
+        results so far, like the other searches."""
+        from dendrax.search import pbt
+
+        _, self.lineage = pbt.population_based_training(
+            self, param_distributions, population_size, n_epochs, ready_every, burn_in,
+            quantile, perturb, resample_probability, mutate, checkpoint=checkpoint,
+            on_generation=on_generation)
+        return self.results
+
+    def replay(self, schedule: Any, seeds: Sequence[int]) -> list[SearchResult]:
+        """Retrain a PBT schedule (a :class:`~dendrax.search.pbt.Lineage`, its JSON as
+        ``save_schedule`` writes it, or that file's path) from scratch on each of
+        ``seeds``, as one population whose hyperparameters change at the schedule's
+        epochs (no exploit): how a PBT result is confirmed. Returns the replay's results
+        (one per seed; also added to ``results``)."""
+        from dendrax.search import pbt
+
+        return pbt.replay(self, schedule, seeds)
 
     def _draw_until_full(self, space: Mapping[str, spaces.Distribution], n_trials: int,
                          rng: random.Random) -> list[dict[str, Any]]:

@@ -111,6 +111,17 @@ def load_average() -> list[float] | None:
         return None
 
 
+def command_line() -> str:
+    """The command as anyone reruns it: ``python`` and the script's path in the repository
+    (not this machine's interpreter path), then the arguments as given."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        shown = str(script.relative_to(REPO))
+    except ValueError:
+        shown = script.name
+    return " ".join(shlex.quote(a) for a in ["python", shown, *sys.argv[1:]])
+
+
 def machine_record() -> dict[str, Any]:
     """Where and with what the figures were measured: goes into every JSON file."""
     import jax
@@ -118,7 +129,7 @@ def machine_record() -> dict[str, Any]:
     devices = jax.devices()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "command": command_line(),
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -102,17 +102,22 @@ def searcher_options() -> list[str]:
     return [n for n in names if n not in _SPEC_EXCLUDED]
 
 
-def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, dict, dict]:
-    """(constructor arguments, "grid" or "random", space, search call arguments)."""
-    allowed = searcher_options()
+def check_spec_keys(spec: dict[str, Any], where: str, known: Sequence[str]) -> None:
+    """Every key of ``spec`` is a string among ``known``; else a UsageError naming the
+    closest known key (or listing them all)."""
     for key in spec:
         if not isinstance(key, str):
             raise UsageError(f"{where}: setting names must be strings, got {key!r}")
-        if key not in allowed and key not in _SPEC_SEARCH_KEYS:
-            close = difflib.get_close_matches(key, [*allowed, *_SPEC_SEARCH_KEYS], n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
-                f"allowed: {', '.join([*allowed, *sorted(_SPEC_SEARCH_KEYS)])}"
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
             raise UsageError(f"{where}: unknown key {key!r}; {hint}")
+
+
+def split_spec(spec: dict[str, Any], where: str = "spec") -> tuple[dict, str, dict, dict]:
+    """(constructor arguments, "grid" or "random", space, search call arguments)."""
+    allowed = searcher_options()
+    check_spec_keys(spec, where, [*allowed, *sorted(_SPEC_SEARCH_KEYS)])
     pbt = _split_pbt(spec, where)
     if pbt is not None:
         return pbt
@@ -276,14 +281,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     searcher's settings plus "configs", "design", "n_seeds" and "levels"."""
     spec = load_spec(args.spec)
     allowed = searcher_options()
-    for key in spec:
-        if not isinstance(key, str):
-            raise UsageError(f"{args.spec}: setting names must be strings, got {key!r}")
-        if key not in allowed and key not in _STUDY_KEYS:
-            close = difflib.get_close_matches(key, [*allowed, *_STUDY_KEYS], n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
-                f"allowed: {', '.join([*allowed, *_STUDY_KEYS])}"
-            raise UsageError(f"{args.spec}: unknown key {key!r}; {hint}")
+    check_spec_keys(spec, args.spec, [*allowed, *_STUDY_KEYS])
     if "configs" not in spec:
         raise UsageError(f"{args.spec}: a robustness spec needs 'configs': a list of "
                          f"configurations (or a mapping name -> configuration)")
@@ -482,7 +480,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         if args.resume or "resume=True" not in str(error):
             raise
         raise UsageError(f"{error}".split(";")[0] + ": add --resume to continue it, or "
-                         f"choose another --log") from None
+                         "choose another --log") from None
     except DataError as error:
         dataset = args.dataset or SCENARIO_DATASETS[args.name]
         if dataset == "fashion-mnist":

@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Protocol, Sequence
 
 from dendrax.checks import MAX_EPOCHS, MAX_SEED, check_capped_int, check_int, check_number
 from dendrax.errors import ConfigError
-
-if TYPE_CHECKING:
-    from dendrax.config import ModelConfig
 
 ARCHITECTURES = ("dendritic_simple", "soma_disabled", "dendritic_with_hidden", "mlp")
 STRATEGIES = ("random", "local-receptive-fields", "fully-connected")
@@ -362,7 +359,7 @@ class TrialOutcome:
     padded compute over its members' own compute, minus 1.
     """
 
-    config: "ModelConfig"
+    config: Any  # a dendrax.config.ModelConfig (this leaf module imports nothing above it)
     total_params: int
     history: dict[str, list[float]]
     diverged: bool = False
@@ -425,7 +422,7 @@ class Trainer(Protocol):
     trainers whose signature has it.
     """
 
-    def __call__(self, configs: Sequence["ModelConfig"], data: Any, settings: TrainSettings, *,
+    def __call__(self, configs: Sequence[Any], data: Any, settings: TrainSettings, *,
                  progress: Optional[Callable[[Progress], None]] = None,
                  on_bucket_done: Optional[Callable[[list[TrialOutcome]], None]] = None,
                  on_plan: Optional[Callable[[list], None]] = None,

@@ -30,14 +30,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The dendrax modules ``name`` imports, anywhere in the file (lazy imports too)."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     out = set()
-    tree = ast.parse(path.read_text())
-    # Imports under `if TYPE_CHECKING:` never run; they name types for annotations only.
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-                   for n in ast.walk(block)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):

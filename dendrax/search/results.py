@@ -352,6 +352,20 @@ def _held_log(path: str) -> bool:
         return search_log._held.get(search_log._file_key(st)) is not None
 
 
+def _path_text(path: Any, what: str, kind: str) -> str:
+    """``path`` as a str (bytes decoded), or an OutputError naming ``what`` when it is not
+    a path, is empty or holds a NUL byte (``kind``: "file" or "folder")."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OutputError(f"{what}={shown(path)} must be the path of a {kind}")
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if "\0" in path:
+        raise OutputError(f"cannot write {'into ' if kind == 'folder' else ''}{what} "
+                          f"{path!r}: the path holds a NUL byte")
+    return path
+
+
 def check_output(path: Any, what: str = "output",
                  inputs: Mapping[str, Any] | None = None) -> str:
     """Check, before any slow work, that ``path`` can take an output file; returns it as a
@@ -361,13 +375,7 @@ def check_output(path: Any, what: str = "output",
     command's inputs and other outputs: the spec, the log, ``--report``...) or a search log
     this process is writing. Compares resolved paths (and inodes), so ``./run.json``, a
     symlink or a hard link to the log count as the log."""
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise OutputError(f"{what}={shown(path)} must be the path of a file")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if "\0" in path:
-        raise OutputError(f"cannot write {what} {path!r}: the path holds a NUL byte")
+    path = _path_text(path, what, "file")
     for name, other in (inputs or {}).items():
         if other is None or not isinstance(other, (str, os.PathLike)) or not os.fspath(other):
             continue
@@ -412,13 +420,7 @@ def prepare_folder(path: Any, what: str = "out_dir") -> str:
     """Make sure ``path`` is a folder that outputs can go into, creating it (and its
     parents) if missing; returns it as a str. Raises :class:`OutputError`, in one line
     naming ``what`` and the path, when it is empty, names a file, or cannot be created."""
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise OutputError(f"{what}={shown(path)} must be the path of a folder")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if "\0" in path:
-        raise OutputError(f"cannot write into {what} {path!r}: the path holds a NUL byte")
+    path = _path_text(path, what, "folder")
     if os.path.exists(path) and not os.path.isdir(path):
         raise OutputError(f"cannot write into {what} {path!r}: it is a file, not a folder; "
                           f"{what} names the folder the files go into")

@@ -19,6 +19,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 from pathlib import Path
 
@@ -192,3 +196,55 @@ def make_searcher(trainer=None, **kwargs) -> HyperparameterSearcher:
 
 # 12 neurons × 6 dendrites × 96 inputs on 784 features: exactly 7,198 parameters (reference measurement).
 CONFIG_7198 = {"n_neurons": 12, "n_dendrites": 6, "n_dendrite_inputs": 96}
+
+
+# ---- a search in a child process that the test kills ---------------------------------------
+
+def recording_trainer(trained_path: str, pause: float = 0.6):
+    """A FakeTrainer that appends every model it is asked to train to ``trained_path`` (one
+    JSON line per model) and pauses ``pause`` seconds after logging each bucket, so that a
+    parent process can kill it between buckets (tests/test_crash_resume.py and the
+    robustness study's kill test run it in a child script)."""
+    fake = FakeTrainer()
+
+    def trainer(configs, data, settings, *, progress=None, on_bucket_done=None,
+                on_plan=None, log=None):
+        with open(trained_path, "a") as f:
+            for c in configs:
+                f.write(json.dumps(c.to_dict(), sort_keys=True) + "\n")
+
+        def done(outcomes):
+            on_bucket_done(outcomes)
+            time.sleep(pause)
+
+        return fake(configs, data, settings, progress=progress, on_bucket_done=done,
+                    on_plan=on_plan)
+
+    return trainer
+
+
+def run_child_search(folder, script: str, name: str, resume: bool,
+                     kill_after_lines: int | None = None):
+    """Run ``script`` (argv: log, trained, "1" to resume) in a fresh process; with
+    ``kill_after_lines``, SIGKILL it once its log holds that many trial lines and return
+    (None, trained path); else (the JSON after its "RESULT " line, trained path)."""
+    log = folder / f"{name}.jsonl"
+    trained = folder / f"{name}-trained-{int(resume)}.jsonl"
+    path = folder / "child.py"
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path), str(log), str(trained),
+                             "1" if resume else "0"], stdout=subprocess.PIPE, text=True)
+    if kill_after_lines is not None:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            lines = log.read_text().count('"type": "trial"') if log.exists() else 0
+            if lines >= kill_after_lines:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return None, trained
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):]), trained

@@ -5,11 +5,7 @@ with resume; the report reads the trainer's histories in the design's order."""
 import functools
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 
@@ -18,7 +14,7 @@ from dendrax.config import ModelConfig
 from dendrax.errors import ConfigError
 from dendrax.robustness import RobustnessReport
 from dendrax.search import HyperparameterSearcher
-from conftest import FakeTrainer, fake_data, hashed_scores, make_searcher
+from conftest import FakeTrainer, fake_data, hashed_scores, make_searcher, run_child_search
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 A = {"n_neurons": 4, "n_dendrites": 3, "n_dendrite_inputs": 16}
@@ -129,26 +125,15 @@ def test_a_logged_study_resumes_without_training_again(tmp_path):
 CHILD = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, {here!r})
-    from conftest import fake_data, FakeTrainer
+    from conftest import fake_data, recording_trainer
     from dendrax.search import HyperparameterSearcher
 
     log_path, trained_path, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-    fake = FakeTrainer()
-
-    def slow_trainer(configs, data, settings, *, progress=None, on_bucket_done=None,
-                     on_plan=None, log=None):
-        with open(trained_path, "a") as f:
-            for c in configs:
-                f.write(json.dumps(c.to_dict(), sort_keys=True) + "\\n")
-        def slow_done(outcomes):
-            on_bucket_done(outcomes)
-            time.sleep(0.6)
-        return fake(configs, data, settings, progress=progress, on_bucket_done=slow_done,
-                    on_plan=on_plan)
+    trainer = recording_trainer(trained_path)
 
     searcher = HyperparameterSearcher(max_params=2000, min_param_ratio=0.1, n_epochs=1,
                                       verbose=False, seeds_per_config=3, data=fake_data(),
-                                      log_path=log_path, resume=resume, trainer=slow_trainer)
+                                      log_path=log_path, resume=resume, trainer=trainer)
     configs = [{{"n_neurons": n, "n_dendrites": d, "n_dendrite_inputs": 16}}
                for n in (4, 6) for d in (3, 5)]
     report = searcher.robustness(configs, design="factorial",
@@ -158,26 +143,7 @@ CHILD = textwrap.dedent("""
 
 
 def _run(tmp_path, name, resume, kill_after_lines=None):
-    log = tmp_path / f"{name}.jsonl"
-    trained = tmp_path / f"{name}-trained-{int(resume)}.jsonl"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    proc = subprocess.Popen([sys.executable, str(script), str(log), str(trained),
-                             "1" if resume else "0"], stdout=subprocess.PIPE, text=True)
-    if kill_after_lines is not None:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            lines = log.read_text().count('"type": "trial"') if log.exists() else 0
-            if lines >= kill_after_lines:
-                break
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        return None, trained
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0
-    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):]), trained
+    return run_child_search(tmp_path, CHILD, name, resume, kill_after_lines)
 
 
 @pytest.mark.slow  # runs studies in fresh processes
